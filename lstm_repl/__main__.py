@@ -1,0 +1,4 @@
+from lstm_repl.cli import main
+
+if __name__ == "__main__":
+    main()

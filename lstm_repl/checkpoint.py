@@ -1,0 +1,248 @@
+"""Checkpoints: a folder of JSON (config, vocabulary, metrics) and safetensors (weights).
+
+Nothing here unpickles: loading a checkpoint never executes code. Writes go to a temporary
+sibling folder that is renamed into place, so a crash leaves the previous checkpoint whole.
+See docs/checkpoint-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lstm_repl import __version__
+from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
+from lstm_repl.errors import CheckpointError, ConfigError
+from lstm_repl.model import LanguageModel
+from lstm_repl.vocab import Vocab, vocab_from_json
+
+FORMAT_NAME = "lstm-repl-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+RESUME_TENSORS_FILE = "resume.safetensors"
+RESUME_JSON_FILE = "resume.json"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass
+class Checkpoint:
+    model: LanguageModel
+    vocab: Vocab
+    train_config: TrainConfig
+    info: dict  # the whole config.json: corpus, metrics, training time, device, precision
+    path: Path
+    resume: dict | None = field(default=None)  # resume.json plus its tensors, when loaded for resuming
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path.name not in ("best", "last") else f"{self.path.parent.name}/{self.path.name}"
+
+
+# ---------------------------------------------------------------- finding a checkpoint
+
+
+def bundled_names() -> list[str]:
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def resolve(spec: str | Path, for_resume: bool = False) -> Path:
+    """A checkpoint folder, a training output folder (best/ or last/ inside), or a bundled name."""
+    path = Path(spec)
+    candidates = ["last", "best"] if for_resume else ["best", "last"]
+    for folder in [path, *(path / c for c in candidates)]:
+        found = _recover(folder)
+        if found is not None:
+            return found
+    if not path.exists() and len(path.parts) == 1 and (BUNDLED_DIR / path.name / CONFIG_FILE).is_file():
+        return BUNDLED_DIR / path.name
+    if path.exists():
+        raise CheckpointError(f"{path}: not a checkpoint (no {CONFIG_FILE}); point at a folder written by lstm-repl train")
+    names = ", ".join(bundled_names()) or "none installed"
+    raise CheckpointError(f"{spec}: no such checkpoint folder or bundled model (bundled: {names})")
+
+
+def _recover(folder: Path) -> Path | None:
+    """The folder if it is a checkpoint; else the copy a swap interrupted between its renames."""
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    old = _old_path(folder)
+    if (old / CONFIG_FILE).is_file():
+        return old
+    return None
+
+
+def _old_path(folder: Path) -> Path:
+    return folder.with_name(f".{folder.name}.old")
+
+
+# ---------------------------------------------------------------- saving
+
+
+def save(
+    path: str | Path,
+    model: LanguageModel,
+    vocab: Vocab,
+    train_config: TrainConfig,
+    info: dict[str, Any] | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically. `resume` holds {"json": {...}, "tensors": {...}}."""
+    path = Path(path)
+    weights = {name: t.detach().to("cpu", torch.float32).contiguous().clone() for name, t in model.state_dict().items()}
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "lstm_repl_version": __version__,
+        "model": to_dict(model.config),
+        "vocab": vocab.to_json(),
+        "training": to_dict(train_config),
+        **(info or {}),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {exc.strerror}; choose a writable --out") from None
+    try:
+        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        _fsync(tmp / WEIGHTS_FILE)
+        config["files"] = {WEIGHTS_FILE: _file_digest(tmp / WEIGHTS_FILE)}
+        if resume is not None:
+            save_file(resume["tensors"], str(tmp / RESUME_TENSORS_FILE))
+            _fsync(tmp / RESUME_TENSORS_FILE)
+            _write_json(tmp / RESUME_JSON_FILE, resume["json"])
+            config["files"][RESUME_TENSORS_FILE] = _file_digest(tmp / RESUME_TENSORS_FILE)
+        _write_json(tmp / CONFIG_FILE, config)
+        _swap_into_place(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({exc.strerror}); free some space or pick another --out "
+            "(the previous checkpoint there is untouched)"
+        ) from None
+    return path
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _file_digest(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename tmp to path. If path exists it is first renamed aside, so one copy is always whole."""
+    old = _old_path(path)
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool = False) -> Checkpoint:
+    """Load a checkpoint onto `device` (CPU by default, whatever trained it). Never unpickles."""
+    path = resolve(spec, for_resume)
+    config = _read_config(path)
+    try:
+        model_config = from_dict(ModelConfig, config["model"])
+        train_config = from_dict(TrainConfig, config.get("training", {}))
+    except (TypeError, KeyError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: the model config is malformed ({exc}); the checkpoint is broken") from None
+    vocab = vocab_from_json(config["vocab"])
+    if len(vocab) != model_config.vocab_size:
+        raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but the model expects {model_config.vocab_size}")
+    model = LanguageModel(model_config)
+    _load_weights(model, _read_tensors(path, WEIGHTS_FILE, config), path)
+    model.to(device).eval()
+    model.flatten()
+    resume = _read_resume(path, config) if for_resume else None
+    return Checkpoint(model=model, vocab=vocab, train_config=train_config, info=config, path=path, resume=resume)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path / CONFIG_FILE}: unreadable or not JSON ({exc}); the checkpoint is broken") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: not an lstm-repl checkpoint (config.json has no format {FORMAT_NAME!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: config.json has no valid format_version; the checkpoint is broken")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written in checkpoint format {version}, this lstm-repl reads up to {FORMAT_VERSION}; upgrade lstm-repl"
+        )
+    if not isinstance(config.get("model"), dict) or not isinstance(config.get("vocab"), dict):
+        raise CheckpointError(f"{path}: config.json lacks the model or vocab section; the checkpoint is broken")
+    return config
+
+
+def _read_tensors(path: Path, name: str, config: dict) -> dict[str, torch.Tensor]:
+    file = path / name
+    expected = config.get("files", {}).get(name)
+    try:
+        if expected is not None and _file_digest(file) != expected:
+            raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); retrain or restore it")
+        return load_file(str(file), device="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing; the checkpoint is incomplete") from None
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({exc}); the checkpoint is broken") from None
+
+
+def _load_weights(model: LanguageModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{path}: weight {name} has shape {tuple(tensor.shape)}, config says {tuple(expected[name].shape)}"
+            )
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: weight {name} holds non-finite or non-float values; the checkpoint is broken")
+    model.load_state_dict(tensors)
+
+
+def _read_resume(path: Path, config: dict) -> dict:
+    try:
+        state = json.loads((path / RESUME_JSON_FILE).read_text("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: holds no training state to resume from; resume from the run's folder (its last/)") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path / RESUME_JSON_FILE}: unreadable ({exc}); the checkpoint is broken") from None
+    state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config)
+    return state

@@ -1,0 +1,92 @@
+"""The command line. The only place that turns library errors into one-line messages."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from lstm_repl import __version__
+from lstm_repl.errors import LstmReplError, TrainingInterrupted
+
+
+class OneLineErrors(click.Group):
+    """Every error a user can cause ends as one line on stderr and a non-zero exit, no traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name or "lstm-repl", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _fail(_click_message(exc), exc.exit_code)
+        except click.exceptions.Abort:
+            _fail("aborted", 130)
+        except TrainingInterrupted as exc:
+            _fail(str(exc), 130)
+        except LstmReplError as exc:
+            _fail(str(exc), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(1)
+        except OSError as exc:
+            if getattr(exc, "errno", None) == 28:
+                _fail(f"the disk is full ({exc.filename or 'writing'}); free some space and retry", 1)
+            raise
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see {ctx.command_path} --help)" if isinstance(exc, click.UsageError) and ctx is not None else ""
+    return f"{where}{message}{hint}".replace("\n", " ")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '10m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not match or not any(match.groups()):
+        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 90s, 10m or 1h30m", param_hint="--time")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise click.BadParameter("must be longer than zero", param_hint="--time")
+    return total
+
+
+@click.group(cls=OneLineErrors, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lstm-repl")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Train an LSTM language model on your own text and watch it think, live.
+
+    With no command, opens the interactive shell on the bundled default model.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main() -> None:
+    cli.main()
+
+
+def _register_commands() -> None:
+    from lstm_repl.commands.train import train
+
+    cli.add_command(train)
+
+
+_register_commands()

@@ -1,0 +1,1 @@
+"""One module per command; each imports torch lazily so --help stays fast."""

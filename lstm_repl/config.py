@@ -1,0 +1,115 @@
+"""The settings that shape a model, a training run and a sampling call.
+
+Each is a plain dataclass, saved as JSON inside the checkpoint and rebuilt from it on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lstm_repl.errors import ConfigError
+
+CELL_KINDS = ("lstm", "peephole", "coupled", "gru", "rnn")
+LEVELS = ("char", "word")
+PRECISIONS = ("auto", "bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int  # tokens in the vocabulary, <unk> included
+    cell: str = "lstm"  # recurrent cell kind, one of CELL_KINDS
+    layers: int = 2  # stacked recurrent layers
+    hidden: int = 512  # units per layer (size of h and c)
+    embed: int = 128  # size of the token embedding fed to layer 0
+    dropout: float = 0.1  # between layers and before the decoder, training only
+    tie_weights: bool = False  # decoder shares the embedding matrix (needs embed == hidden)
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_KINDS:
+            raise ConfigError(f"unknown cell kind {self.cell!r}; use one of {', '.join(CELL_KINDS)}")
+        if self.layers < 1 or self.hidden < 1 or self.embed < 1 or self.vocab_size < 2:
+            raise ConfigError("layers, hidden and embed must be at least 1 and the vocabulary at least 2")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_weights and self.embed != self.hidden:
+            raise ConfigError(f"--tie-weights needs --embed equal to --hidden ({self.embed} != {self.hidden})")
+
+
+@dataclass
+class TrainConfig:
+    level: str = "char"  # tokenizer level, one of LEVELS
+    vocab_size: int = 20000  # word level: cap on the vocabulary, <unk> included
+    min_count: int = 1  # word level: drop words seen fewer times than this
+    seq_len: int = 100  # tokens per truncated-BPTT chunk
+    batch_size: int = 64  # parallel contiguous streams
+    lr: float = 3e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.01  # AdamW decoupled weight decay, matrices only
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    schedule: str = "cosine"  # after warm-up: "cosine" decay to lr * min_lr_ratio, or "constant"
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * this
+    grad_clip: float = 1.0  # max global gradient norm
+    max_steps: int | None = None  # stop after this many optimizer steps
+    time_limit_s: float | None = None  # stop after this many seconds of training
+    epochs: float | None = None  # stop after this many passes over the training tokens
+    val_fraction: float = 0.05  # the last part of the corpus held out for validation
+    eval_interval: int = 200  # steps between validations (and checkpoints)
+    eval_tokens: int = 200_000  # validation tokens per periodic check (the final check uses all)
+    log_interval: int = 20  # steps between log records
+    sample_length: int = 200  # tokens in the sample shown at each validation
+    seed: int = 1337
+    device: str = "auto"  # one of DEVICES
+    precision: str = "auto"  # one of PRECISIONS
+    encoding: str = "utf-8"  # corpus text encoding
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}"),
+            (self.seq_len >= 1, "--seq-len must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (0.0 < self.val_fraction < 1.0, "--val-fraction must be between 0 and 1"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
+            (self.time_limit_s is None or self.time_limit_s > 0, "--time must be positive"),
+            (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+            (self.vocab_size >= 2, "--vocab-size must be at least 2"),
+            (self.min_count >= 1, "--min-count must be at least 1"),
+            (self.schedule in ("cosine", "constant"), "--schedule must be cosine or constant"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class SampleConfig:
+    temperature: float = 0.8  # 0 is greedy
+    top_k: int = 0  # keep the k most likely tokens; 0 keeps all
+    top_p: float = 1.0  # keep the smallest set whose probability reaches p
+    length: int = 200  # tokens to generate
+    seed: int | None = None  # same seed, same text
+    stop: str | None = None  # stop once the output ends with this
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError("temperature must be 0 (greedy) or more")
+        if self.top_k < 0:
+            raise ConfigError("top-k must be 0 (off) or more")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("top-p must be in (0, 1]")
+        if self.length < 0:
+            raise ConfigError("length must be 0 or more")
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a config, ignoring keys this version does not know (written by a newer minor)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})

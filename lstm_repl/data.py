@@ -1,0 +1,188 @@
+"""Corpus reading, cached tokenization, the train/validation split and TBPTT batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from lstm_repl.errors import CheckpointError, CorpusError
+from lstm_repl.vocab import Vocab, build_vocab, np_dtype, vocab_from_json
+
+SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".svn", "node_modules"}
+
+
+@dataclass
+class Corpus:
+    text: str
+    files: list[Path]
+    sha256: str  # of the concatenated text, UTF-8
+
+    @property
+    def name(self) -> str:
+        return ", ".join(p.name for p in self.files[:3]) + (" ..." if len(self.files) > 3 else "")
+
+
+def list_corpus_files(paths: list[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+            if not found:
+                raise CorpusError(f"{path}: the folder holds no files; point at text files or a folder of them")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CorpusError(f"{path}: no such file or folder")
+    return files
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") or part in SKIPPED_DIRS for part in relative.parts)
+
+
+def read_text_file(path: Path, encoding: str = "utf-8") -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
+    nul = data.find(b"\x00")
+    if nul >= 0 and not encoding.lower().startswith("utf-16"):
+        raise CorpusError(f"{path}: looks binary (NUL byte at offset {nul}); give a text file")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"{path}: not valid {encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8 or pass --encoding (e.g. --encoding latin-1)"
+        ) from None
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or latin-1") from None
+
+
+def read_corpus(paths: list[str | Path], encoding: str = "utf-8") -> Corpus:
+    files = list_corpus_files(paths)
+    parts = []
+    for path in files:
+        text = read_text_file(path, encoding)
+        parts.append(text if not text or text.endswith("\n") or len(files) == 1 else text + "\n")
+    text = "".join(parts)
+    if not text.strip():
+        raise CorpusError(f"{', '.join(str(p) for p in paths)}: the corpus is empty; give it some text")
+    return Corpus(text=text, files=files, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LSTM_REPL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
+    return Path(base) / "tokens"
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def load_vocab_cached(corpus: Corpus, level: str, max_size: int, min_count: int) -> Vocab:
+    """Build the vocabulary, or reuse the one built earlier for the same corpus and settings."""
+    path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
+    try:
+        return vocab_from_json(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError, CorpusError, CheckpointError):
+        vocab = build_vocab(corpus.text, level, max_size, min_count)
+        _write_quietly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
+        return vocab
+
+
+def encode_cached(corpus: Corpus, vocab: Vocab) -> np.ndarray:
+    """Token ids of the corpus, read from the cache when this corpus met this vocabulary before."""
+    vocab_hash = _key(json.dumps(vocab.to_json(), ensure_ascii=False))
+    path = cache_dir() / f"ids-{_key(corpus.sha256, vocab_hash)}.npy"
+    try:
+        ids = np.load(path, allow_pickle=False)
+        if ids.dtype == np_dtype(len(vocab)) and ids.ndim == 1:
+            return ids
+    except (OSError, ValueError):
+        pass
+    ids = vocab.encode_array(corpus.text)
+    _write_quietly(path, lambda tmp: np.save(tmp, ids, allow_pickle=False))
+    return ids
+
+
+def _write_quietly(path: Path, write) -> None:
+    """A cache is an optimisation: a read-only or full disk must not stop training."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        produced = tmp if tmp.exists() else tmp.with_name(tmp.name + ".npy")
+        os.replace(produced, path)
+    except OSError:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".npy")):
+            leftover.unlink(missing_ok=True)
+
+
+def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    n_val = int(len(ids) * val_fraction)
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+
+
+def check_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -> None:
+    need = batch_size * (seq_len + 1)
+    if n_train < need:
+        fit_batch = n_train // (seq_len + 1)
+        hint = (
+            f"--batch-size {fit_batch} would fit" if fit_batch >= 1
+            else f"--seq-len {max(1, n_train // batch_size - 1)} would fit" if n_train // batch_size >= 2
+            else "use a larger corpus"
+        )
+        raise CorpusError(
+            f"the corpus is too small: {n_train:,} training tokens, but one batch of {batch_size} streams x "
+            f"{seq_len + 1} tokens needs {need:,}; {hint}"
+        )
+    if n_val < 2:
+        raise CorpusError(
+            f"the validation split holds {n_val} tokens; raise --val-fraction or use a larger corpus"
+        )
+
+
+class StreamBatches:
+    """B contiguous streams cut into seq_len chunks, for truncated backpropagation through time.
+
+    The token array is laid out as (B, L): stream b is one contiguous slice of the corpus, so
+    the state a chunk ends with is the right state to start the next chunk of the same stream.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        self.seq_len = seq_len
+        length = len(ids) // batch_size
+        self.streams = np.ascontiguousarray(ids[: length * batch_size].reshape(batch_size, length))
+        self.chunks_per_epoch = max(0, (length - 1) // seq_len)
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        return self.chunks_per_epoch * self.seq_len * self.streams.shape[0]
+
+    def chunk(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets of chunk `index`: both (B, seq_len)."""
+        start = index * self.seq_len
+        window = self.streams[:, start : start + self.seq_len + 1]
+        return window[:, :-1], window[:, 1:]
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index in range(self.chunks_per_epoch):
+            yield self.chunk(index)
+
+
+def validation_batches(ids: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None) -> StreamBatches:
+    """Validation streams: as many as the held-out tokens allow, at most batch_size."""
+    if max_tokens is not None:
+        ids = ids[: max_tokens + 1]
+    streams = max(1, min(batch_size, (len(ids) - 1) // max(2, seq_len + 1)))
+    per_stream = len(ids) // streams
+    return StreamBatches(ids, streams, min(seq_len, max(1, per_stream - 1)))

@@ -1,0 +1,64 @@
+"""The standard LSTM: PyTorch's fused nn.LSTM for speed, and a gate path over the same weights.
+
+    i = σ(W_i·[h₋₁, x] + b_i)    f = σ(W_f·[h₋₁, x] + b_f)    g = tanh(W_g·[h₋₁, x] + b_g)
+    o = σ(W_o·[h₋₁, x] + b_o)    c = f∗c₋₁ + i∗g              h = o∗tanh(c)
+
+Weights are stacked in PyTorch's gate order i, f, g, o: weight_ih_l{k} is (4H, in).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lstm_repl.model.base import GATE_01, GATE_11, Gates, Quantity, State, layer_weight_names
+
+
+class LSTMStack(nn.LSTM):
+    kind = "lstm"
+    has_fused_kernel = True
+    state_names = ("h", "c")
+    quantities = (
+        Quantity("f", "forget gate", *GATE_01),
+        Quantity("i", "input gate", *GATE_01),
+        Quantity("o", "output gate", *GATE_01),
+        Quantity("g", "candidate", *GATE_11),
+        Quantity("c", "cell state", *GATE_11),
+        Quantity("h", "hidden state", *GATE_11),
+    )
+
+    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
+        super().__init__(input_size, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
+        with torch.no_grad():  # forget-gate bias 1: remember by default early in training
+            for k in range(layers):
+                getattr(self, f"bias_ih_l{k}")[hidden : 2 * hidden].fill_(1.0)
+                getattr(self, f"bias_hh_l{k}")[hidden : 2 * hidden].zero_()
+
+    def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Fused path. x: (B, T, in) -> outputs (B, T, H), state."""
+        out, (h, c) = super().forward(x, None if state is None else (state[0], state[1]))
+        return out, (h, c)
+
+    def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
+        shape = (self.num_layers, batch, self.hidden_size)
+        return (torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+        h_prev, c_prev = state
+        hs, cs, gates = [], [], []
+        inp = x
+        H = self.hidden_size
+        for k in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in layer_weight_names(k))
+            z = torch.addmm(b_ih, inp, w_ih.t()).add_(torch.addmm(b_hh, h_prev[k], w_hh.t()))  # (B, 4H)
+            i, f = z[:, :H].sigmoid(), z[:, H : 2 * H].sigmoid()
+            g, o = z[:, 2 * H : 3 * H].tanh(), z[:, 3 * H :].sigmoid()
+            c = f * c_prev[k] + i * g
+            h = o * c.tanh()
+            hs.append(h)
+            cs.append(c)
+            gates.append({"i": i, "f": f, "g": g, "o": o, "c": c, "h": h})
+            inp = F.dropout(h, self.dropout, self.training) if k < self.num_layers - 1 else h
+        return inp, (torch.stack(hs), torch.stack(cs)), gates

@@ -1,0 +1,128 @@
+"""How a training run looks: a live rich display on a terminal, plain lines otherwise, and the
+loss curve drawn in the terminal at the end. Consumes train.Event; knows nothing of torch."""
+
+from __future__ import annotations
+
+import math
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def metric_text(record: dict) -> str:
+    if record.get("val_bpc") is not None:
+        return f"val {record['val_loss']:.4f} nats  {record['val_bpc']:.3f} bpc"
+    if record.get("val_ppl") is not None:
+        return f"val {record['val_loss']:.4f} nats  ppl {record['val_ppl']:.2f}"
+    return ""
+
+
+def start_text(record: dict) -> str:
+    resumed = f", resumed at step {record['resumed_at']}" if record.get("resumed_at") else ""
+    return (
+        f"training {record['parameters']:,} parameters on {record['device_name']} ({record['precision']}), "
+        f"{record['train_tokens']:,} training / {record['val_tokens']:,} validation tokens, "
+        f"vocabulary {record['vocab_size']:,}{resumed} -> {record['out_dir']}"
+    )
+
+
+class PlainReporter:
+    """One line per logged step, for logs and pipes."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def __call__(self, event) -> None:
+        r = event.record
+        if event.kind == "start":
+            self._line(start_text(r))
+        elif event.kind == "log":
+            self._line(
+                f"step {r['step']:>6}  loss {r['train_loss']:.4f}  {metric_text(r) or ' ' * 0}"
+                f"  {r['tokens_per_s']:,.0f} tok/s  lr {r['lr']:.2e}  {format_duration(r['elapsed_s'])} elapsed"
+                f"  eta {format_duration(r['eta_s'])}".replace("    ", "  ")
+            )
+        elif event.kind == "eval":
+            self._line(f"sample at step {event.step}{' (best so far)' if r.get('best') else ''}: {event.sample[:200]!r}")
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A live progress bar with step, loss, validation, tokens/s, elapsed and ETA."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]step {task.fields[step]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("loss {task.fields[loss]}  {task.fields[val]}  {task.fields[speed]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=1000, step=0, loss="-", val="", speed="-")
+        self.best = ""
+
+    def __call__(self, event) -> None:
+        r = event.record
+        if event.kind == "start":
+            self.console.print(start_text(r), style="dim")
+            self.progress.start()
+        elif event.kind == "log":
+            if metric_text(r):
+                self.best = metric_text(r)
+            self.progress.update(
+                self.task, completed=int(1000 * r["progress"]), step=r["step"], loss=f"{r['train_loss']:.4f}",
+                val=self.best, speed=f"{r['tokens_per_s']:,.0f}",
+            )
+        elif event.kind == "eval":
+            marker = " best" if r.get("best") else ""
+            self.progress.console.print(Text(f"step {event.step}{marker}: ", style="cyan") + Text(repr(event.sample[:160]), style="dim"))
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def loss_curve(history: list[dict], width: int = 60, height: int = 12) -> str:
+    """Train (·) and validation (●) loss against step, drawn with characters."""
+    points = [(r["step"], r["train_loss"], r.get("val_loss")) for r in history if r.get("train_loss") is not None]
+    if len(points) < 2:
+        return ""
+    values = [v for _, t, val in points for v in (t, val) if v is not None and math.isfinite(v)]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    last_step = points[-1][0] or 1
+    grid = [[" "] * width for _ in range(height)]
+
+    def put(step: int, value: float, mark: str) -> None:
+        col = min(width - 1, int(step / last_step * (width - 1)))
+        row = min(height - 1, int((high - value) / span * (height - 1)))
+        if mark == "●" or grid[row][col] == " ":
+            grid[row][col] = mark
+
+    for step, train, val in points:
+        put(step, train, "·")
+        if val is not None:
+            put(step, val, "●")
+    lines = [f"{high - span * r / (height - 1):7.3f} │{''.join(row)}" for r, row in enumerate(grid)]
+    lines.append(" " * 8 + "└" + "─" * width)
+    lines.append(" " * 9 + f"step 0{' ' * (width - 12 - len(str(last_step)))}step {last_step}")
+    lines.append(" " * 9 + "· train loss   ● validation loss (nats)")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Assembling a training run: corpus, vocabulary, model and trainer, new or resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstm_repl import checkpoint
+from lstm_repl.config import TrainConfig, to_dict
+from lstm_repl.data import encode_cached, load_vocab_cached, read_corpus
+from lstm_repl.errors import ConfigError, CorpusError
+from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
+
+
+def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_dir: Path, overwrite: bool) -> Trainer:
+    """A fresh run. model_args: the ModelConfig fields other than vocab_size."""
+    _check_fresh(out_dir, overwrite)
+    corpus = read_corpus(corpus_paths, config.encoding)
+    vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
+    ids = encode_cached(corpus, vocab)
+    model = new_model(len(vocab), model_args, config.seed)
+    return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)))
+
+
+def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict) -> Trainer:
+    """Continue a run from its last checkpoint; `overrides` may extend its bounds (max_steps, time)."""
+    saved = checkpoint.load(resume_dir, for_resume=True)
+    out_dir = saved.path.parent if saved.path.name in ("last", ".last.old") else saved.path
+    check_writable(out_dir)
+    config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
+    corpus_info = saved.info.get("corpus", {})
+    corpus = read_corpus(corpus_paths or corpus_info.get("files", []), config.encoding)
+    if corpus.sha256 != corpus_info.get("sha256"):
+        raise CorpusError(
+            "the corpus differs from the one this run was trained on (sha256 mismatch); "
+            "pass the original corpus files after --resume DIR"
+        )
+    ids = encode_cached(corpus, saved.vocab)
+    return Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume)
+
+
+def _check_fresh(out_dir: Path, overwrite: bool) -> None:
+    existing = [p for p in ("best", "last", LOG_FILE) if (out_dir / p).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{out_dir} already holds a training run; continue it with --resume {out_dir}, "
+            "or pass --overwrite to start over (its checkpoints will be replaced)"
+        )
+    check_writable(out_dir)
+    # Old checkpoints stay until the new run's first validation replaces them, atomically.
+    (out_dir / LOG_FILE).unlink(missing_ok=True)
+
+
+def _corpus_info(corpus, n_tokens: int) -> dict:
+    return {
+        "files": [str(p.resolve()) for p in corpus.files],
+        "sha256": corpus.sha256,
+        "characters": len(corpus.text),
+        "tokens": int(n_tokens),
+    }

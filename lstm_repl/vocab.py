@@ -1,0 +1,102 @@
+"""Character and word tokenizers: text <-> token ids, with a reserved unknown token. No torch."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from lstm_repl.errors import CheckpointError
+
+UNK_ID = 0
+CHAR_UNK_TEXT = "\ufffd"  # what an unknown character decodes to
+WORD_UNK_TEXT = "<unk>"
+
+# Every character is matched by exactly one branch, so joining the pieces gives the text back.
+WORD_PATTERN = re.compile(r"\w+|[^\w\s]|\n|[^\S\n]+")
+
+
+class Vocab:
+    """A list of token texts; id 0 is the unknown token."""
+
+    level = ""
+    unk_text = ""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.tokens = [self.unk_text, *tokens]
+        self.ids = {tok: i for i, tok in enumerate(self.tokens) if i != UNK_ID}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def split(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.ids
+        return [ids.get(piece, UNK_ID) for piece in self.split(text)]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.fromiter((self.ids.get(p, UNK_ID) for p in self.split(text)), dtype=np_dtype(len(self)))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        tokens = self.tokens
+        return "".join(tokens[i] for i in ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokens[token_id]
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "tokens": self.tokens[1:]}
+
+
+class CharVocab(Vocab):
+    level = "char"
+    unk_text = CHAR_UNK_TEXT
+
+    def split(self, text: str) -> list[str]:
+        return list(text)
+
+    @classmethod
+    def build(cls, text: str) -> "CharVocab":
+        return cls(sorted(set(text)))
+
+
+class WordVocab(Vocab):
+    """Words, single punctuation marks, newlines and runs of other whitespace are the tokens."""
+
+    level = "word"
+    unk_text = WORD_UNK_TEXT
+
+    def split(self, text: str) -> list[str]:
+        return WORD_PATTERN.findall(text)
+
+    @classmethod
+    def build(cls, text: str, max_size: int = 20000, min_count: int = 1) -> "WordVocab":
+        counts = Counter(WORD_PATTERN.findall(text))
+        kept = [tok for tok, n in counts.most_common(max(0, max_size - 1)) if n >= min_count]
+        # Most frequent first keeps ids stable for ties by first appearance (Counter is ordered).
+        return cls(kept)
+
+
+def build_vocab(text: str, level: str, max_size: int = 20000, min_count: int = 1) -> Vocab:
+    if level == "char":
+        return CharVocab.build(text)
+    return WordVocab.build(text, max_size=max_size, min_count=min_count)
+
+
+def vocab_from_json(data: dict) -> Vocab:
+    try:
+        level, tokens = data["level"], data["tokens"]
+        cls = {"char": CharVocab, "word": WordVocab}[level]
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"the vocabulary in the checkpoint is malformed ({exc}); retrain or re-save it") from None
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise CheckpointError("the vocabulary in the checkpoint is malformed (tokens must be strings)")
+    return cls(tokens)
+
+
+def np_dtype(vocab_size: int) -> type:
+    return np.uint16 if vocab_size <= 65535 else np.int32
