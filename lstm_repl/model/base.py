@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+
+from lstm_repl.quantities import Quantity  # noqa: F401  (re-exported for cell modules)
 
 State = tuple[torch.Tensor, ...]  # each (layers, batch, hidden); LSTM kinds: (h, c), others: (h,)
 Gates = list[dict[str, torch.Tensor]]  # per layer: quantity symbol -> (batch, hidden)
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """One per-unit vector a cell exposes on its gate path, as the UI labels it."""
-
-    symbol: str  # f, i, o, g, c, h, r, z, n
-    name: str  # "forget gate"
-    low: float  # value range, for drawing bars
-    high: float
-    derived: bool = False  # computed from others (coupled: i = 1 - f), not a separate weight
-
-
-GATE_01 = (0.0, 1.0)
-GATE_11 = (-1.0, 1.0)
 
 
 def layer_weight_names(layer: int) -> tuple[str, str, str, str]:

@@ -12,21 +12,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.model.base import GATE_01, GATE_11, Gates, Quantity, State, layer_weight_names
+from lstm_repl.model.base import Gates, State, layer_weight_names
+from lstm_repl.quantities import LSTM_QUANTITIES
 
 
 class LSTMStack(nn.LSTM):
     kind = "lstm"
     has_fused_kernel = True
     state_names = ("h", "c")
-    quantities = (
-        Quantity("f", "forget gate", *GATE_01),
-        Quantity("i", "input gate", *GATE_01),
-        Quantity("o", "output gate", *GATE_01),
-        Quantity("g", "candidate", *GATE_11),
-        Quantity("c", "cell state", *GATE_11),
-        Quantity("h", "hidden state", *GATE_11),
-    )
+    quantities = LSTM_QUANTITIES
 
     def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
         super().__init__(input_size, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
