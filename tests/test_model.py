@@ -1,0 +1,80 @@
+"""The fused path and the gate path are one model: same logits, same state, same greedy text."""
+
+from __future__ import annotations
+
+import torch
+
+from lstm_repl.config import ModelConfig
+from lstm_repl.model import LanguageModel, count_parameters
+
+
+def _model(**overrides) -> LanguageModel:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=40, layers=2, hidden=24, embed=12, dropout=0.2, **overrides)
+    return LanguageModel(config).eval()
+
+
+def test_fused_and_gate_paths_agree_over_200_steps_and_2_layers():
+    model = _model()
+    tokens = torch.randint(0, 40, (3, 200))
+    with torch.no_grad():
+        fused_logits, (fh, fc) = model(tokens)
+        gate_logits, (gh, gc), gates = model.step_sequence(tokens)
+    assert torch.allclose(fused_logits, gate_logits, atol=1e-5)
+    assert torch.allclose(fh, gh, atol=1e-5) and torch.allclose(fc, gc, atol=1e-5)
+    assert len(gates) == 200 and len(gates[0]) == 2
+    assert set(gates[-1][1]) == {"i", "f", "g", "o", "c", "h"}
+    assert torch.allclose(gates[-1][1]["h"], fh[1], atol=1e-5)
+
+
+def test_gates_are_in_range_and_obey_the_equations():
+    model = _model()
+    with torch.no_grad():
+        _, state, gates = model.step(torch.tensor([5]))
+        _, _, next_gates = model.step(torch.tensor([7]), state)
+    for layer in next_gates:
+        for name in "ifo":
+            assert layer[name].min() >= 0 and layer[name].max() <= 1
+        assert layer["g"].abs().max() <= 1
+    layer0, prev = next_gates[0], gates[0]
+    expected_c = layer0["f"] * prev["c"] + layer0["i"] * layer0["g"]
+    assert torch.allclose(layer0["c"], expected_c, atol=1e-6)
+    assert torch.allclose(layer0["h"], layer0["o"] * torch.tanh(layer0["c"]), atol=1e-6)
+
+
+def test_greedy_samples_are_identical_on_both_paths():
+    model = _model()
+    with torch.no_grad():
+        token, state, fused_text = torch.tensor([[3]]), None, []
+        for _ in range(100):
+            logits, state = model(token, state)
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            fused_text.append(int(token))
+        token, state, gate_text = torch.tensor([3]), None, []
+        for _ in range(100):
+            logits, state, _ = model.step(token, state)
+            token = logits.argmax(-1)
+            gate_text.append(int(token))
+    assert fused_text == gate_text
+
+
+def test_weight_names_are_those_of_the_fused_module():
+    names = set(_model().state_dict())
+    expected = {"embedding.weight", "decoder.weight", "decoder.bias"} | {
+        f"rnn.{kind}_{part}_l{k}" for kind in ("weight", "bias") for part in ("ih", "hh") for k in range(2)
+    }
+    assert names == expected
+
+
+def test_tied_weights_share_one_matrix_and_count_once():
+    tied = LanguageModel(ModelConfig(vocab_size=40, layers=1, hidden=16, embed=16, tie_weights=True))
+    assert tied.decoder.weight is tied.embedding.weight
+    counts = count_parameters(tied)
+    assert counts["total"] == sum(p.numel() for p in tied.parameters())
+    assert "decoder" in counts and counts["decoder"] == 40  # only the bias is its own
+
+
+def test_lstm_has_about_four_times_the_recurrent_parameters_of_its_gates():
+    counts = count_parameters(_model())
+    per_gate = 24 * (12 + 24) + 2 * 24 + 24 * (24 + 24) + 2 * 24
+    assert counts["rnn"] == 4 * per_gate

@@ -1,0 +1,123 @@
+"""Training for real on a tiny corpus: loss falls, the log is written, resuming is exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from lstm_repl import checkpoint, runs
+from lstm_repl.cli import cli
+from lstm_repl.config import TrainConfig
+from lstm_repl.errors import TrainingInterrupted
+from lstm_repl.train import learning_rate
+from tests.conftest import train_tiny
+
+MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.1, "tie_weights": False}
+
+
+def _config(**overrides) -> TrainConfig:
+    base = dict(batch_size=4, seq_len=16, max_steps=40, eval_interval=10, log_interval=5, precision="fp32", lr=0.01)
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_training_reduces_validation_loss(tiny_run):
+    records = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    vals = [r["val_loss"] for r in records if r["val_loss"] is not None]
+    assert len(vals) >= 3 and vals[-1] < vals[0] - 0.5
+    assert {"step", "elapsed_s", "tokens_seen", "train_loss", "val_loss", "tokens_per_s", "lr"} <= set(records[0])
+
+
+def test_run_folder_keeps_best_and_last(tiny_run):
+    best = checkpoint.load(tiny_run)
+    assert best.path.name == "best"
+    info = best.info
+    assert info["metrics"]["best_val_bpc"] == pytest.approx(info["metrics"]["best_val_loss"] / 0.6931471805599453)
+    assert info["device"] == "cpu" and info["precision"] == "fp32" and info["train_time_s"] > 0
+    assert (tiny_run / "last" / "resume.safetensors").exists()
+    assert not (tiny_run / "best" / "resume.safetensors").exists()
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = _config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    rates = [learning_rate(config, step, step / 100) for step in range(100)]
+    assert rates[0] < rates[5] < rates[9] == pytest.approx(1.0, abs=0.03)
+    assert rates[99] == pytest.approx(0.1, abs=0.01)
+    assert learning_rate(_config(schedule="constant", warmup_steps=0, lr=0.5), 50, 0.5) == 0.5
+
+
+def _final_weights(out):
+    return load_file(str(out / "last" / "model.safetensors"))
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_interrupt_then_resume_matches_a_straight_run(tiny_corpus, tmp_path):
+    straight = runs.new_run([str(tiny_corpus)], _config(), MODEL, tmp_path / "straight", overwrite=False)
+    straight.run()
+
+    interrupted = runs.new_run([str(tiny_corpus)], _config(), MODEL, tmp_path / "split", overwrite=False)
+
+    def ctrl_c_at_step_17(event):
+        if event.kind == "log" and event.step >= 15:
+            interrupted.stop_requested = True  # what the SIGINT handler does
+
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        interrupted.run(ctrl_c_at_step_17)
+    assert checkpoint.load(tmp_path / "split", for_resume=True).info["metrics"]["step"] == 15
+    runs.resumed_run(str(tmp_path / "split"), [], {}).run()
+    _assert_same_weights(_final_weights(tmp_path / "straight"), _final_weights(tmp_path / "split"))
+    log_steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert log_steps == sorted(set(log_steps)) and log_steps[-1] == 40
+
+
+def test_n_steps_then_n_more_matches_2n_straight_with_a_constant_schedule(tiny_corpus, tmp_path):
+    config = dict(schedule="constant", warmup_steps=0)
+    runs.new_run([str(tiny_corpus)], _config(max_steps=40, **config), MODEL, tmp_path / "a", False).run()
+    runs.new_run([str(tiny_corpus)], _config(max_steps=20, **config), MODEL, tmp_path / "b", False).run()
+    runs.resumed_run(str(tmp_path / "b"), [], {"max_steps": 40}).run()
+    _assert_same_weights(_final_weights(tmp_path / "a"), _final_weights(tmp_path / "b"))
+
+
+def test_resume_through_the_cli_continues_the_step_count(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", steps=20)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(out, for_resume=True).info["metrics"]["step"] == 30
+    assert "resumed at step 20" in result.output
+
+
+def test_resume_refuses_to_change_the_model(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", steps=10)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--hidden", "64"])
+    assert result.exit_code != 0 and "--hidden cannot change" in result.output
+
+
+def test_word_level_reports_perplexity(tiny_word_run):
+    info = checkpoint.load(tiny_word_run).info
+    assert info["vocab"]["level"] == "word"
+    assert info["metrics"]["best_val_ppl"] > 1.0
+
+
+def test_training_prints_a_loss_curve_and_summary(tiny_corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--out", str(tmp_path / "r"), "--hidden", "8",
+                                      "--embed", "8", "--batch-size", "4", "--seq-len", "16", "--max-steps", "30",
+                                      "--eval-interval", "10", "--log-interval", "5"])
+    assert result.exit_code == 0, result.output
+    assert "best validation" in result.output and "bpc" in result.output
+    assert "validation loss (nats)" in result.output  # the curve's legend
+    assert "sample at step 10" in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda_with_bf16_and_loads_on_cpu(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "gpu", "--device", "cuda", "--precision", "bf16", steps=30)
+    loaded = checkpoint.load(out)
+    assert loaded.info["device"] == "cuda" and loaded.model.device.type == "cpu"
