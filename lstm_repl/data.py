@@ -105,9 +105,9 @@ def encode_cached(corpus: Corpus, vocab: Vocab) -> np.ndarray:
     path = cache_dir() / f"ids-{_key(corpus.sha256, vocab_hash)}.npy"
     try:
         ids = np.load(path, allow_pickle=False)
-        if ids.dtype == np_dtype(len(vocab)) and ids.ndim == 1:
+        if isinstance(ids, np.ndarray) and ids.dtype == np_dtype(len(vocab)) and ids.ndim == 1:
             return ids
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - a damaged cache file (empty: EOFError, zip: BadZipFile) is rebuilt
         pass
     ids = vocab.encode_array(corpus.text)
     _write_quietly(path, lambda tmp: np.save(tmp, ids, allow_pickle=False))
@@ -124,7 +124,10 @@ def _write_quietly(path: Path, write) -> None:
         os.replace(produced, path)
     except OSError:
         for leftover in (tmp, tmp.with_name(tmp.name + ".npy")):
-            leftover.unlink(missing_ok=True)
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError:  # e.g. the cache path runs through a file: nothing was written
+                pass
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
