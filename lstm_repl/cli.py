@@ -84,9 +84,13 @@ def main() -> None:
 
 
 def _register_commands() -> None:
+    from lstm_repl.commands.bench import bench
+    from lstm_repl.commands.corpus import corpus
     from lstm_repl.commands.train import train
 
     cli.add_command(train)
+    cli.add_command(corpus)
+    cli.add_command(bench)
 
 
 _register_commands()

@@ -1,0 +1,129 @@
+"""Speed measurements behind `lstm-repl bench`: the project's code against bare PyTorch loops."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lstm_repl.config import TrainConfig
+from lstm_repl.devices import autocast, resolve_device
+from lstm_repl.train import Trainer, new_model
+from lstm_repl.vocab import CharVocab
+
+
+def matmul_peaks(device: torch.device, size: int = 2048, reps: int = 5) -> dict[str, float]:
+    """GFLOP/s of a size^3 matrix product: fp32 through MKL and oneDNN, and bf16."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    flops = 2 * size**3
+    runs: dict[str, Callable[[], object]] = {
+        "fp32 mm": lambda: torch.mm(a, b),
+        "bf16 mm": (lambda a16=a.bfloat16(), b16=b.bfloat16(): torch.mm(a16, b16)),
+    }
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        from torch.utils import mkldnn
+
+        linear = mkldnn.to_mkldnn(nn.Linear(size, size, bias=False))
+        dense = a.to_mkldnn()
+        runs["fp32 oneDNN"] = lambda: linear(dense)
+    return {name: flops / _best_time(fn, reps) / 1e9 for name, fn in runs.items()}
+
+
+def _best_time(fn: Callable[[], object], reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def train_flops_per_token(hidden: int, embed: int, layers: int, vocab: int) -> float:
+    """Forward multiply-adds of the LSTM stack and decoder, x2 for FLOPs, x3 for forward + backward."""
+    recurrent = sum(4 * hidden * ((embed if k == 0 else hidden) + hidden) for k in range(layers))
+    return 3 * 2 * (recurrent + hidden * vocab)
+
+
+class BareLoop:
+    """Embedding, fused LSTM, linear, cross-entropy, AdamW, clipping: nothing else."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int, layers: int, device: torch.device, precision: str):
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(vocab, embed).to(device)
+        self.lstm = nn.LSTM(embed, hidden, layers, batch_first=True).to(device)
+        self.decoder = nn.Linear(hidden, vocab).to(device)
+        self.params = [*self.embedding.parameters(), *self.lstm.parameters(), *self.decoder.parameters()]
+        self.optimizer = torch.optim.AdamW(self.params, lr=1e-3)
+        self.device, self.precision = device, precision
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with autocast(self.device, self.precision):
+            out, _ = self.lstm(self.embedding(x))
+            logits = self.decoder(out)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+
+
+def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, vocab=65, steps=10,
+                precisions=("fp32", "bf16"), device_name="auto", report=print) -> list[dict]:
+    """Median seconds per step of the project's training step and of the bare loop, interleaved."""
+    device = resolve_device(device_name)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, vocab, size=batch_size * (seq_len + 1) * (steps + 4) * 2).astype(np.uint16)
+    vocabulary = CharVocab([chr(32 + i) for i in range(vocab - 1)])
+    flops_per_step = train_flops_per_token(hidden, embed, layers, vocab) * batch_size * seq_len
+    results = []
+    for precision in precisions:
+        config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_steps=10**9, precision=precision,
+                             device=device_name, val_fraction=0.02)
+        model = new_model(vocab, {"hidden": hidden, "embed": embed, "layers": layers}, seed=0)
+        with tempfile.TemporaryDirectory() as out:
+            trainer = Trainer(model, vocabulary, ids, config, Path(out), corpus_info={})
+            x = trainer.streams[:, :seq_len]
+            y = trainer.streams[:, 1 : seq_len + 1]
+            bare = BareLoop(vocab, embed, hidden, layers, device, trainer.precision)
+            project_times, bare_times = _interleaved(trainer._train_step, lambda: bare.step(x, y), steps)
+        tokens = batch_size * seq_len
+        row = {
+            "precision": trainer.precision,
+            "project_tokens_per_s": tokens / statistics.median(project_times),
+            "bare_tokens_per_s": tokens / statistics.median(bare_times),
+        }
+        row["ratio"] = row["project_tokens_per_s"] / row["bare_tokens_per_s"]
+        row["project_gflops"] = flops_per_step / statistics.median(project_times) / 1e9
+        results.append(row)
+        report(row)
+    return results
+
+
+def _interleaved(first: Callable[[], object], second: Callable[[], object], steps: int) -> tuple[list[float], list[float]]:
+    """Alternate the two so that drift in the machine's speed hits both alike."""
+    for _ in range(2):
+        first(), second()
+    a, b = [], []
+    for _ in range(steps):
+        for fn, times in ((first, a), (second, b)):
+            _sync()
+            start = time.perf_counter()
+            fn()
+            _sync()
+            times.append(time.perf_counter() - start)
+    return a, b
+
