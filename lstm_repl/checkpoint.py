@@ -133,6 +133,9 @@ def save(
             f"could not write checkpoint {path} ({exc.strerror}); free some space or pick another --out "
             "(the previous checkpoint there is untouched)"
         ) from None
+    except BaseException:  # Ctrl-C or an error from safetensors: no half-written folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return path
 
 
