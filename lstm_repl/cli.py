@@ -86,11 +86,14 @@ def main() -> None:
 def _register_commands() -> None:
     from lstm_repl.commands.bench import bench
     from lstm_repl.commands.corpus import corpus
+    from lstm_repl.commands.evaluate import evaluate
+    from lstm_repl.commands.generate import generate
+    from lstm_repl.commands.info import info
+    from lstm_repl.commands.trace import trace
     from lstm_repl.commands.train import train
 
-    cli.add_command(train)
-    cli.add_command(corpus)
-    cli.add_command(bench)
+    for command in (train, generate, trace, evaluate, info, corpus, bench):
+        cli.add_command(command)
 
 
 _register_commands()

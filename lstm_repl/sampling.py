@@ -8,7 +8,7 @@ import torch
 
 from lstm_repl.config import SampleConfig
 from lstm_repl.model import Gates, LanguageModel, State
-from lstm_repl.vocab import UNK_ID
+from lstm_repl.vocab import UNK_ID, Vocab
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -76,3 +76,16 @@ def generate(
         step_logits, state, gates = model.step(torch.tensor([token], device=model.device), state)
         logits = step_logits[0]
         yield token, gates
+
+
+def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig) -> Iterator[str]:
+    """Yield the text of each generated token; stop early once the output ends with config.stop."""
+    produced = ""
+    start_id = vocab.ids.get("\n", 1)
+    for token, _ in generate(model, vocab.encode(prompt), config, start_id=start_id):
+        piece = vocab.token_text(token)
+        yield piece
+        if config.stop:
+            produced = (produced + piece)[-len(config.stop) - 64 :]
+            if produced.endswith(config.stop):
+                return

@@ -1,0 +1,36 @@
+"""lstm-repl eval: score a checkpoint on a corpus of the user's."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("eval")
+@click.argument("ckpt")
+@click.argument("corpus", nargs=-1, required=True, type=click.Path())
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate(ckpt, corpus, encoding, as_json) -> None:
+    """Loss, bits per character (char) or perplexity (word), and speed of CKPT on CORPUS."""
+    from lstm_repl import checkpoint
+    from lstm_repl.data import read_corpus
+    from lstm_repl.evaluation import evaluate_text
+
+    loaded = checkpoint.load(ckpt)
+    text = read_corpus(list(corpus), encoding).text
+    result = evaluate_text(loaded.model, loaded.vocab, text)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    metric = (
+        f"{result['bits_per_character']:.4f} bits per character" if "bits_per_character" in result
+        else f"perplexity {result['perplexity']:.2f}"
+    )
+    click.echo(f"loss {result['loss_nats']:.4f} nats   {metric}")
+    click.echo(f"{result['tokens_scored']:,} tokens scored at {result['tokens_per_s']:,.0f} tokens/s")
+    click.echo(
+        f"unknown tokens: {result['unknown_tokens']:,} of {result['tokens']:,} ({result['unknown_fraction']:.2%})"
+        + ("  (characters or words the model never saw in training)" if result["unknown_tokens"] else "")
+    )

@@ -1,0 +1,38 @@
+"""lstm-repl generate: stream a continuation of a prompt to stdout."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("ckpt")
+@click.option("--prompt", help="Text to continue (default: read from stdin when it is not a terminal).")
+@click.option("--length", type=click.IntRange(min=0), default=500, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="0 is greedy.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0 keeps all tokens.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, help="Same seed and settings, same text.")
+@click.option("--stop", help="Stop once the output ends with this string.")
+@click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, echo) -> None:
+    """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
+    from lstm_repl import checkpoint
+    from lstm_repl.config import SampleConfig
+    from lstm_repl.sampling import generate_text
+
+    loaded = checkpoint.load(ckpt)
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+    prompt = prompt or ""
+    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop)
+    out = click.get_text_stream("stdout")
+    if echo and prompt:
+        out.write(prompt)
+        out.flush()
+    for piece in generate_text(loaded.model, loaded.vocab, prompt, config):
+        out.write(piece)
+        out.flush()
+    out.write("\n")

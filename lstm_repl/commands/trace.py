@@ -1,0 +1,52 @@
+"""lstm-repl trace: every gate, probability and prediction for each token of a text."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("ckpt")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print the full trace as JSON (docs/trace-format.md).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Next-token predictions per token.")
+@click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
+@click.option("--layer", type=click.IntRange(min=0), default=None, help="Layer shown in the table (default: last).")
+def trace(ckpt, text, as_json, top_k, units, layer) -> None:
+    """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
+    from lstm_repl import checkpoint
+    from lstm_repl.tracing import trace_ids, trace_json
+
+    loaded = checkpoint.load(ckpt)
+    pieces = loaded.vocab.split(text)
+    if not pieces:
+        raise click.BadParameter("the text is empty", param_hint="TEXT")
+    ids = loaded.vocab.encode(text)
+    traces, _, _ = trace_ids(loaded.model, ids, top_k)
+    document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces)
+    if as_json:
+        click.echo(json.dumps(document, ensure_ascii=False))
+        return
+    from lstm_repl.trace_table import print_trace_table
+
+    chosen_layer = loaded.model.config.layers - 1 if layer is None else layer
+    if chosen_layer >= loaded.model.config.layers:
+        raise click.BadParameter(f"the model has {loaded.model.config.layers} layers (0-{loaded.model.config.layers - 1})", param_hint="--layer")
+    print_trace_table(document, chosen_layer, parse_units(units, loaded.model.config.hidden))
+
+
+def parse_units(text: str, hidden: int) -> list[int]:
+    """'0-7' or '3,17,42' (or spaces) -> unit indices, each checked against the layer size."""
+    chosen: list[int] = []
+    for part in text.replace(",", " ").split():
+        try:
+            low, _, high = part.partition("-")
+            chosen.extend(range(int(low), int(high) + 1) if high else [int(low)])
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a unit number or range", param_hint="--units") from None
+    bad = [u for u in chosen if not 0 <= u < hidden]
+    if bad or not chosen:
+        raise click.BadParameter(f"units must be between 0 and {hidden - 1}", param_hint="--units")
+    return chosen

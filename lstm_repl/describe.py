@@ -1,0 +1,93 @@
+"""What `lstm-repl info` reports about a checkpoint, as data and as a rich table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from lstm_repl.checkpoint import Checkpoint
+from lstm_repl.model import count_parameters
+
+
+def describe(loaded: Checkpoint) -> dict:
+    info = loaded.info
+    vocab = loaded.vocab
+    tokens = vocab.tokens[1:]
+    return {
+        "checkpoint": str(loaded.path),
+        "model": info["model"],
+        "parameters": count_parameters(loaded.model),
+        "vocabulary": {
+            "level": vocab.level,
+            "size": len(vocab),
+            "sample": tokens[:40] if vocab.level == "char" else tokens[:25],
+        },
+        "corpus": info.get("corpus", {}),
+        "training": {
+            "time_s": info.get("train_time_s"),
+            "steps": info.get("metrics", {}).get("step"),
+            "tokens_seen": info.get("metrics", {}).get("tokens_seen"),
+            "device": info.get("device_name") or info.get("device"),
+            "precision": info.get("precision"),
+            "settings": info.get("training", {}),
+        },
+        "metrics": info.get("metrics", {}),
+        "format_version": info.get("format_version"),
+        "lstm_repl_version": info.get("lstm_repl_version"),
+    }
+
+
+def _visible(token: str) -> str:
+    return token.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
+
+
+def print_description(d: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    model = d["model"]
+    params = d["parameters"]
+    parts = ", ".join(f"{name} {count:,}" for name, count in params.items() if name != "total")
+    corpus = d["corpus"]
+    training = d["training"]
+    metrics = d["metrics"]
+    rows = [
+        ("checkpoint", d["checkpoint"]),
+        ("model", f"{model['cell']}, {model['layers']} layers x {model['hidden']} units, embedding {model['embed']}, "
+                  f"dropout {model['dropout']}{', tied weights' if model.get('tie_weights') else ''}"),
+        ("parameters", f"{params['total']:,} ({parts})"),
+        ("vocabulary", f"{d['vocabulary']['level']} level, {d['vocabulary']['size']:,} tokens"),
+        ("sample", " ".join(_visible(t) for t in d["vocabulary"]["sample"])),
+        ("corpus", _corpus_text(corpus)),
+        ("training", _training_text(training)),
+        ("best validation", _metrics_text(metrics)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _corpus_text(corpus: dict) -> str:
+    if not corpus:
+        return "unknown"
+    files = corpus.get("files", [])
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return f"{names}: {corpus.get('characters', 0):,} characters, {corpus.get('tokens', 0):,} tokens, sha256 {corpus.get('sha256', '?')[:16]}…"
+
+
+def _training_text(training: dict) -> str:
+    seconds = training.get("time_s") or 0
+    return (
+        f"{training.get('steps') or 0:,} steps, {training.get('tokens_seen') or 0:,} tokens in {seconds / 60:.1f} min "
+        f"on {training.get('device')} ({training.get('precision')})"
+    )
+
+
+def _metrics_text(metrics: dict) -> str:
+    loss = metrics.get("best_val_loss")
+    if loss is None:
+        return "not validated yet"
+    if metrics.get("best_val_bpc") is not None:
+        return f"{loss:.4f} nats, {metrics['best_val_bpc']:.3f} bits per character"
+    return f"{loss:.4f} nats, perplexity {metrics.get('best_val_ppl', 0):.2f}"
