@@ -184,7 +184,10 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
     vocab = vocab_from_json(config["vocab"])
     if len(vocab) != model_config.vocab_size:
         raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but the model expects {model_config.vocab_size}")
-    model = LanguageModel(model_config)
+    try:
+        model = LanguageModel(model_config)
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a hidden size that is not an integer
+        raise CheckpointError(f"{path}: the model config does not describe a buildable model ({exc}); the checkpoint is broken") from None
     _load_weights(model, _read_tensors(path, WEIGHTS_FILE, config), path)
     model.to(device).eval()
     model.flatten()
@@ -208,6 +211,9 @@ def _read_config(path: Path) -> dict:
         )
     if not isinstance(config.get("model"), dict) or not isinstance(config.get("vocab"), dict):
         raise CheckpointError(f"{path}: config.json lacks the model or vocab section; the checkpoint is broken")
+    for section in ("training", "files"):
+        if not isinstance(config.get(section, {}), dict):
+            raise CheckpointError(f"{path}: config.json has a malformed {section} section; the checkpoint is broken")
     return config
 
 
@@ -247,5 +253,7 @@ def _read_resume(path: Path, config: dict) -> dict:
         raise CheckpointError(f"{path}: holds no training state to resume from; resume from the run's folder (its last/)") from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path / RESUME_JSON_FILE}: unreadable ({exc}); the checkpoint is broken") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path / RESUME_JSON_FILE}: not a JSON object; the checkpoint is broken")
     state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config)
     return state

@@ -141,7 +141,8 @@ def check_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -> None:
         fit_batch = n_train // (seq_len + 1)
         hint = (
             f"--batch-size {fit_batch} would fit" if fit_batch >= 1
-            else f"--seq-len {max(1, n_train // batch_size - 1)} would fit" if n_train // batch_size >= 2
+            else f"--seq-len {n_train // batch_size - 1} would fit" if n_train // batch_size >= 2
+            else f"--batch-size 1 --seq-len {n_train - 1} would fit" if n_train >= 2
             else "use a larger corpus"
         )
         raise CorpusError(

@@ -240,6 +240,33 @@ def test_malformed_model_config(saved, model):
     refused(path, "config")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"files": "abc"},
+        {"files": None},
+        {"files": {WEIGHTS_FILE: "not a digest"}},
+        {"training": "abc"},
+        {"training": None},
+        {"training": {"lr": -1}},
+        {"training": {"seq_len": "long"}},
+        {"model": {"hidden": 8.0}},
+        {"model": {"embed": 4.5}},
+        {"model": {"layers": True}},
+        {"model": {"dropout": "x"}},
+        {"model": {"vocab_size": 10**12}},
+    ],
+    ids=repr,
+)
+def test_hand_edited_config_sections(saved, change):
+    path, _, _ = saved
+    config = read_config(path)
+    for section, value in change.items():
+        config[section] = {**config[section], **value} if section == "model" else value
+    write_config(path, config)
+    refused(path)
+
+
 def test_malformed_vocab_in_config(saved):
     path, _, _ = saved
     config = read_config(path)

@@ -322,6 +322,20 @@ def test_too_small_for_one_stream_suggests_a_shorter_sequence():
     check_fits(n_train=20, n_val=10, batch_size=4, seq_len=4)  # and it does
 
 
+def test_too_small_for_one_token_per_stream_suggests_one_stream():
+    with pytest.raises(CorpusError) as info:
+        check_fits(n_train=12, n_val=10, batch_size=64, seq_len=100)
+    message = one_line(info.value)
+    assert "12 training tokens" in message and "--batch-size 1 --seq-len 11 would fit" in message
+    check_fits(n_train=12, n_val=10, batch_size=1, seq_len=11)  # and it does
+
+
+def test_a_single_token_cannot_fit_anything():
+    with pytest.raises(CorpusError) as info:
+        check_fits(n_train=1, n_val=10, batch_size=1, seq_len=1)
+    assert "1 training tokens" in one_line(info.value) and "larger corpus" in str(info.value)
+
+
 def test_validation_split_too_small():
     with pytest.raises(CorpusError) as info:
         check_fits(n_train=1000, n_val=1, batch_size=2, seq_len=4)
