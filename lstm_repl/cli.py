@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from lstm_repl import __version__
+from lstm_repl.commands.repl import DEFAULT_MODEL, open_shell, with_shell_options
 from lstm_repl.errors import LstmReplError, TrainingInterrupted
 
 
@@ -69,14 +70,16 @@ def parse_duration(text: str | None) -> float | None:
 
 @click.group(cls=OneLineErrors, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lstm-repl")
+@with_shell_options
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, **settings) -> None:
     """Train an LSTM language model on your own text and watch it think, live.
 
-    With no command, opens the interactive shell on the bundled default model.
+    With no command, opens the interactive shell on the bundled default model
+    (shakespeare-char); `lstm-repl repl CKPT` opens it on any checkpoint.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        open_shell(DEFAULT_MODEL, **settings)
 
 
 def main() -> None:
@@ -89,10 +92,11 @@ def _register_commands() -> None:
     from lstm_repl.commands.evaluate import evaluate
     from lstm_repl.commands.generate import generate
     from lstm_repl.commands.info import info
+    from lstm_repl.commands.repl import repl
     from lstm_repl.commands.trace import trace
     from lstm_repl.commands.train import train
 
-    for command in (train, generate, trace, evaluate, info, corpus, bench):
+    for command in (repl, train, generate, trace, evaluate, info, corpus, bench):
         cli.add_command(command)
 
 

@@ -46,6 +46,16 @@ def print_description(d: dict, console: Console | None = None) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
+    for name, value in description_rows(d):
+        table.add_row(name, value)
+    console.print(table)
+
+
+def summary_lines(d: dict) -> list[str]:
+    return [f"{name:>15}  {value}" for name, value in description_rows(d)]
+
+
+def description_rows(d: dict) -> list[tuple[str, str]]:
     model = d["model"]
     params = d["parameters"]
     parts = ", ".join(f"{name} {count:,}" for name, count in params.items() if name != "total")
@@ -63,9 +73,7 @@ def print_description(d: dict, console: Console | None = None) -> None:
         ("training", _training_text(training)),
         ("best validation", _metrics_text(metrics)),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+    return rows
 
 
 def _corpus_text(corpus: dict) -> str:

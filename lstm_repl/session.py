@@ -208,9 +208,12 @@ class Session:
 
     # ------------------------------------------------------------ ghost text and streaming
 
-    @torch.inference_mode()
     def ghost(self, max_tokens: int | None = None) -> str:
-        """The greedy continuation after the cursor, up to the end of the line."""
+        return "".join(self.ghost_pieces(max_tokens))
+
+    @torch.inference_mode()
+    def ghost_pieces(self, max_tokens: int | None = None) -> list[str]:
+        """The greedy continuation after the cursor, token by token, up to the end of the line."""
         limit = max_tokens or self.settings.ghost_tokens
         n = len(self.ids)
         logits, state = self._logits[n], self._states[n]
@@ -218,7 +221,7 @@ class Session:
         if self.partial:
             completion = self.predictions()
             if not completion:
-                return ""
+                return []
             word = completion[0][0]
             out.append(word[len(self.partial):])
             logits, state, _ = self.model.step(torch.tensor([self.vocab.ids[word]], device=self.model.device), state)
@@ -232,7 +235,7 @@ class Session:
             out.append(piece)
             logits, state, _ = self.model.step(torch.tensor([token], device=self.model.device), state)
             logits = logits[0]
-        return "".join(out)
+        return out
 
     @torch.inference_mode()
     def stream(self, length: int | None = None) -> Iterator[str]:

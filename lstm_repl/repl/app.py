@@ -1,0 +1,227 @@
+"""The interactive shell: a prompt_toolkit application around a Session.
+
+Layout, top to bottom: the input line (with ghost text), the streaming line, a rule, the live
+panel (predictions, gate bars, unit strip), and the status line. Finished text is printed above
+the application, so the terminal's scrollback is the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from prompt_toolkit.application import Application
+from prompt_toolkit.auto_suggest import Suggestion
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.completion import WordCompleter
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, Window
+from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
+from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
+from prompt_toolkit.shortcuts import print_formatted_text
+
+from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
+from lstm_repl.repl.fragments import to_fragments
+from lstm_repl.repl.keys import shell_key_bindings
+from lstm_repl.repl.views import render_panel
+
+FRAME_S = 1 / 30  # redraws are capped at about 30 a second
+STREAM_TAIL = 400  # characters of the stream shown live; the rest is printed when it ends
+
+
+def history_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "lstm-repl" / "history"
+
+
+def _file_history() -> FileHistory | InMemoryHistory:
+    path = history_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        return FileHistory(str(path))
+    except OSError:  # an unwritable home must not stop the shell
+        return InMemoryHistory()
+
+
+class ShellApp:
+    def __init__(self, shell: Shell, color: bool | None = None):
+        self.shell = shell
+        self.color = (not os.environ.get("NO_COLOR")) if color is None else color
+        self.message = "type to watch the LSTM read · Enter streams · → ghost · :help"
+        self.streaming: asyncio.Task | None = None
+        self.stream_text = ""
+        self.stream_rate = 0.0
+        self.ghost_pieces: list[str] = []
+        self._panel_cache: tuple[tuple, list] | None = None
+        self.buffer = Buffer(
+            multiline=False,
+            history=_file_history(),
+            completer=WordCompleter(COMMAND_NAMES, sentence=True),
+            complete_while_typing=False,
+            on_text_changed=self._on_text_changed,
+            read_only=Condition(lambda: self.streaming is not None),
+        )
+        self.app = self._build()
+        self._refresh_ghost()
+
+    # ------------------------------------------------------------ layout
+
+    def _build(self) -> Application:
+        input_window = Window(
+            BufferControl(self.buffer, input_processors=[BeforeInput(self._prompt), AppendAutoSuggestion()]),
+            height=1,
+            wrap_lines=False,
+        )
+        stream_window = ConditionalContainer(
+            Window(FormattedTextControl(self._stream_fragments), wrap_lines=True, dont_extend_height=True),
+            filter=Condition(lambda: bool(self.stream_text)),
+        )
+        panel = Window(FormattedTextControl(self._panel_fragments), dont_extend_height=True, wrap_lines=False)
+        status = Window(FormattedTextControl(self._status_fragments), height=1, style="class:status")
+        body = HSplit([input_window, stream_window, Window(height=1, char="─", style="fg:#444444"), panel, status])
+        return Application(
+            layout=Layout(body, focused_element=input_window),
+            key_bindings=shell_key_bindings(self),
+            full_screen=False,
+            erase_when_done=True,
+            min_redraw_interval=FRAME_S,
+            mouse_support=False,
+        )
+
+    def _prompt(self):
+        return [("bold", "> ")] if not self.buffer.text.startswith(":") else [("fg:#888888", "  ")]
+
+    def _width(self) -> int:
+        return max(20, self.app.output.get_size().columns)
+
+    def _height(self) -> int:
+        return max(4, self.app.output.get_size().rows - 4)
+
+    def _panel_fragments(self):
+        session = self.shell.session
+        settings = self.shell.panel
+        key = (session.version, id(session.model), self._width(), self._height(), settings.layer,
+               tuple(settings.units or ()), self.color)
+        if self._panel_cache is None or self._panel_cache[0] != key:
+            lines = render_panel(session.snapshot, settings, self._width(), self._height())
+            self._panel_cache = (key, to_fragments(lines, self._width(), self.color))
+        return self._panel_cache[1]
+
+    def _stream_fragments(self):
+        tail = self.stream_text[-STREAM_TAIL:].replace("\n", " ⏎ ")
+        return [("fg:#87d7ff" if self.color else "", tail)]
+
+    def _status_fragments(self):
+        s = self.shell.session.settings
+        name = self.shell.session.loaded.name
+        rate = f" · {self.stream_rate:,.0f} tok/s" if self.streaming is not None else ""
+        left = f" {name} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}{rate} "
+        return [("reverse", left), ("", " " + self.message)]
+
+    # ------------------------------------------------------------ typing
+
+    def model_text(self) -> str:
+        text = self.buffer.text
+        return self.shell.history + ("" if text.startswith(":") else text)
+
+    def _on_text_changed(self, _buffer: Buffer) -> None:
+        if self.streaming is not None:
+            return
+        self.shell.session.set_text(self.model_text())
+        self._refresh_ghost()
+
+    def _refresh_ghost(self) -> None:
+        """Ghost text: set here, since every change to the buffer clears the suggestion."""
+        if self.buffer.text.startswith(":") or self.buffer.cursor_position != len(self.buffer.text):
+            self.ghost_pieces = []
+            self.buffer.suggestion = None
+            return
+        self.ghost_pieces = self.shell.session.ghost_pieces()
+        self.buffer.suggestion = Suggestion("".join(self.ghost_pieces)) if self.ghost_pieces else None
+
+    def accept_ghost(self, tokens: int | None = None) -> None:
+        pieces = self.ghost_pieces if tokens is None else self.ghost_pieces[:tokens]
+        if pieces:
+            self.buffer.insert_text("".join(pieces))
+
+    # ------------------------------------------------------------ Enter: commands and streams
+
+    def submit(self) -> None:
+        text = self.buffer.text
+        if text.strip():
+            self.buffer.append_to_history()
+        if text.startswith(":"):
+            self._run_command(text)
+            return
+        self.streaming = self.app.create_background_task(self._stream())
+
+    def _run_command(self, line: str) -> None:
+        try:
+            result = run_command(self.shell, line)
+        except CommandError as exc:
+            self.message = f"⚠ {exc}"
+            return
+        except Exception as exc:  # a library error from :load and the like: one line, never a traceback
+            self.message = f"⚠ {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            return
+        self.buffer.reset()
+        self.message = result.message
+        if result.output:
+            self.print_above(result.output)
+        if result.quit:
+            self.app.exit()
+            return
+        self.shell.session.set_text(self.model_text())
+        self._refresh_ghost()
+
+    async def _stream(self) -> None:
+        session = self.shell.session
+        start, count = time.perf_counter(), 0
+        self.message = "streaming · Ctrl-C stops"
+        try:
+            for piece in session.stream():
+                self.stream_text += piece
+                count += 1
+                if count % 8 == 0:
+                    self.stream_rate = count / max(time.perf_counter() - start, 1e-9)
+                self.app.invalidate()
+                await asyncio.sleep(0)  # let a frame be drawn when one is due
+            self.message = f"streamed {count} tokens at {count / max(time.perf_counter() - start, 1e-9):,.0f} tok/s"
+        except asyncio.CancelledError:
+            self.message = f"stopped after {count} tokens"
+        finally:
+            self._finish_stream()
+
+    def _finish_stream(self) -> None:
+        typed, produced = self.buffer.text, self.stream_text
+        self.shell.history += typed + produced
+        self.stream_text = ""
+        self.streaming = None
+        self.print_above(typed, produced)
+        self.buffer.reset()
+        self.shell.session.set_text(self.model_text())
+        self._refresh_ghost()
+        self.app.invalidate()
+
+    def stop_stream(self) -> bool:
+        if self.streaming is None:
+            return False
+        self.streaming.cancel()
+        return True
+
+    def print_above(self, text: str, generated: str = "") -> None:
+        fragments = FormattedText([("", text), ("fg:#87d7ff" if self.color else "", generated)])
+        print_formatted_text(fragments, output=self.app.output)
+
+    # ------------------------------------------------------------ running
+
+    async def run_async(self) -> None:
+        await self.app.run_async()
+
+    def run(self) -> None:
+        self.app.run()

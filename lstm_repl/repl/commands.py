@@ -1,0 +1,174 @@
+"""The shell's colon commands: parsed and applied to a session, returning what to show.
+
+No prompt_toolkit here: a command takes the shell's state and returns a CommandResult.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from lstm_repl.errors import LstmReplError
+from lstm_repl.repl.views import PanelSettings
+from lstm_repl.session import Session
+
+HELP = {
+    ":help": "this list",
+    ":temp T": "sampling temperature (0 = greedy)",
+    ":topk K": "sample only from the K most likely tokens (0 = all)",
+    ":topp P": "sample only from the smallest set of tokens whose probability reaches P",
+    ":len N": "tokens streamed by Enter",
+    ":layer N": "show layer N (1 = nearest the input)",
+    ":units A B C": "pin these units in the bar charts (no numbers: back to the units that changed most)",
+    ":seed N": "seed the sampler (same seed, same text); ':seed' alone unseeds it",
+    ":reset": "forget all text read so far",
+    ":load CKPT": "open another checkpoint (folder or bundled name)",
+    ":info": "what the model is and how it was trained",
+    ":save FILE": "save the session's text and per-token traces as JSON",
+    ":quit": "leave (Ctrl-D too)",
+}
+COMMAND_NAMES = [usage.split()[0] for usage in HELP]
+
+
+class CommandError(LstmReplError):
+    """A bad command or value: shown in the status line."""
+
+
+@dataclass
+class Shell:
+    """What commands may change: the session, what the panel shows, the transcript."""
+
+    session: Session
+    panel: PanelSettings = field(default_factory=PanelSettings)
+    history: str = ""  # text committed above the prompt, read by the model before the buffer
+    load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
+
+
+@dataclass
+class CommandResult:
+    message: str = ""  # one line for the status line
+    output: str = ""  # printed above the prompt
+    quit: bool = False
+
+
+def run_command(shell: Shell, line: str) -> CommandResult:
+    name, _, arg = line.strip().partition(" ")
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        close = [c for c in COMMAND_NAMES if c.startswith(name)]
+        hint = f" (did you mean {', '.join(close)}?)" if close and name != ":" else " (:help lists them)"
+        raise CommandError(f"unknown command {name}{hint}")
+    return handler(shell, arg.strip())
+
+
+def _number(arg: str, kind: type, name: str, low: float, high: float | None = None):
+    try:
+        value = kind(arg)
+    except ValueError:
+        raise CommandError(f"{name} needs a {'whole ' if kind is int else ''}number, got {arg or 'nothing'!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise CommandError(f"{name} must be {bound}, got {arg}")
+    return value
+
+
+def _set(shell: Shell, **changes) -> None:
+    shell.session.settings = replace(shell.session.settings, **changes)
+
+
+def _help(shell: Shell, arg: str) -> CommandResult:
+    lines = [f"  {usage:<14} {text}" for usage, text in HELP.items()]
+    keys = "  Enter streams a continuation · → accepts the ghost text · Tab its next token · Ctrl-C stops · Ctrl-D quits"
+    return CommandResult("commands listed above", "\n".join(["commands:", *lines, keys]))
+
+
+def _temp(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, temperature=_number(arg, float, ":temp", 0.0, 10.0))
+    return CommandResult(f"temperature {shell.session.settings.temperature}")
+
+
+def _topk(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, top_k=_number(arg, int, ":topk", 0, len(shell.session.vocab)))
+    return CommandResult(f"top-k {shell.session.settings.top_k or 'off'}")
+
+
+def _topp(shell: Shell, arg: str) -> CommandResult:
+    value = _number(arg, float, ":topp", 0.0, 1.0)
+    if value == 0:
+        raise CommandError(":topp must be above 0")
+    _set(shell, top_p=value)
+    return CommandResult(f"top-p {value}")
+
+
+def _len(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, length=_number(arg, int, ":len", 1, 100_000))
+    return CommandResult(f"Enter streams {shell.session.settings.length} tokens")
+
+
+def _layer(shell: Shell, arg: str) -> CommandResult:
+    layers = shell.session.model.config.layers
+    shell.panel.layer = _number(arg, int, ":layer", 1, layers) - 1
+    return CommandResult(f"showing layer {shell.panel.layer + 1} of {layers}")
+
+
+def _units(shell: Shell, arg: str) -> CommandResult:
+    hidden = shell.session.model.config.hidden
+    units = [_number(a, int, ":units", 0, hidden - 1) for a in arg.replace(",", " ").split()]
+    shell.panel.units = units or None
+    return CommandResult(f"pinned units {' '.join(map(str, units))}" if units else "showing the units that changed most")
+
+
+def _seed(shell: Shell, arg: str) -> CommandResult:
+    seed = _number(arg, int, ":seed", 0) if arg else None
+    shell.session.reseed(seed)
+    return CommandResult(f"seed {seed}" if seed is not None else "sampler unseeded")
+
+
+def _reset(shell: Shell, arg: str) -> CommandResult:
+    shell.history = ""
+    shell.session.reset()
+    return CommandResult("forgot everything read so far")
+
+
+def _load(shell: Shell, arg: str) -> CommandResult:
+    if not arg:
+        raise CommandError(":load needs a checkpoint folder or bundled model name")
+    loaded = shell.load_checkpoint(arg)
+    shell.session.load(loaded)
+    shell.history = ""
+    shell.panel.layer = min(shell.panel.layer, loaded.model.config.layers - 1)
+    shell.panel.units = None
+    return CommandResult(f"loaded {loaded.name}")
+
+
+def _info(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.describe import describe, summary_lines
+
+    return CommandResult("model info above", "\n".join(summary_lines(describe(shell.session.loaded))))
+
+
+def _save(shell: Shell, arg: str) -> CommandResult:
+    if not arg:
+        raise CommandError(":save needs a file name, e.g. :save session.json")
+    path = Path(arg).expanduser()
+    document = shell.session.trace_document()
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(document, ensure_ascii=False), "utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+    return CommandResult(f"saved {len(document['tokens'])} tokens with their traces to {path}")
+
+
+def _quit(shell: Shell, arg: str) -> CommandResult:
+    return CommandResult(quit=True)
+
+
+_HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
+    ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
+    ":units": _units, ":seed": _seed, ":reset": _reset, ":load": _load, ":info": _info, ":save": _save,
+    ":quit": _quit, ":q": _quit,
+}
