@@ -18,7 +18,8 @@ def print_trace_table(document: dict, layer: int, units: list[int], console: Con
         console.print(f"[dim]showing {fit} of {len(units)} units to fit {console.width} columns[/]")
         units = units[:fit]
     legend = ", ".join(f"{q['symbol']} {q['name']}" for q in quantities)
-    table = Table(title=f"layer {layer}: {legend}", header_style="bold", show_lines=True)
+    title = f"layer {layer + 1} of {document['layers']}: {legend}"
+    table = Table(title=title, header_style="bold", show_lines=True)
     table.add_column("#", justify="right", style="dim", no_wrap=True)
     table.add_column("token", no_wrap=True)
     table.add_column("p", justify="right", no_wrap=True)
