@@ -127,3 +127,85 @@ def _interleaved(first: Callable[[], object], second: Callable[[], object], step
             times.append(time.perf_counter() - start)
     return a, b
 
+
+
+# ---------------------------------------------------------------- generation and the shell
+
+
+def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+@torch.inference_mode()
+def bench_generate(loaded, tokens: int = 2000) -> dict:
+    """tokens/s of generate() at batch 1, and one gate-path step against one fused step."""
+    from lstm_repl.config import SampleConfig
+    from lstm_repl.sampling import generate_text
+
+    model, vocab = loaded.model.eval(), loaded.vocab
+    config = SampleConfig(temperature=0.8, length=tokens, seed=0)
+    for _ in generate_text(model, vocab, "The ", SampleConfig(temperature=0.8, length=50, seed=0)):
+        pass
+    start = time.perf_counter()
+    produced = sum(1 for _ in generate_text(model, vocab, "The ", config))
+    rate = produced / (time.perf_counter() - start)
+    token = torch.tensor([1])
+    state = model.zero_state(1)
+    gate_ms = _median_ms(lambda: model.step(token, state), 300)
+    fused_ms = _median_ms(lambda: model(token[None], state), 100)
+    with torch.backends.mkldnn.flags(enabled=False):
+        fused_plain_ms = _median_ms(lambda: model(token[None], state), 300)
+    return {"tokens_per_s": rate, "gate_step_ms": gate_ms, "fused_step_ms": fused_ms, "fused_no_onednn_ms": fused_plain_ms}
+
+
+def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400, stream_tokens: int = 2000) -> dict:
+    """Per keystroke: model step, gates, predictions, ghost text and the panel rendered to
+    fragments; then streaming with the panel drawn at most 30 times a second."""
+    from lstm_repl.repl.fragments import to_fragments
+    from lstm_repl.repl.views import PanelSettings, render_panel
+    from lstm_repl.session import Session
+
+    session = Session(loaded)
+    settings = PanelSettings()
+    text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 20
+
+    def frame() -> None:
+        to_fragments(render_panel(session.snapshot, settings, width, height), width)
+
+    times = []
+    typed = ""
+    for index, char in enumerate(text[:keystrokes]):
+        typed = typed[:-1] if index % 17 == 16 else typed + char  # now and then a backspace
+        start = time.perf_counter()
+        session.set_text(typed)
+        session.ghost_pieces()
+        frame()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    session.reset()
+    session.set_text("ROMEO:\n")
+    frames, produced, last_frame = 0, 0, 0.0
+    start = time.perf_counter()
+    for _ in session.stream(stream_tokens):
+        produced += 1
+        now = time.perf_counter()
+        if now - last_frame >= 1 / 30:
+            frame()
+            frames += 1
+            last_frame = now
+    elapsed = time.perf_counter() - start
+    return {
+        "keystroke_p50_ms": times[len(times) // 2] * 1e3,
+        "keystroke_p99_ms": times[int(len(times) * 0.99)] * 1e3,
+        "stream_tokens_per_s": produced / elapsed,
+        "frames_per_s": frames / elapsed,
+        "width": width,
+        "height": height,
+    }

@@ -90,13 +90,14 @@ def _register_commands() -> None:
     from lstm_repl.commands.bench import bench
     from lstm_repl.commands.corpus import corpus
     from lstm_repl.commands.evaluate import evaluate
+    from lstm_repl.commands.export import export
     from lstm_repl.commands.generate import generate
     from lstm_repl.commands.info import info
     from lstm_repl.commands.repl import repl
     from lstm_repl.commands.trace import trace
     from lstm_repl.commands.train import train
 
-    for command in (repl, train, generate, trace, evaluate, info, corpus, bench):
+    for command in (repl, train, generate, trace, evaluate, info, corpus, bench, export):
         cli.add_command(command)
 
 

@@ -37,7 +37,7 @@ class Settings:
     length: int = 200  # tokens streamed by Enter
     seed: int | None = None
     shown: int = 5  # predictions listed in the panel
-    ghost_tokens: int = 24  # longest ghost continuation
+    ghost_tokens: int = 12  # longest ghost continuation
 
     def sample_config(self, length: int | None = None) -> SampleConfig:
         return SampleConfig(self.temperature, self.top_k, self.top_p, self.length if length is None else length, self.seed)
@@ -80,7 +80,7 @@ class Session:
         pieces, partial = self._split(text)
         ids = [self.vocab.ids.get(p, UNK_ID) for p in pieces]
         keep = _common_prefix(self.ids, ids)
-        if keep == len(ids) == len(self.ids) and partial == self.partial:
+        if keep == len(ids) == len(self.ids) and partial == self.partial and pieces == self.pieces:
             return self.snapshot
         self._truncate(keep)
         self.pieces, self.partial = pieces, partial

@@ -42,3 +42,39 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
         )
 
     bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report)
+
+
+@bench.command("generate")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--tokens", type=click.IntRange(min=10), default=2000, show_default=True)
+def bench_generate_command(ckpt, tokens) -> None:
+    """tokens/s of generate at batch 1 (no display); a gate-path step against a fused step."""
+    from lstm_repl import checkpoint
+    from lstm_repl.bench import bench_generate
+
+    loaded = checkpoint.load(ckpt)
+    config = loaded.model.config
+    r = bench_generate(loaded, tokens)
+    click.echo(f"{loaded.name}: {config.cell}, {config.layers} x {config.hidden}, vocabulary {config.vocab_size}")
+    click.echo(f"generate, batch 1: {r['tokens_per_s']:,.0f} tokens/s")
+    click.echo(
+        f"one token: gate path {r['gate_step_ms']:.3f} ms (every gate returned), fused nn.{config.cell.upper()} "
+        f"{r['fused_step_ms']:.3f} ms with oneDNN, {r['fused_no_onednn_ms']:.3f} ms without"
+    )
+
+
+@bench.command("repl")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--width", type=click.IntRange(min=60), default=120, show_default=True)
+@click.option("--height", type=click.IntRange(min=10), default=36, show_default=True)
+def bench_repl_command(ckpt, width, height) -> None:
+    """Cost per keystroke (step, gates, ghost text, panel render) and streaming with the panel on."""
+    from lstm_repl import checkpoint
+    from lstm_repl.bench import bench_repl
+
+    loaded = checkpoint.load(ckpt)
+    r = bench_repl(loaded, width, height)
+    click.echo(f"{loaded.name}, panel {width} x {height}")
+    click.echo(f"per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
+               "(model step, gates, predictions, ghost text, panel rendered)")
+    click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s with the panel drawn {r['frames_per_s']:.0f} times a second")

@@ -1,0 +1,98 @@
+"""Bundling a trained run as a model: its best checkpoint plus a model card (README.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from lstm_repl import checkpoint
+from lstm_repl.config import SampleConfig
+from lstm_repl.errors import CheckpointError
+from lstm_repl.progress import format_duration, loss_curve
+from lstm_repl.sampling import generate_text
+from lstm_repl.train import LOG_FILE
+
+CARD_FILE = "README.md"
+
+
+def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "") -> Path:
+    """Copy the run's best checkpoint (weights and config only) to dest and write its card."""
+    loaded = checkpoint.load(run_dir)
+    tmp = dest.with_name(f".{dest.name}.export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+        shutil.copy2(loaded.path / name, tmp / name)
+    history = read_log(run_dir / LOG_FILE)
+    (tmp / CARD_FILE).write_text(model_card(loaded, dest.name, command, history, sample_prompt), "utf-8")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def read_log(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read the training log ({exc})") from None
+
+
+def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str) -> str:
+    info = loaded.info
+    model, corpus, metrics = info["model"], info.get("corpus", {}), info.get("metrics", {})
+    level = loaded.vocab.level
+    metric = (f"{metrics['best_val_bpc']:.3f} bits per character" if level == "char"
+              else f"perplexity {metrics.get('best_val_ppl', float('nan')):.1f}")
+    sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
+                                   SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1)))
+    files = ", ".join(Path(f).name for f in corpus.get("files", [])[:3])
+    lines = [
+        f"# {name}",
+        "",
+        f"A {level}-level {model['cell'].upper()} language model, {model['layers']} layers x {model['hidden']} units "
+        f"(embedding {model['embed']}, dropout {model['dropout']}), trained by `lstm-repl train` itself.",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| command | `{command}` |",
+        f"| corpus | {files} ({corpus.get('characters', 0):,} characters, {corpus.get('tokens', 0):,} tokens) |",
+        f"| corpus sha256 | `{corpus.get('sha256', '?')}` |",
+        f"| training time | {format_duration(info.get('train_time_s', 0))} ({metrics.get('step', 0):,} steps, "
+        f"{metrics.get('tokens_seen', 0):,} tokens) |",
+        f"| device | {info.get('device_name') or info.get('device')}, precision {info.get('precision')} |",
+        f"| best validation | {metrics.get('best_val_loss', float('nan')):.4f} nats per token, {metric} |",
+        f"| parameters | {info['parameters']['total']:,} (embedding {info['parameters'].get('embedding', 0):,}, "
+        f"recurrent {info['parameters'].get('rnn', 0):,}, decoder {info['parameters'].get('decoder', 0):,}) |",
+        f"| vocabulary | {len(loaded.vocab):,} tokens |",
+        "",
+        "## Learning curve",
+        "",
+        "```",
+        loss_curve(history, width=64, height=14),
+        "```",
+        "",
+        *_validation_table(history, level),
+        "",
+        f"## Sample (temperature 0.7, seed 1{', prompt ' + repr(sample_prompt) if sample_prompt else ''})",
+        "",
+        "```",
+        (sample_prompt + sample).strip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _validation_table(history: list[dict], level: str) -> list[str]:
+    key = "val_bpc" if level == "char" else "val_ppl"
+    rows = [r for r in history if r.get("val_loss") is not None]
+    if len(rows) > 12:  # keep the shape: about a dozen evenly spaced rows and the last
+        stride = len(rows) / 12
+        rows = [rows[int(i * stride)] for i in range(12)] + [rows[-1]]
+    table = ["| step | minutes | tokens seen | train loss | val loss | " + key.replace("val_", "val ") + " |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        table.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.1f} | {r['tokens_seen']:,} | {r['train_loss']:.3f} | "
+                     f"{r['val_loss']:.3f} | {r.get(key, float('nan')):.3f} |")
+    return table
