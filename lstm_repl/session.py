@@ -68,7 +68,7 @@ class Session:
         self._states: dict[int, State] = {0: state}
         self._logits: dict[int, torch.Tensor] = {0: logits[0, -1]}
         self._gates: list[dict[str, np.ndarray]] = []
-        self.version = 0
+        self.version = getattr(self, "version", -1) + 1  # never repeats: views cache on it
         self.snapshot = self._make_snapshot()
 
     @property
