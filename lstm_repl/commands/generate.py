@@ -28,11 +28,8 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, echo) 
         prompt = sys.stdin.read()
     prompt = prompt or ""
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop)
-    out = click.get_text_stream("stdout")
     if echo and prompt:
-        out.write(prompt)
-        out.flush()
+        click.echo(prompt, nl=False)  # echo flushes: the text streams as it comes
     for piece in generate_text(loaded.model, loaded.vocab, prompt, config):
-        out.write(piece)
-        out.flush()
-    out.write("\n")
+        click.echo(piece, nl=False)
+    click.echo()

@@ -1,0 +1,361 @@
+"""generate, trace, eval and info through the real CLI, on tiny trained runs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lstm_repl import checkpoint
+from lstm_repl.cli import cli
+from lstm_repl.config import SampleConfig
+from lstm_repl.sampling import generate_text
+from lstm_repl.vocab import UNK_ID
+
+ESCAPE = "\x1b"
+
+
+def run(*args, input: str | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def ok(*args, input: str | None = None) -> str:
+    result = run(*args, input=input)
+    assert result.exit_code == 0, result.output
+    assert ESCAPE not in result.output
+    return result.output
+
+
+def one_line_error(result, *words: str) -> str:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:"), result.output
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+def generated(tiny_run, *args, prompt: str = "First", input: str | None = None) -> str:
+    """The continuation alone: --no-echo, without the final newline the command adds."""
+    extra = ["--prompt", prompt] if prompt is not None else []
+    output = ok("generate", tiny_run, *extra, "--no-echo", *args, input=input)
+    assert output.endswith("\n")
+    return output[:-1]
+
+
+# ---------------------------------------------------------------- generate
+
+
+def test_generate_echoes_the_prompt(tiny_run):
+    output = ok("generate", tiny_run, "--prompt", "First Citizen", "--length", "40", "--seed", "3")
+    assert output.startswith("First Citizen")
+    continuation = generated(tiny_run, "--length", "40", "--seed", "3", prompt="First Citizen")
+    assert output == "First Citizen" + continuation + "\n"
+    assert len(continuation) == 40  # char level: one character a token
+
+
+def test_generate_same_seed_same_text_other_seed_other_text(tiny_run):
+    settings = ["--length", "60", "--temperature", "1"]
+    a = generated(tiny_run, *settings, "--seed", "1")
+    assert a == generated(tiny_run, *settings, "--seed", "1")
+    assert a != generated(tiny_run, *settings, "--seed", "2")
+
+
+def test_generate_temperature_zero_is_greedy(tiny_run):
+    greedy = generated(tiny_run, "--length", "50", "--temperature", "0", "--seed", "1")
+    assert greedy == generated(tiny_run, "--length", "50", "--temperature", "0", "--seed", "99")
+    assert greedy == generated(tiny_run, "--length", "50", "--temperature", "0")
+    assert greedy == generated(tiny_run, "--length", "50", "--top-k", "1", "--temperature", "1.5", "--seed", "7")
+
+
+def test_generate_top_p_tiny_is_greedy(tiny_run):
+    greedy = generated(tiny_run, "--length", "30", "--temperature", "0")
+    assert greedy == generated(tiny_run, "--length", "30", "--top-p", "0.000001", "--seed", "4")
+
+
+@pytest.mark.parametrize("stop", [" ", "e", "\n", "ea"])
+def test_generate_stop_ends_at_the_first_occurrence(tiny_run, stop):
+    text = generated(tiny_run, "--length", "400", "--seed", "2", "--temperature", "1", "--stop", stop)
+    assert text.endswith(stop), repr(text)
+    assert text.find(stop) == len(text) - len(stop), repr(text)
+    unstopped = generated(tiny_run, "--length", "400", "--seed", "2", "--temperature", "1")
+    assert unstopped.startswith(text)
+
+
+def test_generate_reads_the_prompt_from_stdin(tiny_run):
+    output = ok("generate", tiny_run, "--length", "10", "--seed", "1", input="All:\nSpeak")
+    assert output.startswith("All:\nSpeak")
+    assert output == ok("generate", tiny_run, "--prompt", "All:\nSpeak", "--length", "10", "--seed", "1")
+
+
+def test_generate_length_zero(tiny_run):
+    assert ok("generate", tiny_run, "--prompt", "First", "--length", "0") == "First\n"
+    assert generated(tiny_run, "--length", "0") == ""
+
+
+def test_generate_without_prompt(tiny_run):
+    text = generated(tiny_run, "--length", "12", "--seed", "1", prompt=None, input="")
+    assert len(text) == 12
+
+
+def test_generate_bad_values_are_one_line_errors(tiny_run):
+    one_line_error(run("generate", tiny_run, "--prompt", "x", "--temperature", "-1"), "temperature")
+    one_line_error(run("generate", tiny_run, "--prompt", "x", "--top-p", "0"), "top-p")
+    one_line_error(run("generate", tiny_run, "--prompt", "x", "--length", "-3"), "length")
+
+
+class Counted:
+    """Wraps the model's own forward and step; every call goes to the real method."""
+
+    def __init__(self, model):
+        self.forward = self.step = 0
+        real_forward, real_step = model.forward, model.step
+
+        def forward(*args, **kwargs):
+            self.forward += 1
+            return real_forward(*args, **kwargs)
+
+        def step(*args, **kwargs):
+            self.step += 1
+            return real_step(*args, **kwargs)
+
+        model.forward, model.step = forward, step
+
+
+def test_generate_text_streams_and_reads_the_prompt_fused(tiny_run):
+    loaded = checkpoint.load(tiny_run)
+    calls = Counted(loaded.model)
+    prompt = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 4
+    stream = generate_text(loaded.model, loaded.vocab, prompt, SampleConfig(length=20, seed=1))
+    assert inspect.isgenerator(stream)
+    assert (calls.forward, calls.step) == (0, 0)  # nothing runs before the first piece is asked for
+    first = next(stream)
+    assert isinstance(first, str) and len(first) == 1
+    assert calls.forward == 1, "the whole prompt goes through the fused path in one call"
+    assert calls.step == 1
+    second = next(stream)
+    assert calls.step == 2 and calls.forward == 1
+    rest = list(stream)
+    assert len(rest) == 18 and calls.step == 20 and calls.forward == 1
+    assert first + second + "".join(rest) == generated(tiny_run, "--length", "20", "--seed", "1", prompt=prompt)
+
+
+def test_generate_text_without_a_prompt_starts_from_a_newline(tiny_run):
+    loaded = checkpoint.load(tiny_run)
+    calls = Counted(loaded.model)
+    pieces = list(generate_text(loaded.model, loaded.vocab, "", SampleConfig(length=5, seed=1)))
+    assert len(pieces) == 5 and calls.forward == 0 and calls.step == 6
+
+
+# ---------------------------------------------------------------- trace
+
+
+def trace_document(tiny_run, text: str, *args) -> dict:
+    return json.loads(ok("trace", tiny_run, text, "--json", *args))
+
+
+def test_trace_json(tiny_run):
+    text = "Speak, speak."
+    document = trace_document(tiny_run, text)
+    loaded = checkpoint.load(tiny_run)
+    config = loaded.model.config
+    assert document["format"] == "lstm-repl-trace"
+    assert document["text"] == text
+    assert (document["layers"], document["hidden"], document["level"]) == (config.layers, config.hidden, "char")
+    tokens = document["tokens"]
+    assert [t["text"] for t in tokens] == list(text)
+    assert [t["id"] for t in tokens] == loaded.vocab.encode(text)
+    assert [t["index"] for t in tokens] == list(range(len(text)))
+    assert tokens[0]["probability"] is None and tokens[0]["surprisal_bits"] is None
+    for token in tokens[1:]:
+        assert 0 < token["probability"] <= 1
+        assert token["surprisal_bits"] == pytest.approx(-math.log2(token["probability"]))
+    surprisals = [t["surprisal_bits"] for t in tokens[1:]]
+    assert document["total_surprisal_bits"] == pytest.approx(sum(surprisals))
+    assert document["mean_surprisal_bits"] == pytest.approx(sum(surprisals) / len(surprisals))
+    for token in tokens:
+        top = token["top"]
+        assert len(top) == 5
+        assert all(set(t) == {"text", "id", "probability"} for t in top)
+        assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
+        assert all(loaded.vocab.token_text(t["id"]) == t["text"] and t["id"] != UNK_ID for t in top)
+        assert len(token["layers"]) == config.layers
+        for layer in token["layers"]:
+            assert set(layer) == {"i", "f", "g", "o", "c", "h"}
+            values = {name: np.array(v) for name, v in layer.items()}
+            assert all(len(v) == config.hidden for v in values.values())
+            for name in "ifo":
+                assert ((values[name] >= 0) & (values[name] <= 1)).all()
+            assert ((values["g"] >= -1) & (values["g"] <= 1)).all()
+            assert ((values["h"] >= -1) & (values["h"] <= 1)).all()
+            np.testing.assert_allclose(values["h"], values["o"] * np.tanh(values["c"]), atol=1e-5, rtol=0)
+
+
+def test_trace_json_matches_the_gate_path(tiny_run):
+    text = "You are all resolved"
+    document = trace_document(tiny_run, text, "--top-k", "3")
+    loaded = checkpoint.load(tiny_run)
+    ids = loaded.vocab.encode(text)
+    with torch.inference_mode():
+        logits, _, gates = loaded.model.step_sequence(torch.tensor([ids]))
+    probs = logits[0].float().softmax(-1)
+    for t, token in enumerate(document["tokens"]):
+        if t:
+            assert token["probability"] == pytest.approx(float(probs[t - 1, ids[t]]), abs=1e-6)
+        expected_top = [i for i in torch.argsort(probs[t], descending=True).tolist() if i != UNK_ID][:3]
+        assert [p["id"] for p in token["top"]] == expected_top
+        for k, layer in enumerate(token["layers"]):
+            for name, values in layer.items():
+                np.testing.assert_allclose(values, gates[t][k][name][0].numpy(), atol=1e-5, rtol=0)
+
+
+def test_trace_with_an_unknown_character(tiny_run):
+    document = trace_document(tiny_run, "ab€")
+    assert document["tokens"][-1]["unknown"] is True
+    assert document["tokens"][-1]["text"] == "€"
+    assert document["tokens"][-1]["id"] == UNK_ID
+
+
+def test_trace_table(tiny_run):
+    output = ok("trace", tiny_run, "Fir", "--units", "0-2")
+    assert "forget" in output
+    assert re.search(r"│\s*0\s*│\s*F\s*│", output), output
+    assert re.search(r"│\s*2\s*│\s*r\s*│", output), output
+    for unit in ("u0", "u1", "u2"):
+        assert unit in output
+    assert "mean surprisal" in output
+
+
+def test_trace_table_layer(tiny_run):
+    assert "layer 1 of 2" in ok("trace", tiny_run, "Fir", "--layer", "1", "--units", "3")
+    assert "layer 2 of 2" in ok("trace", tiny_run, "Fir", "--units", "3")
+    one_line_error(run("trace", tiny_run, "Fir", "--layer", "3"), "layers")
+
+
+@pytest.mark.parametrize("units", ["99", "-1", "abc", "0-100", ",", "5-x"])
+def test_trace_bad_units_is_one_line_error(tiny_run, units):
+    one_line_error(run("trace", tiny_run, "Fir", "--units", units), "units")
+
+
+def test_trace_empty_text(tiny_run):
+    one_line_error(run("trace", tiny_run, ""), "empty")
+
+
+# ---------------------------------------------------------------- eval
+
+
+def test_eval_char(tiny_run, tiny_corpus):
+    output = ok("eval", tiny_run, tiny_corpus)
+    assert re.search(r"loss \d+\.\d+ nats", output)
+    assert re.search(r"\d+\.\d+ bits per character", output)
+    assert "tokens/s" in output
+    assert re.search(r"unknown tokens: 0 of", output)
+
+
+def test_eval_counts_unknown_characters(tiny_run, tmp_path):
+    corpus = tmp_path / "odd.txt"
+    corpus.write_text("Quixotic jibes, €uros and xylophones. " * 20, "utf-8")
+    output = ok("eval", tiny_run, corpus)
+    unknown = int(re.search(r"unknown tokens: ([\d,]+) of", output).group(1).replace(",", ""))
+    assert unknown > 0
+    assert "never saw" in output
+    result = json.loads(ok("eval", tiny_run, corpus, "--json"))
+    assert result["unknown_tokens"] == unknown
+    assert 0 < result["unknown_fraction"] < 1
+
+
+def test_eval_json(tiny_run, tiny_corpus):
+    result = json.loads(ok("eval", tiny_run, tiny_corpus, "--json"))
+    assert result["level"] == "char"
+    assert result["bits_per_character"] == pytest.approx(result["loss_nats"] / math.log(2))
+    assert result["tokens_scored"] > 0 and result["tokens_per_s"] > 0
+    assert result["unknown_tokens"] == 0
+    # a trained model beats uniform guessing over its vocabulary
+    assert result["bits_per_character"] < math.log2(len(checkpoint.load(tiny_run).vocab))
+
+
+def test_eval_word_level_reports_perplexity(tiny_word_run, tiny_corpus):
+    output = ok("eval", tiny_word_run, tiny_corpus)
+    assert re.search(r"perplexity \d+\.\d+", output)
+    assert "bits per character" not in output
+    result = json.loads(ok("eval", tiny_word_run, tiny_corpus, "--json"))
+    assert result["perplexity"] == pytest.approx(math.exp(result["loss_nats"]))
+
+
+def test_eval_errors(tiny_run, tmp_path):
+    one_line_error(run("eval", tiny_run, tmp_path / "missing.txt"), "missing.txt")
+    short = tmp_path / "short.txt"
+    short.write_text("a", "utf-8")
+    one_line_error(run("eval", tiny_run, short))
+
+
+# ---------------------------------------------------------------- info
+
+
+def test_info_text(tiny_run):
+    output = ok("info", tiny_run)
+    for word in ("lstm", "2 layers x 24 units", "embedding 12", "parameters", "rnn", "decoder", "char level",
+                 "35 tokens", "tiny.txt", "150 steps", "cpu", "fp32", "bits per character"):
+        assert word in output, word
+
+
+def test_info_json(tiny_run, tiny_corpus):
+    description = json.loads(ok("info", tiny_run, "--json"))
+    loaded = checkpoint.load(tiny_run)
+    assert description["model"]["hidden"] == 24 and description["model"]["layers"] == 2
+    assert description["model"]["cell"] == "lstm" and description["model"]["embed"] == 12
+    params = description["parameters"]
+    assert set(params) == {"embedding", "rnn", "decoder", "total"}
+    assert params["embedding"] + params["rnn"] + params["decoder"] == params["total"]
+    assert params["total"] == sum(p.numel() for p in loaded.model.parameters())
+    vocabulary = description["vocabulary"]
+    assert vocabulary["size"] == len(loaded.vocab) and vocabulary["level"] == "char"
+    assert vocabulary["sample"] and set(vocabulary["sample"]) <= set(loaded.vocab.tokens)
+    assert description["corpus"]["files"][0].endswith("tiny.txt")
+    assert description["corpus"]["characters"] == len(tiny_corpus.read_text("utf-8"))
+    training = description["training"]
+    assert training["time_s"] > 0 and training["steps"] == 150
+    assert training["device"] == "cpu" and training["precision"] == "fp32"
+    metrics = description["metrics"]
+    assert metrics["best_val_loss"] > 0 and metrics["best_val_bpc"] == pytest.approx(metrics["best_val_loss"] / math.log(2))
+
+
+def test_info_word_level(tiny_word_run):
+    output = ok("info", tiny_word_run)
+    assert "word level" in output and "perplexity" in output
+
+
+# ---------------------------------------------------------------- the checkpoint argument
+
+
+@pytest.mark.parametrize("command", [["info"], ["generate", "--prompt", "x", "--length", "2"], ["trace", "x"]])
+def test_checkpoint_run_folder_or_its_best(tiny_run, command):
+    name, *rest = command
+    from_run = ok(name, tiny_run, *rest)
+    from_best = ok(name, tiny_run / "best", *rest)
+    if name != "generate":
+        assert from_run == from_best
+
+
+def test_unknown_checkpoint_lists_bundled_models(tiny_run):
+    line = one_line_error(run("info", "no-such-model"), "no-such-model", "bundled")
+    names = checkpoint.bundled_names()
+    if names:
+        assert all(name in line for name in names)
+    else:
+        assert "none installed" in line
+    for args in (["generate", "no-such-model", "--prompt", "x"], ["trace", "no-such-model", "x"],
+                 ["eval", "no-such-model", str(tiny_run)], ["repl", "no-such-model"]):
+        one_line_error(run(*args), "no-such-model", "bundled")
+
+
+def test_a_folder_that_is_not_a_checkpoint(tmp_path):
+    one_line_error(run("info", tmp_path), "not a checkpoint")
