@@ -24,7 +24,7 @@ class ModelConfig:
     layers: int = 2  # stacked recurrent layers
     hidden: int = 512  # units per layer (size of h and c)
     embed: int = 128  # size of the token embedding fed to layer 0
-    dropout: float = 0.1  # between layers and before the decoder, training only
+    dropout: float = 0.0  # between layers and before the decoder, training only (costs ~10% speed)
     tie_weights: bool = False  # decoder shares the embedding matrix (needs embed == hidden)
 
     def __post_init__(self) -> None:
