@@ -27,3 +27,23 @@ LSTM_QUANTITIES = (
     Quantity("c", "cell state", *GATE_11),
     Quantity("h", "hidden state", *GATE_11),
 )
+
+PEEPHOLE_QUANTITIES = LSTM_QUANTITIES  # the same gates; they also read the cell state
+
+COUPLED_QUANTITIES = (
+    Quantity("f", "forget gate", *GATE_01),
+    Quantity("i", "input gate", *GATE_01, derived=True),  # i = 1 - f: no weights of its own
+    Quantity("o", "output gate", *GATE_01),
+    Quantity("g", "candidate", *GATE_11),
+    Quantity("c", "cell state", *GATE_11),
+    Quantity("h", "hidden state", *GATE_11),
+)
+
+GRU_QUANTITIES = (
+    Quantity("r", "reset gate", *GATE_01),
+    Quantity("z", "update gate", *GATE_01),
+    Quantity("n", "candidate", *GATE_11),
+    Quantity("h", "hidden state", *GATE_11),
+)
+
+RNN_QUANTITIES = (Quantity("h", "hidden state", *GATE_11),)

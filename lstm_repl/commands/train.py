@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lstm_repl.cli import parse_duration
+from lstm_repl.config import CELL_KINDS
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights")
 RESUMABLE_FLAGS = ("max_steps", "time", "epochs", "device", "precision", "eval_interval", "log_interval")
@@ -21,7 +22,7 @@ RESUMABLE_FLAGS = ("max_steps", "time", "epochs", "device", "precision", "eval_i
 @click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=2), default=20000, show_default=True, help="Word level: vocabulary cap.")
 @click.option("--min-count", type=click.IntRange(min=1), default=1, show_default=True, help="Word level: drop rarer words.")
-@click.option("--cell", type=click.Choice(["lstm"]), default="lstm", show_default=True, help="Recurrent cell kind.")
+@click.option("--cell", type=click.Choice(CELL_KINDS), default="lstm", show_default=True, help="Recurrent cell kind (docs/cells.md).")
 @click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--hidden", type=click.IntRange(min=1), default=512, show_default=True, help="Units per layer.")
 @click.option("--embed", type=click.IntRange(min=1), default=128, show_default=True, help="Embedding size.")

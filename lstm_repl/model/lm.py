@@ -12,9 +12,15 @@ from torch import nn
 
 from lstm_repl.config import ModelConfig
 from lstm_repl.model.base import Gates, State
+from lstm_repl.model.coupled import CoupledStack
+from lstm_repl.model.gru import GRUStack
 from lstm_repl.model.lstm import LSTMStack
+from lstm_repl.model.peephole import PeepholeStack
+from lstm_repl.model.rnn import RNNStack
 
-CELL_STACKS: dict[str, type[nn.Module]] = {"lstm": LSTMStack}
+CELL_STACKS: dict[str, type[nn.Module]] = {
+    stack.kind: stack for stack in (LSTMStack, PeepholeStack, CoupledStack, GRUStack, RNNStack)
+}
 
 
 def register_cell(stack_class: type[nn.Module]) -> None:

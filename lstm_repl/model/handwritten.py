@@ -1,0 +1,135 @@
+"""What the cell kinds without a fused PyTorch kernel (peephole, coupled) share.
+
+- Weights in PyTorch's layout and names (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
+  bias_hh_l{k}, plus a kind's own per-unit vectors), initialised as nn.LSTM does.
+- run(): the training path. Per layer, the input projection of ALL time steps is one matmul
+  before the time loop; the loop itself is the kind's autograd.Function, whose forward and
+  backward time loops are TorchScript and whose weight gradients are one matmul after the loop.
+  Under autocast (bf16) the matmuls run in bf16 and the cell state stays float32.
+- step(): the gate path, one token, the kind's equations written plainly, every gate returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lstm_repl.model.base import Gates, State
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+@functools.cache
+def scripted(fn: Callable) -> Callable:
+    """fn compiled by TorchScript, once, on first use (importing the package stays fast).
+
+    TorchScript is deprecated in favour of torch.compile, but for these time loops it measured
+    faster than both torch.compile and plain Python (docs/cells.md), so it stays while it works;
+    where it does not, the plain Python function runs (same results, slower)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(fn)
+    except Exception:  # noqa: BLE001  a torch without TorchScript, or without the source files
+        return fn
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast gives matmuls on this device type right now, or None when it is off."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+class HandWrittenStack(nn.Module):
+    """A stack of layers of one hand-written cell kind. Subclasses set the class attributes below
+    and define _sequence (training path, one layer, all steps) and _cell (gate path, one step)."""
+
+    kind: str
+    has_fused_kernel = False
+    state_names: tuple[str, ...] = ("h", "c")
+    quantities: tuple = ()
+    gate_count: int  # G: weight_ih_l{k} has G·H rows
+    forget_block: int | None = None  # which H-row block is the forget gate (its bias starts at 1)
+    unit_weights: tuple[str, ...] = ()  # per-unit (H,) weights, e.g. peepholes: "weight_ci"
+
+    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden, layers
+        self.dropout = dropout if layers > 1 else 0.0
+        rows, bound = self.gate_count * hidden, 1.0 / math.sqrt(hidden)
+        for k in range(layers):
+            shapes = {
+                "weight_ih": (rows, input_size if k == 0 else hidden),
+                "weight_hh": (rows, hidden),
+                "bias_ih": (rows,),
+                "bias_hh": (rows,),
+                **{name: (hidden,) for name in self.unit_weights},
+            }
+            for name, shape in shapes.items():  # as nn.LSTM.reset_parameters: all uniform(±1/√H)
+                self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+            if self.forget_block is not None:  # forget-gate bias 1: remember by default early in training
+                with torch.no_grad():
+                    block = slice(self.forget_block * hidden, (self.forget_block + 1) * hidden)
+                    getattr(self, f"bias_ih_l{k}")[block].fill_(1.0)
+                    getattr(self, f"bias_hh_l{k}")[block].zero_()
+
+    def layer_weights(self, k: int) -> dict[str, torch.Tensor]:
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self.unit_weights)
+        return {name: getattr(self, f"{name}_l{k}") for name in names}
+
+    def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
+        shape = (self.num_layers, batch, self.hidden_size)
+        return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in self.state_names)
+
+    def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Training path. x: (B, T, in) -> outputs (B, T, H), state (float32 under bf16 autocast)."""
+        assert x.dim() == 3 and x.shape[-1] == self.input_size, f"x must be (batch, time, {self.input_size}), got {tuple(x.shape)}"
+        device_type = x.device.type
+        matmul_dtype = autocast_dtype(device_type) or x.dtype
+        state_dtype = torch.float32 if matmul_dtype in LOW_PRECISION else matmul_dtype
+        if state is None:
+            state = self.zero_state(x.shape[0], x.device, state_dtype)
+        inp = x.transpose(0, 1)  # (T, B, in): time-major, so each step's slice is contiguous
+        finals: list[list[torch.Tensor]] = [[] for _ in self.state_names]
+        for k in range(self.num_layers):
+            w = self.layer_weights(k)
+            xp = F.linear(inp, w["weight_ih"], w["bias_ih"] + w["bias_hh"])  # (T, B, G·H), every step at once
+            units = tuple(w[name].to(state_dtype) for name in self.unit_weights)
+            with torch.autocast(device_type, enabled=False):
+                out, *final = self._sequence(xp, w["weight_hh"].to(matmul_dtype), units,
+                                             tuple(s[k].to(state_dtype) for s in state))
+            for store, value in zip(finals, final):
+                store.append(value)
+            inp = F.dropout(out, self.dropout, self.training) if k < self.num_layers - 1 else out  # (T, B, H)
+        return inp.transpose(0, 1), tuple(torch.stack(values) for values in finals)
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+        new: list[list[torch.Tensor]] = [[] for _ in self.state_names]
+        gates = []
+        inp = x
+        for k in range(self.num_layers):
+            layer_state, layer_gates = self._cell(self.layer_weights(k), inp, tuple(s[k] for s in state))
+            for store, value in zip(new, layer_state):
+                store.append(value)
+            gates.append(layer_gates)
+            h = layer_state[0]
+            inp = F.dropout(h, self.dropout, self.training) if k < self.num_layers - 1 else h
+        return inp, tuple(torch.stack(values) for values in new), gates
+
+    def _sequence(self, xp: torch.Tensor, w_hh: torch.Tensor, units: tuple[torch.Tensor, ...],
+                  state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """One layer over all steps. xp: (T, B, G·H) -> outputs (T, B, H), then the final state."""
+        raise NotImplementedError
+
+    def _cell(self, w: dict[str, torch.Tensor], x: torch.Tensor,
+              state: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        """One layer, one step, plainly: (new state, gates by quantity symbol)."""
+        raise NotImplementedError

@@ -1,0 +1,120 @@
+"""The peephole LSTM (Gers & Schmidhuber 2000): the gates also look at the cell state.
+
+    i = σ(W_i·[h₋₁, x] + b_i + w_ci∗c₋₁)    f = σ(W_f·[h₋₁, x] + b_f + w_cf∗c₋₁)
+    g = tanh(W_g·[h₋₁, x] + b_g)             c = f∗c₋₁ + i∗g
+    o = σ(W_o·[h₋₁, x] + b_o + w_co∗c)       h = o∗tanh(c)
+
+The input and forget gates read the previous cell state, the output gate the new one, each
+through diagonal (per-unit) weights weight_ci_l{k}, weight_cf_l{k}, weight_co_l{k}, each (H,).
+The other weights are the LSTM's, in PyTorch's gate order i, f, g, o. PyTorch has no fused
+kernel for this cell: training runs the hand-written sequence below, with its own backward pass.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+from torch import Tensor
+
+from lstm_repl.model.handwritten import HandWrittenStack, scripted
+from lstm_repl.quantities import PEEPHOLE_QUANTITIES
+
+
+class PeepholeStack(HandWrittenStack):
+    kind = "peephole"
+    quantities = PEEPHOLE_QUANTITIES
+    gate_count = 4
+    forget_block = 1
+    unit_weights = ("weight_ci", "weight_cf", "weight_co")
+
+    def _sequence(self, xp, w_hh, units, state):
+        return PeepholeSequence.apply(xp, w_hh, *units, *state)
+
+    def _cell(self, w, x, state):
+        h_prev, c_prev = state
+        z = torch.addmm(w["bias_ih"], x, w["weight_ih"].t()) + torch.addmm(w["bias_hh"], h_prev, w["weight_hh"].t())
+        zi, zf, zg, zo = z.chunk(4, 1)  # (B, H) each
+        i = torch.sigmoid(zi + w["weight_ci"] * c_prev)
+        f = torch.sigmoid(zf + w["weight_cf"] * c_prev)
+        g = torch.tanh(zg)
+        c = f * c_prev + i * g
+        o = torch.sigmoid(zo + w["weight_co"] * c)
+        h = o * torch.tanh(c)
+        return (h, c), {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+
+
+class PeepholeSequence(torch.autograd.Function):
+    """One layer over T steps. xp: (T, B, 4H) input projection (biases included), w_hh: (4H, H)
+    in the matmul dtype, w_c*: (H,), h0, c0: (B, H) in the state dtype -> out (T, B, H), h_T, c_T."""
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, w_ci, w_cf, w_co, h0, c0):
+        hs, cs, acts = scripted(_forward_loop)(xp, w_hh, w_ci, w_cf, w_co, h0, c0)
+        ctx.save_for_backward(hs, cs, acts, w_hh, w_ci, w_cf, w_co)
+        ctx.xp_dtype = xp.dtype
+        return hs[1:], hs[-1].clone(), cs[-1].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_h, d_c):
+        hs, cs, acts, w_hh, w_ci, w_cf, w_co = ctx.saved_tensors
+        d_out = torch.zeros_like(hs[1:]) if d_out is None else d_out.to(hs.dtype)
+        d_h = torch.zeros_like(hs[0]) if d_h is None else d_h.to(hs.dtype)
+        d_c = torch.zeros_like(cs[0]) if d_c is None else d_c.to(cs.dtype)
+        da, d_h0, d_c0 = scripted(_backward_loop)(d_out, d_h, d_c, cs, acts, w_hh, w_ci, w_cf, w_co)
+        T, B, H = d_out.shape
+        flat = da.reshape(T * B, 4 * H)  # every step's gate gradients: the weight gradients are one matmul
+        d_w_hh = torch.mm(flat.t().to(w_hh.dtype), hs[:-1].reshape(T * B, H).to(w_hh.dtype))
+        c_prev, c_new = cs[:-1].reshape(T * B, H), cs[1:].reshape(T * B, H)
+        d_w_ci = (flat[:, :H] * c_prev).sum(0)
+        d_w_cf = (flat[:, H : 2 * H] * c_prev).sum(0)
+        d_w_co = (flat[:, 3 * H :] * c_new).sum(0)
+        return da.to(ctx.xp_dtype), d_w_hh, d_w_ci, d_w_cf, d_w_co, d_h0, d_c0
+
+
+def _forward_loop(xp: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Tensor, h: Tensor,
+                  c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates i|f|g|o (T, B, 4H)."""
+    hs: List[Tensor] = [h]
+    cs: List[Tensor] = [c]
+    acts: List[Tensor] = []
+    w_t = w_hh.t()
+    for t in range(xp.shape[0]):
+        z = torch.addmm(xp[t], h.to(w_t.dtype), w_t).to(c.dtype)
+        zi, zf, zg, zo = z.chunk(4, 1)
+        i = torch.sigmoid(zi + w_ci * c)
+        f = torch.sigmoid(zf + w_cf * c)
+        g = torch.tanh(zg)
+        c = f * c + i * g
+        o = torch.sigmoid(zo + w_co * c)
+        h = o * torch.tanh(c)
+        hs.append(h)
+        cs.append(c)
+        acts.append(torch.cat([i, f, g, o], 1))
+    return torch.stack(hs), torch.stack(cs), torch.stack(acts)
+
+
+def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor, w_hh: Tensor,
+                   w_ci: Tensor, w_cf: Tensor, w_co: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Back through time. -> gradients of the gate pre-activations (T, B, 4H), of h0 and of c0."""
+    T = acts.shape[0]
+    H = d_h.shape[-1]
+    das: List[Tensor] = []
+    for s in range(T):
+        t = T - 1 - s
+        a = acts[t]
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        c_prev = cs[t]
+        tanh_c = torch.tanh(cs[t + 1])
+        dh = d_h + d_out[t]
+        dzo = dh * tanh_c * o * (1 - o)
+        dc = d_c + dh * o * (1 - tanh_c * tanh_c) + dzo * w_co
+        dzi = dc * g * i * (1 - i)
+        dzf = dc * c_prev * f * (1 - f)
+        dzg = dc * i * (1 - g * g)
+        da = torch.cat([dzi, dzf, dzg, dzo], 1)
+        das.append(da)
+        d_c = dc * f + dzi * w_ci + dzf * w_cf
+        d_h = torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
+    das.reverse()
+    return torch.stack(das), d_h, d_c
