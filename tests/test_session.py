@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from lstm_repl import checkpoint
-from lstm_repl.sampling import choose
 from lstm_repl.config import SampleConfig
+from lstm_repl.sampling import choose
 from lstm_repl.session import FUSED_CHUNK, PRIMER, Session, Settings
 from lstm_repl.vocab import UNK_ID
 
@@ -162,8 +162,10 @@ def test_any_sequence_of_edits_equals_a_fresh_session(loaded):
         assert_same_snapshot(session.snapshot, make(loaded).set_text(text))
     # the full next-token distribution too, against a gate-path run from scratch
     logits, _, gates = fresh_reference(loaded.model, loaded.vocab, text)
-    expected = dict((loaded.vocab.token_text(i), float(p)) for i, p in enumerate(logits[-1].softmax(-1)) if i != UNK_ID)
-    assert {t: pytest.approx(p, abs=TOL) for t, p in session.snapshot.top} == {t: expected[t] for t, _ in session.snapshot.top}
+    probs = logits[-1].softmax(-1)
+    expected = {loaded.vocab.token_text(i): float(p) for i, p in enumerate(probs) if i != UNK_ID}
+    for token, p in session.snapshot.top:
+        assert p == pytest.approx(expected[token], abs=TOL)
     if text:
         for layer, ref in zip(session.snapshot.layers, gates[-1]):
             for name, values in layer.items():

@@ -25,6 +25,7 @@ def shell_key_bindings(shell: ShellApp) -> KeyBindings:
     def _interrupt(event) -> None:
         if not shell.stop_stream():
             shell.buffer.reset()  # like a shell: Ctrl-C drops the line being typed
+            shell._on_text_changed(shell.buffer)  # reset() fires no change event: unread the line
             shell.message = "line cleared · Ctrl-D or :quit leaves"
 
     @kb.add("c-d", filter=~streaming)
@@ -54,9 +55,11 @@ def shell_key_bindings(shell: ShellApp) -> KeyBindings:
     @kb.add("up", filter=~streaming)
     def _history_back(event) -> None:
         shell.buffer.history_backward()
+        shell._refresh_ghost()  # the text changed before the cursor moved to its end: no ghost was set
 
     @kb.add("down", filter=~streaming)
     def _history_forward(event) -> None:
         shell.buffer.history_forward()
+        shell._refresh_ghost()
 
     return kb
