@@ -412,20 +412,30 @@ def _strip_per_line(hidden: int, room: int) -> int:
 
 
 def strip_height(snapshot: Snapshot, layer: int, width: int) -> int:
-    """Lines strip_view will take (title included), without building it."""
+    """Lines the full strip_view will take (title and means included), without building it."""
     if not snapshot.layers:
         return 0
     layer = _clamp_layer(snapshot, layer)
-    hidden = _hidden(snapshot, layer)
-    per_line = _strip_per_line(hidden, width - _label_width(snapshot) - _MEAN)
+    per_line = _strip_per_line(_hidden(snapshot, layer), width - _label_width(snapshot) - _MEAN)
     if not per_line:
         return 0
-    return 1 + len(_shown_quantities(snapshot, layer)) * max(1, -(-hidden // per_line))
+    return 2 + len(_shown_quantities(snapshot, layer)) * _lines_per_strip(snapshot, layer, per_line)
 
 
-def strip_view(snapshot: Snapshot, layer: int, width: int) -> Lines:
+def _lines_per_strip(snapshot: Snapshot, layer: int, per_line: int) -> int:
+    return max(1, -(-_hidden(snapshot, layer) // per_line))
+
+
+def _strip_order(quantities: list[Quantity]) -> list[Quantity]:
+    """Which strips go first when not all fit: the memory (c, else h), then display order."""
+    memory = next((q for q in quantities if q.symbol == "c"), None) or next((q for q in quantities if q.symbol == "h"), None)
+    return ([memory] if memory else []) + [q for q in quantities if q is not memory]
+
+
+def strip_view(snapshot: Snapshot, layer: int, width: int, max_lines: int | None = None) -> Lines:
     """Every unit of the layer, one character each (height and colour = value), one strip per
-    quantity, wrapped to several lines when the layer is wider than the terminal; mean at the end."""
+    quantity, wrapped when the layer is wider than the terminal; a line of every quantity's mean.
+    With max_lines, as many strips as fit, the cell state's first."""
     if not snapshot.layers:
         return Lines()
     layer = _clamp_layer(snapshot, layer)
@@ -433,31 +443,51 @@ def strip_view(snapshot: Snapshot, layer: int, width: int) -> Lines:
     label_width = _label_width(snapshot)
     hidden = _hidden(snapshot, layer)
     per_line = _strip_per_line(hidden, width - label_width - _MEAN)
-    if not per_line:
+    if not per_line or (max_lines is not None and max_lines < 2 + _lines_per_strip(snapshot, layer, per_line)):
         return Lines()
+    shown = _shown_quantities(snapshot, layer)
+    room = len(shown) if max_lines is None else (max_lines - 2) // _lines_per_strip(snapshot, layer, per_line)
+    chosen = {q.symbol for q in _strip_order(shown)[:room]}
     title = f"all {hidden} units of layer {layer + 1}: height = value ({_SPARK[0]} low … {_SPARK[-1]} high)"
-    lines = [_Line().add(title, _DIM, min(width, cell_len(title)))]
-    for q in _shown_quantities(snapshot, layer):
-        row = values[q.symbol]
-        levels = _strip_levels(row, q)
-        styles = _strip_styles(q.symbol, q.low < 0 < q.high)
-        finite = np.isfinite(row)
-        mean = float(np.mean(row[finite])) if finite.any() else float("nan")
-        colour = quantity_colour(q.symbol)
-        for start in range(0, hidden, per_line):
-            line = _Line()
-            if start == 0:
-                line.add(quantity_label(q, snapshot.quantities), _style(colour, bold=True), label_width)
-            else:
-                line.add(" " * label_width)
-            chunk = levels[start : start + per_line]
-            line.runs.extend(_strip_runs(chunk, styles))
-            line.width += len(chunk)
-            if start == 0:
-                line.add(" " * (per_line - len(chunk)))
-                line.add(" mean", _DIM).add(" " + format_value(mean))
-            lines.append(line)
+    lines = [_Line().add(title, _DIM, min(width, cell_len(title))), _means_line(snapshot, values, shown, width)]
+    for q in shown:
+        if q.symbol in chosen:
+            lines.extend(_strip_lines(snapshot, q, values[q.symbol], label_width, per_line))
     return Lines.of(lines)
+
+
+def _means_line(snapshot: Snapshot, values: dict, shown: list[Quantity], width: int) -> _Line:
+    line = _Line().add("means".ljust(_label_width(snapshot)), _DIM)
+    for q in shown:
+        row = values[q.symbol]
+        finite = np.isfinite(row)
+        piece = f"{q.symbol} {format_value(float(np.mean(row[finite])) if finite.any() else float('nan'))}   "
+        if line.width + len(piece) > width:
+            break
+        line.add(piece, _style(quantity_colour(q.symbol), bold=True))
+    return line
+
+
+def _strip_lines(snapshot: Snapshot, q: Quantity, row: np.ndarray, label_width: int, per_line: int) -> list[_Line]:
+    levels = _strip_levels(row, q)
+    styles = _strip_styles(q.symbol, q.low < 0 < q.high)
+    finite = np.isfinite(row)
+    mean = float(np.mean(row[finite])) if finite.any() else float("nan")
+    lines = []
+    for start in range(0, len(row), per_line):
+        line = _Line()
+        if start == 0:
+            line.add(quantity_label(q, snapshot.quantities), _style(quantity_colour(q.symbol), bold=True), label_width)
+        else:
+            line.add(" " * label_width)
+        chunk = levels[start : start + per_line]
+        line.runs.extend(_strip_runs(chunk, styles))
+        line.width += len(chunk)
+        if start == 0:
+            line.add(" " * (per_line - len(chunk)))
+            line.add(" mean", _DIM).add(" " + format_value(mean))
+        lines.append(line)
+    return lines
 
 
 # ----------------------------------------------------------------------------- top-k and header
@@ -518,8 +548,8 @@ def header_view(snapshot: Snapshot, settings: PanelSettings, units: list[int], w
 
 
 def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height: int | None = None) -> Lines:
-    """Header, top-k, gate bars, strip; every line fits `width`. With a `height`, the strip goes
-    first, then the derived-quantity note, then top-k rows, then quantity rows."""
+    """Header, top-k, gate bars, strip; every line fits `width`. With a `height`, strips go first
+    (the cell state's last), then the derived-quantity note, then top-k rows, then quantity rows."""
     width = max(1, width)
     layer = _clamp_layer(snapshot, settings.layer) if snapshot.layers else 0
     fit = units_that_fit(snapshot, width, max(1, settings.max_units))
@@ -531,10 +561,8 @@ def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height
         return header + top + bars + strip_view(snapshot, layer, width)
     budget = max(0, height - len(header))
     header = header.head(height)
-    if len(top) + len(bars) <= budget:
-        if len(top) + len(bars) + strip_height(snapshot, layer, width) <= budget:
-            return header + top + bars + strip_view(snapshot, layer, width)
-        return header + top + bars
+    if len(top) + len(bars) <= budget:  # the strip takes what is left: as many quantities as fit
+        return header + top + bars + strip_view(snapshot, layer, width, budget - len(top) - len(bars))
     derived_notes = sum(q.derived for q in _shown_quantities(snapshot, layer)) if snapshot.layers else 0
     bars = bars.head(len(bars) - derived_notes)
     if len(bars) + 2 <= budget:  # keep all bars, top-k gets the rest (title + at least one row)
