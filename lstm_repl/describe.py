@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lstm_repl.repl.views import visible_token
+
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.model import count_parameters
 
@@ -37,9 +39,6 @@ def describe(loaded: Checkpoint) -> dict:
     }
 
 
-def _visible(token: str) -> str:
-    return token.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
-
 
 def print_description(d: dict, console: Console | None = None) -> None:
     console = console or Console()
@@ -68,7 +67,7 @@ def description_rows(d: dict) -> list[tuple[str, str]]:
                   f"dropout {model['dropout']}{', tied weights' if model.get('tie_weights') else ''}"),
         ("parameters", f"{params['total']:,} ({parts})"),
         ("vocabulary", f"{d['vocabulary']['level']} level, {d['vocabulary']['size']:,} tokens"),
-        ("sample", " ".join(_visible(t) for t in d["vocabulary"]["sample"])),
+        ("sample", " ".join(visible_token(t) for t in d["vocabulary"]["sample"])),
         ("corpus", _corpus_text(corpus)),
         ("training", _training_text(training)),
         ("best validation", _metrics_text(metrics)),

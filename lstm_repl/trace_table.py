@@ -5,9 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lstm_repl.repl.views import visible_token
 
-def _visible(text: str) -> str:
-    return text.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣")
 
 
 def print_trace_table(document: dict, layer: int, units: list[int], console: Console | None = None) -> None:
@@ -33,9 +32,9 @@ def print_trace_table(document: dict, layer: int, units: list[int], console: Con
         values = token["layers"][layer]
         p = "" if token["probability"] is None else f"{token['probability']:.3f}"
         bits = "" if token["surprisal_bits"] is None else f"{token['surprisal_bits']:.2f}"
-        top = "\n".join(f"{_visible(t['text'])} {t['probability']:.2f}" for t in token["top"][:3])
+        top = "\n".join(f"{visible_token(t['text'])} {t['probability']:.2f}" for t in token["top"][:3])
         cells = ["\n".join(f"{values[q['symbol']][u]:+.2f}" for q in quantities) for u in units]
-        table.add_row(str(token["index"]), _visible(token["text"]), p, bits, top, symbols, *cells)
+        table.add_row(str(token["index"]), visible_token(token["text"]), p, bits, top, symbols, *cells)
     console.print(table)
     mean = document["mean_surprisal_bits"]
     if mean is not None:
