@@ -88,6 +88,7 @@ def main() -> None:
 
 def _register_commands() -> None:
     from lstm_repl.commands.bench import bench
+    from lstm_repl.commands.compare import compare
     from lstm_repl.commands.corpus import corpus
     from lstm_repl.commands.evaluate import evaluate
     from lstm_repl.commands.export import export
@@ -97,7 +98,7 @@ def _register_commands() -> None:
     from lstm_repl.commands.trace import trace
     from lstm_repl.commands.train import train
 
-    for command in (repl, train, generate, trace, evaluate, info, corpus, bench, export):
+    for command in (repl, train, generate, trace, evaluate, info, corpus, bench, export, compare):
         cli.add_command(command)
 
 
