@@ -69,7 +69,7 @@ class Session:
         self._logits: dict[int, torch.Tensor] = {0: logits[0, -1]}
         self._gates: list[dict[str, np.ndarray]] = []
         self.version = getattr(self, "version", -1) + 1  # never repeats: views cache on it
-        self.snapshot = self._make_snapshot()
+        self._snapshot: Snapshot | None = None
 
     @property
     def text(self) -> str:
@@ -86,7 +86,7 @@ class Session:
         self.pieces, self.partial = pieces, partial
         self._advance(ids[keep:])
         self.version += 1
-        self.snapshot = self._make_snapshot()
+        self._snapshot = None
         return self.snapshot
 
     def _split(self, text: str) -> tuple[list[str], str]:
@@ -143,6 +143,13 @@ class Session:
         self._logits[position] = logits[0, -1]
 
     # ------------------------------------------------------------ what the panel shows
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """What the panel draws for the latest token, built on first look after a change."""
+        if self._snapshot is None:
+            self._snapshot = self._make_snapshot()
+        return self._snapshot
 
     @torch.inference_mode()
     def _make_snapshot(self) -> Snapshot:
@@ -250,7 +257,7 @@ class Session:
             self.pieces.append(piece)
             self._step(token)
             self.version += 1
-            self.snapshot = self._make_snapshot()
+            self._snapshot = None  # built when someone looks: a stream draws ~30 of its tokens a second
             yield piece
 
     def reseed(self, seed: int | None) -> None:

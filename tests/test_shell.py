@@ -201,7 +201,7 @@ def test_enter_streams_and_commits(loaded):
         assert d.buffer.text == "" and d.shell_app.stream_text == ""
         assert d.session.text == d.shell.history
         assert d.shell_app.message.startswith("streamed 30 tokens")
-        assert d.shell.history[len("First"):] in d.screen.text()  # printed above the prompt
+        await d.until(lambda: d.shell.history[len("First"):] in d.screen.text(), "the text printed above the prompt")
         # typing goes on after the committed text
         await d.type("x")
         assert d.session.text == d.shell.history + "x"

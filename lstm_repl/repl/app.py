@@ -90,6 +90,7 @@ class ShellApp:
             full_screen=False,
             erase_when_done=True,
             min_redraw_interval=FRAME_S,
+            refresh_interval=0.5,  # a redraw lost while keys arrive during start-up is made good
             mouse_support=False,
         )
 
@@ -182,15 +183,20 @@ class ShellApp:
     async def _stream(self) -> None:
         session = self.shell.session
         start, count = time.perf_counter(), 0
+        next_pause = start + FRAME_S / 2
         self.message = "streaming · Ctrl-C stops"
         try:
+            self.app.invalidate()
+            await asyncio.sleep(0)
             for piece in session.stream():
                 self.stream_text += piece
                 count += 1
-                if count % 8 == 0:
-                    self.stream_rate = count / max(time.perf_counter() - start, 1e-9)
-                self.app.invalidate()
-                await asyncio.sleep(0)  # let a frame be drawn when one is due
+                now = time.perf_counter()
+                if now >= next_pause:  # hand the loop a moment twice a frame: keys and redraws get in
+                    self.stream_rate = count / max(now - start, 1e-9)
+                    self.app.invalidate()
+                    await asyncio.sleep(0)
+                    next_pause = time.perf_counter() + FRAME_S / 2
             self.message = f"streamed {count} tokens at {count / max(time.perf_counter() - start, 1e-9):,.0f} tok/s"
         except asyncio.CancelledError:
             self.message = f"stopped after {count} tokens"

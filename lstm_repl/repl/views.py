@@ -47,6 +47,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"  # left-aligned partial blocks, index = eigh
 _SPARK = "▁▂▃▄▅▆▇█"  # strip: one character per unit, height = value on the quantity's range
 _VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
 
+STRIP_MAX_LINES = 16  # in a height-limited panel the strips take at most this many lines
 _NUMBER = 5  # cells of a printed value: " 0.83", "-0.42", " 12.3"
 _MEAN = 11  # " mean  0.53" at the end of a strip
 
@@ -562,7 +563,8 @@ def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height
     budget = max(0, height - len(header))
     header = header.head(height)
     if len(top) + len(bars) <= budget:  # the strip takes what is left: as many quantities as fit
-        return header + top + bars + strip_view(snapshot, layer, width, budget - len(top) - len(bars))
+        room = min(budget - len(top) - len(bars), STRIP_MAX_LINES)
+        return header + top + bars + strip_view(snapshot, layer, width, room)
     derived_notes = sum(q.derived for q in _shown_quantities(snapshot, layer)) if snapshot.layers else 0
     bars = bars.head(len(bars) - derived_notes)
     if len(bars) + 2 <= budget:  # keep all bars, top-k gets the rest (title + at least one row)
