@@ -64,44 +64,58 @@ class CoupledSequence(torch.autograd.Function):
 
 
 def _forward_loop(xp: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates f|g|o (T, B, 3H)."""
+    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates f|g|o (T, B, 3H).
+
+    Few operations per step (each costs a fixed overhead): the gates are computed in place in one
+    buffer that starts as a copy of xp and is kept for the backward pass."""
+    T, B, G = xp.shape
+    H = G // 3
+    acts = xp.to(c.dtype)
+    if acts.data_ptr() == xp.data_ptr():
+        acts = acts.clone()
+    w_t = w_hh.t()
+    same_dtype = w_t.dtype == acts.dtype
     hs: List[Tensor] = [h]
     cs: List[Tensor] = [c]
-    acts: List[Tensor] = []
-    w_t = w_hh.t()
-    for t in range(xp.shape[0]):
-        z = torch.addmm(xp[t], h.to(w_t.dtype), w_t).to(c.dtype)
-        zf, zg, zo = z.chunk(3, 1)
-        f = torch.sigmoid(zf)
-        g = torch.tanh(zg)
-        o = torch.sigmoid(zo)
-        c = g + f * (c - g)  # f∗c₋₁ + (1 − f)∗g
+    for t in range(T):
+        z = acts[t]  # (B, 3H), xp[t] so far
+        if same_dtype:
+            z.addmm_(h, w_t)
+        else:  # bf16 matmul, float32 gates
+            z.add_(torch.mm(h.to(w_t.dtype), w_t))
+        f = z[:, :H].sigmoid_()
+        g = z[:, H : 2 * H].tanh_()
+        o = z[:, 2 * H :].sigmoid_()
+        c = torch.addcmul(g, f, c - g)  # f∗c₋₁ + (1 − f)∗g
         h = o * torch.tanh(c)
         hs.append(h)
         cs.append(c)
-        acts.append(torch.cat([f, g, o], 1))
-    return torch.stack(hs), torch.stack(cs), torch.stack(acts)
+    return torch.stack(hs), torch.stack(cs), acts
 
 
 def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor,
                    w_hh: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Back through time. -> gradients of the gate pre-activations (T, B, 3H), of h0 and of c0."""
-    T = acts.shape[0]
-    H = d_h.shape[-1]
-    das: List[Tensor] = []
+    """Back through time. -> gradients of the gate pre-activations (T, B, 3H), of h0 and of c0.
+
+    Every factor that does not depend on the gradient flowing back is computed for all steps at
+    once, before the loop; per step remain six small operations and one matmul."""
+    T, B, G = acts.shape
+    H = G // 3
+    f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+    tanh_c = torch.tanh(cs[1:])
+    a_o = tanh_c * o * (1 - o)  # dz_o = dh ∗ a_o
+    a_c = o * (1 - tanh_c * tanh_c)  # dc = d_c + dh ∗ a_c
+    a_fg = torch.stack([(cs[:-1] - g) * f * (1 - f), (1 - f) * (1 - g * g)], 2)  # (T, B, 2, H): dz_f|g = dc ∗ a_fg
+    das = torch.empty_like(acts)
+    same_dtype = w_hh.dtype == das.dtype
+    dh = d_h + d_out[T - 1]
     for s in range(T):
         t = T - 1 - s
-        a = acts[t]
-        f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-        tanh_c = torch.tanh(cs[t + 1])
-        dh = d_h + d_out[t]
-        dzo = dh * tanh_c * o * (1 - o)
-        dc = d_c + dh * o * (1 - tanh_c * tanh_c)
-        dzf = dc * (cs[t] - g) * f * (1 - f)
-        dzg = dc * (1 - f) * (1 - g * g)
-        da = torch.cat([dzf, dzg, dzo], 1)
-        das.append(da)
-        d_c = dc * f
-        d_h = torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
-    das.reverse()
-    return torch.stack(das), d_h, d_c
+        dc = torch.addcmul(d_c, dh, a_c[t])
+        da = das[t]
+        torch.mul(dc.unsqueeze(1), a_fg[t], out=da[:, : 2 * H].view(B, 2, H))
+        torch.mul(dh, a_o[t], out=da[:, 2 * H :])
+        d_c = dc * f[t]  # d_c₋₁
+        d_h = torch.mm(da, w_hh) if same_dtype else torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
+        dh = d_h + d_out[t - 1] if t > 0 else d_h
+    return das, d_h, d_c

@@ -74,47 +74,62 @@ class PeepholeSequence(torch.autograd.Function):
 
 def _forward_loop(xp: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Tensor, h: Tensor,
                   c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates i|f|g|o (T, B, 4H)."""
+    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates i|f|g|o (T, B, 4H).
+
+    Few operations per step (each costs a fixed overhead): the gates are computed in place in one
+    buffer that starts as a copy of xp and is kept for the backward pass."""
+    T, B, G = xp.shape
+    H = G // 4
+    acts = xp.to(c.dtype)
+    if acts.data_ptr() == xp.data_ptr():
+        acts = acts.clone()
+    w_t = w_hh.t()
+    same_dtype = w_t.dtype == acts.dtype
+    w_if = torch.stack([w_ci, w_cf])  # (2, H): the peepholes of i and f, applied in one operation
     hs: List[Tensor] = [h]
     cs: List[Tensor] = [c]
-    acts: List[Tensor] = []
-    w_t = w_hh.t()
-    for t in range(xp.shape[0]):
-        z = torch.addmm(xp[t], h.to(w_t.dtype), w_t).to(c.dtype)
-        zi, zf, zg, zo = z.chunk(4, 1)
-        i = torch.sigmoid(zi + w_ci * c)
-        f = torch.sigmoid(zf + w_cf * c)
-        g = torch.tanh(zg)
-        c = f * c + i * g
-        o = torch.sigmoid(zo + w_co * c)
+    for t in range(T):
+        z = acts[t]  # (B, 4H), xp[t] so far
+        if same_dtype:
+            z.addmm_(h, w_t)
+        else:  # bf16 matmul, float32 gates
+            z.add_(torch.mm(h.to(w_t.dtype), w_t))
+        z[:, : 2 * H].view(B, 2, H).addcmul_(w_if, c.unsqueeze(1)).sigmoid_()  # i, f
+        g = z[:, 2 * H : 3 * H].tanh_()
+        c = torch.addcmul(z[:, H : 2 * H] * c, z[:, :H], g)  # f∗c₋₁ + i∗g
+        o = z[:, 3 * H :].addcmul_(w_co, c).sigmoid_()
         h = o * torch.tanh(c)
         hs.append(h)
         cs.append(c)
-        acts.append(torch.cat([i, f, g, o], 1))
-    return torch.stack(hs), torch.stack(cs), torch.stack(acts)
+    return torch.stack(hs), torch.stack(cs), acts
 
 
 def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor, w_hh: Tensor,
                    w_ci: Tensor, w_cf: Tensor, w_co: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Back through time. -> gradients of the gate pre-activations (T, B, 4H), of h0 and of c0."""
-    T = acts.shape[0]
-    H = d_h.shape[-1]
-    das: List[Tensor] = []
+    """Back through time. -> gradients of the gate pre-activations (T, B, 4H), of h0 and of c0.
+
+    Every factor that does not depend on the gradient flowing back is computed for all steps at
+    once, before the loop; per step remain six small operations and one matmul."""
+    T, B, G = acts.shape
+    H = G // 4
+    i, f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
+    tanh_c = torch.tanh(cs[1:])
+    a_o = tanh_c * o * (1 - o)  # dz_o = dh ∗ a_o
+    a_c = o * (1 - tanh_c * tanh_c) + a_o * w_co  # dc = d_c + dh ∗ a_c  (through h, and through o's peephole)
+    a_i = g * i * (1 - i)
+    a_f = cs[:-1] * f * (1 - f)
+    a_ifg = torch.stack([a_i, a_f, i * (1 - g * g)], 2)  # (T, B, 3, H): dz_i|f|g = dc ∗ a_ifg
+    keep = f + a_i * w_ci + a_f * w_cf  # d_c₋₁ = dc ∗ keep  (through c, and through i's and f's peepholes)
+    das = torch.empty_like(acts)
+    same_dtype = w_hh.dtype == das.dtype
+    dh = d_h + d_out[T - 1]
     for s in range(T):
         t = T - 1 - s
-        a = acts[t]
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c_prev = cs[t]
-        tanh_c = torch.tanh(cs[t + 1])
-        dh = d_h + d_out[t]
-        dzo = dh * tanh_c * o * (1 - o)
-        dc = d_c + dh * o * (1 - tanh_c * tanh_c) + dzo * w_co
-        dzi = dc * g * i * (1 - i)
-        dzf = dc * c_prev * f * (1 - f)
-        dzg = dc * i * (1 - g * g)
-        da = torch.cat([dzi, dzf, dzg, dzo], 1)
-        das.append(da)
-        d_c = dc * f + dzi * w_ci + dzf * w_cf
-        d_h = torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
-    das.reverse()
-    return torch.stack(das), d_h, d_c
+        dc = torch.addcmul(d_c, dh, a_c[t])
+        da = das[t]
+        torch.mul(dc.unsqueeze(1), a_ifg[t], out=da[:, : 3 * H].view(B, 3, H))
+        torch.mul(dh, a_o[t], out=da[:, 3 * H :])
+        d_c = dc * keep[t]
+        d_h = torch.mm(da, w_hh) if same_dtype else torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
+        dh = d_h + d_out[t - 1] if t > 0 else d_h
+    return das, d_h, d_c
