@@ -37,7 +37,7 @@ class Settings:
     length: int = 200  # tokens streamed by Enter
     seed: int | None = None
     shown: int = 5  # predictions listed in the panel
-    ghost_tokens: int = 12  # longest ghost continuation
+    ghost_tokens: int = 8  # longest ghost continuation (each token is one gate-path step per keystroke)
 
     def sample_config(self, length: int | None = None) -> SampleConfig:
         return SampleConfig(self.temperature, self.top_k, self.top_p, self.length if length is None else length, self.seed)
