@@ -27,12 +27,13 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
 
 def choose(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator | None) -> int:
     """One token id from logits (V,): greedy at temperature 0, else sampled. Never <unk>."""
-    logits = logits.clone()
-    logits[UNK_ID] = float("-inf")
+    scaled = logits.float() / (config.temperature or 1.0)  # a new tensor: the caller's stays intact
+    scaled[UNK_ID] = float("-inf")
     if config.temperature == 0:
-        return int(logits.argmax())
-    logits = filter_logits(logits.float() / config.temperature, config.top_k, config.top_p)
-    return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+        return int(scaled.argmax())
+    if config.top_k or config.top_p < 1.0:
+        scaled = filter_logits(scaled, config.top_k, config.top_p)
+    return int(torch.multinomial(scaled.softmax(-1), 1, generator=generator))
 
 
 def make_generator(seed: int | None) -> torch.Generator:
