@@ -66,17 +66,19 @@ class CoupledSequence(torch.autograd.Function):
 def _forward_loop(xp: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates f|g|o (T, B, 3H).
 
-    Few operations per step (each costs a fixed overhead): the gates are computed in place in one
-    buffer that starts as a copy of xp and is kept for the backward pass."""
+    Each small operation costs a fixed overhead, so there are few per step, and each writes
+    where its result is kept: the gates in place in one buffer that starts as a copy of xp, h
+    and c straight into hs and cs."""
     T, B, G = xp.shape
     H = G // 3
     acts = xp.to(c.dtype)
     if acts.data_ptr() == xp.data_ptr():
         acts = acts.clone()
+    hs = torch.empty((T + 1, B, H), dtype=c.dtype, device=c.device)
+    cs = torch.empty_like(hs)
+    hs[0], cs[0] = h, c
     w_t = w_hh.t()
     same_dtype = w_t.dtype == acts.dtype
-    hs: List[Tensor] = [h]
-    cs: List[Tensor] = [c]
     for t in range(T):
         z = acts[t]  # (B, 3H), xp[t] so far
         if same_dtype:
@@ -86,36 +88,32 @@ def _forward_loop(xp: Tensor, w_hh: Tensor, h: Tensor, c: Tensor) -> Tuple[Tenso
         f = z[:, :H].sigmoid_()
         g = z[:, H : 2 * H].tanh_()
         o = z[:, 2 * H :].sigmoid_()
-        c = torch.addcmul(g, f, c - g)  # f∗c₋₁ + (1 − f)∗g
-        h = o * torch.tanh(c)
-        hs.append(h)
-        cs.append(c)
-    return torch.stack(hs), torch.stack(cs), acts
+        c = torch.addcmul(g, f, c - g, out=cs[t + 1])  # f∗c₋₁ + (1 − f)∗g
+        h = torch.mul(o, torch.tanh(c), out=hs[t + 1])
+    return hs, cs, acts
 
 
 def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor,
                    w_hh: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Back through time. -> gradients of the gate pre-activations (T, B, 3H), of h0 and of c0.
 
-    Every factor that does not depend on the gradient flowing back is computed for all steps at
-    once, before the loop; per step remain six small operations and one matmul."""
-    T, B, G = acts.shape
-    H = G // 3
-    f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
-    tanh_c = torch.tanh(cs[1:])
-    a_o = tanh_c * o * (1 - o)  # dz_o = dh ∗ a_o
-    a_c = o * (1 - tanh_c * tanh_c)  # dc = d_c + dh ∗ a_c
-    a_fg = torch.stack([(cs[:-1] - g) * f * (1 - f), (1 - f) * (1 - g * g)], 2)  # (T, B, 2, H): dz_f|g = dc ∗ a_fg
+    Per step about twelve small operations (aten's sigmoid_backward and tanh_backward do σ′ and
+    tanh′ in one each, writing straight into the result) and one matmul. Computing the σ′ and
+    tanh′ factors for all steps before the loop saves operations but measured slower: those
+    passes over (T, B, H) leave the cache."""
+    T = acts.shape[0]
+    H = d_h.shape[-1]
     das = torch.empty_like(acts)
-    same_dtype = w_hh.dtype == das.dtype
-    dh = d_h + d_out[T - 1]
     for s in range(T):
         t = T - 1 - s
-        dc = torch.addcmul(d_c, dh, a_c[t])
-        da = das[t]
-        torch.mul(dc.unsqueeze(1), a_fg[t], out=da[:, : 2 * H].view(B, 2, H))
-        torch.mul(dh, a_o[t], out=da[:, 2 * H :])
-        d_c = dc * f[t]  # d_c₋₁
-        d_h = torch.mm(da, w_hh) if same_dtype else torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
-        dh = d_h + d_out[t - 1] if t > 0 else d_h
+        a, da = acts[t], das[t]
+        f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+        tanh_c = torch.tanh(cs[t + 1])
+        dh = d_h + d_out[t]  # from the next step and from this step's output
+        torch.ops.aten.sigmoid_backward(dh * tanh_c, o, grad_input=da[:, 2 * H :])  # h = o∗tanh(c)
+        dc = d_c + torch.ops.aten.tanh_backward(dh * o, tanh_c)
+        torch.ops.aten.sigmoid_backward(dc * (cs[t] - g), f, grad_input=da[:, :H])
+        d_c = dc * f  # c = f∗c₋₁ + (1 − f)∗g
+        torch.ops.aten.tanh_backward(dc - d_c, g, grad_input=da[:, H : 2 * H])  # dc∗(1 − f)
+        d_h = torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
     return das, d_h, d_c

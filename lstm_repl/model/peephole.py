@@ -76,18 +76,20 @@ def _forward_loop(xp: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Te
                   c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates i|f|g|o (T, B, 4H).
 
-    Few operations per step (each costs a fixed overhead): the gates are computed in place in one
-    buffer that starts as a copy of xp and is kept for the backward pass."""
+    Each small operation costs a fixed overhead, so there are few per step, and each writes
+    where its result is kept: the gates in place in one buffer that starts as a copy of xp, h
+    and c straight into hs and cs."""
     T, B, G = xp.shape
     H = G // 4
     acts = xp.to(c.dtype)
     if acts.data_ptr() == xp.data_ptr():
         acts = acts.clone()
+    hs = torch.empty((T + 1, B, H), dtype=c.dtype, device=c.device)
+    cs = torch.empty_like(hs)
+    hs[0], cs[0] = h, c
     w_t = w_hh.t()
     same_dtype = w_t.dtype == acts.dtype
     w_if = torch.stack([w_ci, w_cf])  # (2, H): the peepholes of i and f, applied in one operation
-    hs: List[Tensor] = [h]
-    cs: List[Tensor] = [c]
     for t in range(T):
         z = acts[t]  # (B, 4H), xp[t] so far
         if same_dtype:
@@ -96,40 +98,35 @@ def _forward_loop(xp: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Te
             z.add_(torch.mm(h.to(w_t.dtype), w_t))
         z[:, : 2 * H].view(B, 2, H).addcmul_(w_if, c.unsqueeze(1)).sigmoid_()  # i, f
         g = z[:, 2 * H : 3 * H].tanh_()
-        c = torch.addcmul(z[:, H : 2 * H] * c, z[:, :H], g)  # f∗c₋₁ + i∗g
+        c = torch.addcmul(z[:, H : 2 * H] * c, z[:, :H], g, out=cs[t + 1])  # f∗c₋₁ + i∗g
         o = z[:, 3 * H :].addcmul_(w_co, c).sigmoid_()
-        h = o * torch.tanh(c)
-        hs.append(h)
-        cs.append(c)
-    return torch.stack(hs), torch.stack(cs), acts
+        h = torch.mul(o, torch.tanh(c), out=hs[t + 1])
+    return hs, cs, acts
 
 
 def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor, w_hh: Tensor,
                    w_ci: Tensor, w_cf: Tensor, w_co: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Back through time. -> gradients of the gate pre-activations (T, B, 4H), of h0 and of c0.
 
-    Every factor that does not depend on the gradient flowing back is computed for all steps at
-    once, before the loop; per step remain six small operations and one matmul."""
-    T, B, G = acts.shape
-    H = G // 4
-    i, f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
-    tanh_c = torch.tanh(cs[1:])
-    a_o = tanh_c * o * (1 - o)  # dz_o = dh ∗ a_o
-    a_c = o * (1 - tanh_c * tanh_c) + a_o * w_co  # dc = d_c + dh ∗ a_c  (through h, and through o's peephole)
-    a_i = g * i * (1 - i)
-    a_f = cs[:-1] * f * (1 - f)
-    a_ifg = torch.stack([a_i, a_f, i * (1 - g * g)], 2)  # (T, B, 3, H): dz_i|f|g = dc ∗ a_ifg
-    keep = f + a_i * w_ci + a_f * w_cf  # d_c₋₁ = dc ∗ keep  (through c, and through i's and f's peepholes)
+    Per step about fifteen small operations (aten's sigmoid_backward and tanh_backward do σ′ and
+    tanh′ in one each, writing straight into the result) and one matmul. Computing the σ′ and
+    tanh′ factors for all steps before the loop saves operations but measured slower: those
+    passes over (T, B, H) leave the cache."""
+    T = acts.shape[0]
+    H = d_h.shape[-1]
     das = torch.empty_like(acts)
-    same_dtype = w_hh.dtype == das.dtype
-    dh = d_h + d_out[T - 1]
     for s in range(T):
         t = T - 1 - s
-        dc = torch.addcmul(d_c, dh, a_c[t])
-        da = das[t]
-        torch.mul(dc.unsqueeze(1), a_ifg[t], out=da[:, : 3 * H].view(B, 3, H))
-        torch.mul(dh, a_o[t], out=da[:, 3 * H :])
-        d_c = dc * keep[t]
-        d_h = torch.mm(da, w_hh) if same_dtype else torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
-        dh = d_h + d_out[t - 1] if t > 0 else d_h
+        a, da = acts[t], das[t]
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        tanh_c = torch.tanh(cs[t + 1])
+        dh = d_h + d_out[t]  # from the next step and from this step's output
+        dzo = torch.ops.aten.sigmoid_backward(dh * tanh_c, o, grad_input=da[:, 3 * H :])  # h = o∗tanh(c)
+        # c reaches h directly and through o's peephole
+        dc = torch.addcmul(d_c + torch.ops.aten.tanh_backward(dh * o, tanh_c), dzo, w_co)
+        dzi = torch.ops.aten.sigmoid_backward(dc * g, i, grad_input=da[:, :H])
+        dzf = torch.ops.aten.sigmoid_backward(dc * cs[t], f, grad_input=da[:, H : 2 * H])
+        torch.ops.aten.tanh_backward(dc * i, g, grad_input=da[:, 2 * H : 3 * H])
+        d_c = torch.addcmul(torch.addcmul(dc * f, dzi, w_ci), dzf, w_cf)  # c₋₁: through c and the i, f peepholes
+        d_h = torch.mm(da.to(w_hh.dtype), w_hh).to(d_c.dtype)
     return das, d_h, d_c
