@@ -17,7 +17,7 @@ from lstm_repl.config import CELL_KINDS, ModelConfig, TrainConfig
 from lstm_repl.data import load_vocab_cached, read_corpus
 from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel, count_parameters
-from lstm_repl.train import Event, metric_names
+from lstm_repl.train import LOG_FILE, Event, metric_names
 
 BASELINE = "lstm"  # --match-params matches every kind's total to this kind's at --hidden
 PLAIN = "rnn"  # the ratio column: recurrent parameters against the plain RNN's
@@ -126,6 +126,8 @@ def compare(
     vocab_size). Run folders go to out_dir/<cell>/, or to a temporary folder removed afterwards."""
     if not (config.max_steps or config.time_limit_s or config.epochs):
         raise ConfigError("give a bound for each training: --time or --steps")
+    if out_dir is not None and not overwrite:
+        _check_fresh(Path(out_dir), cells)
     corpus = read_corpus(corpus_paths, config.encoding)
     vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
     plans = plan(cells, len(vocab), model_args["hidden"], model_args["embed"], model_args["layers"], match_params)
@@ -156,6 +158,14 @@ def _train_one(corpus_paths, p: Plan, config: TrainConfig, model_args: dict, roo
     )
     report(CompareEvent("result", cell=p.cell, result=result))
     return result
+
+
+def _check_fresh(out_dir: Path, cells: list[str]) -> None:
+    """Refuse before training anything, rather than after the first kinds have trained."""
+    taken = [cell for cell in cells if any((out_dir / cell / name).exists() for name in ("best", "last", LOG_FILE))]
+    if taken:
+        raise ConfigError(f"{out_dir} already holds runs for {', '.join(taken)}; pass --overwrite to replace them, "
+                          "or choose another --out")
 
 
 def _steady_speed(history: list[dict], overall: float) -> float:

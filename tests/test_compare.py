@@ -77,6 +77,9 @@ def test_compare_prints_one_table_and_keeps_loadable_runs(tiny_corpus, tmp_path)
         loaded = checkpoint.load(out / cell)  # what `lstm-repl repl DIR/<cell>` opens
         assert loaded.model.config.cell == cell and loaded.info["metrics"]["step"] == 20
     assert f"lstm-repl repl {out}/lstm" in result.output
+    again = CliRunner().invoke(cli, ["compare", str(tiny_corpus), "--cells", "rnn,gru", "--steps", "2", "--out", str(out),
+                                     *TINY])
+    assert again.exit_code != 0 and "--overwrite" in again.output and "rnn, gru" in again.output
 
 
 def test_compare_with_matched_parameters_shows_both_ratios(tiny_corpus):
