@@ -12,3 +12,15 @@ Gates = list[dict[str, torch.Tensor]]  # per layer: quantity symbol -> (batch, h
 
 def layer_weight_names(layer: int) -> tuple[str, str, str, str]:
     return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}", f"bias_hh_l{layer}")
+
+
+class SingleStateFused:
+    """For fused kinds whose state is h alone (nn.GRU, nn.RNN): wraps it in a one-tuple."""
+
+    def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Fused path. x: (B, T, in) -> outputs (B, T, H), state."""
+        out, h = super().forward(x, None if state is None else state[0])
+        return out, (h,)
+
+    def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
+        return (torch.zeros((self.num_layers, batch, self.hidden_size), device=device, dtype=dtype),)

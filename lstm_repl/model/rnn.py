@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.model.base import Gates, State, layer_weight_names
+from lstm_repl.model.base import Gates, SingleStateFused, State, layer_weight_names
 from lstm_repl.quantities import RNN_QUANTITIES
 
 
-class RNNStack(nn.RNN):
+class RNNStack(SingleStateFused, nn.RNN):
     kind = "rnn"
     has_fused_kernel = True
     state_names = ("h",)
@@ -24,14 +24,6 @@ class RNNStack(nn.RNN):
     def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
         super().__init__(input_size, hidden, layers, nonlinearity="tanh", dropout=dropout if layers > 1 else 0.0,
                          batch_first=True)
-
-    def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """Fused path. x: (B, T, in) -> outputs (B, T, H), state."""
-        out, h = super().forward(x, None if state is None else state[0])
-        return out, (h,)
-
-    def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
-        return (torch.zeros((self.num_layers, batch, self.hidden_size), device=device, dtype=dtype),)
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
         """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer values."""
