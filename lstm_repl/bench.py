@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,7 @@ from torch.nn import functional as F
 
 from lstm_repl.config import TrainConfig
 from lstm_repl.devices import autocast, resolve_device
+from lstm_repl.model.base import layer_weight_names
 from lstm_repl.train import Trainer, new_model
 from lstm_repl.vocab import CharVocab
 
@@ -144,25 +146,86 @@ def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 20) -> float:
 
 
 @torch.inference_mode()
-def bench_generate(loaded, tokens: int = 2000) -> dict:
-    """tokens/s of generate() at batch 1, and one gate-path step against one fused step."""
+def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
+    """tokens/s of generate() at batch 1 at each weight precision and of a bare loop, interleaved
+    in rounds (median); the time to read the weights once; one step on each path."""
     from lstm_repl.config import SampleConfig
+    from lstm_repl.devices import resolve_inference_precision
     from lstm_repl.sampling import generate_text
 
     model, vocab = loaded.model.eval(), loaded.vocab
-    config = SampleConfig(temperature=0.8, length=tokens, seed=0)
-    for _ in generate_text(model, vocab, "The ", SampleConfig(temperature=0.8, length=50, seed=0)):
-        pass
-    start = time.perf_counter()
-    produced = sum(1 for _ in generate_text(model, vocab, "The ", config))
-    rate = produced / (time.perf_counter() - start)
-    token = torch.tensor([1])
-    state = model.zero_state(1)
-    gate_ms = _median_ms(lambda: model.step(token, state), 300)
+    auto = resolve_inference_precision("auto", model.device)
+    per_round = max(tokens // rounds, 10)
+
+    def generate_with(precision: str) -> Callable[[], object]:
+        config = SampleConfig(temperature=0.8, length=per_round, seed=0, precision=precision)
+        return lambda: sum(1 for _ in generate_text(model, vocab, "The ", config))
+
+    runs = {f"generate {p}": generate_with(p) for p in dict.fromkeys((auto, "fp32"))}
+    runs["bare loop fp32"] = lambda: bare_generate(model, per_round)
+    rates = _interleaved_rates(runs, per_round, rounds)
+    token, state = torch.tensor([1]), model.zero_state(1)
+    step_ms = {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in dict.fromkeys((auto, "fp32"))}
+    with torch.enable_grad():  # autograd on: the plain, unpacked equations of model/lstm.py
+        plain_ms = _median_ms(lambda: model.step(token, state), 100)
     fused_ms = _median_ms(lambda: model(token[None], state), 100)
-    with torch.backends.mkldnn.flags(enabled=False):
-        fused_plain_ms = _median_ms(lambda: model(token[None], state), 300)
-    return {"tokens_per_s": rate, "gate_step_ms": gate_ms, "fused_step_ms": fused_ms, "fused_no_onednn_ms": fused_plain_ms}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # switching oneDNN warns about TF32 on Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=False):
+            fused_plain_ms = _median_ms(lambda: model(token[None], state), 300)
+    return {
+        "precision": auto,
+        "tokens_per_s": rates,
+        "weights_read_ms": {p: weights_read_ms(model, p) for p in dict.fromkeys((auto, "fp32"))},
+        "step_ms": step_ms,
+        "plain_step_ms": plain_ms,
+        "fused_step_ms": fused_ms,
+        "fused_no_onednn_ms": fused_plain_ms,
+    }
+
+
+def _interleaved_rates(runs: dict[str, Callable[[], object]], tokens: int, rounds: int) -> dict[str, float]:
+    """Median tokens/s of each run over `rounds` rounds, one of each per round (drift hits all alike)."""
+    for fn in runs.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: tokens / statistics.median(t) for name, t in times.items()}
+
+
+def bare_generate(model, tokens: int) -> None:
+    """The obvious loop over the same weights: embedding, two addmm and the equations per layer,
+    the decoder, softmax and torch.multinomial. The reference the project's loop is held to."""
+    rnn, H = model.rnn, model.config.hidden
+    weights = [[getattr(rnn, name) for name in layer_weight_names(k)] for k in range(rnn.num_layers)]
+    h = [torch.zeros(1, H) for _ in weights]
+    c = [torch.zeros(1, H) for _ in weights]
+    token, generator = torch.tensor([1]), torch.Generator().manual_seed(0)
+    for _ in range(tokens):
+        x = model.embedding(token)
+        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
+            i, f, g, o = (torch.addmm(b_ih, x, w_ih.t()) + torch.addmm(b_hh, h[k], w_hh.t())).chunk(4, 1)
+            c[k] = f.sigmoid() * c[k] + i.sigmoid() * g.tanh()
+            h[k] = x = o.sigmoid() * c[k].tanh()
+        probs = (model.decoder(x)[0] / 0.8).softmax(-1)
+        token = torch.multinomial(probs, 1, generator=generator)
+
+
+def weights_read_ms(model, precision: str, times: int = 300) -> float:
+    """ms for the matmuls of one packed step alone: the floor a batch-1 step cannot go below."""
+    pack = model.packed(precision)
+    pack.read_weights(20)
+    return min(_seconds(lambda: pack.read_weights(times // 5)) for _ in range(5)) / (times // 5) * 1e3
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400, stream_tokens: int = 2000) -> dict:

@@ -14,6 +14,7 @@ from lstm_repl.errors import ConfigError
 CELL_KINDS = ("lstm", "peephole", "coupled", "gru", "rnn")
 LEVELS = ("char", "word")
 PRECISIONS = ("auto", "bf16", "fp32")
+INFERENCE_PRECISIONS = ("auto", "fp16", "fp32")  # of the weights a generation step reads
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -93,8 +94,11 @@ class SampleConfig:
     length: int = 200  # tokens to generate
     seed: int | None = None  # same seed, same text
     stop: str | None = None  # stop once the output ends with this
+    precision: str = "auto"  # weights read per token: fp32, fp16 (arithmetic in fp32), auto
 
     def __post_init__(self) -> None:
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
         if self.temperature < 0:
             raise ConfigError("temperature must be 0 (greedy) or more")
         if self.top_k < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
 
 import torch
@@ -55,3 +56,24 @@ def autocast(device: torch.device, precision: str):
     if precision != "bf16":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@functools.cache
+def fbgemm_half_available() -> bool:
+    """True where PyTorch has fbgemm's float16-weight linear kernel (x86 CPUs)."""
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        return False
+    try:
+        packed = torch.ops.quantized.linear_prepack_fp16(torch.ones(2, 2), None)
+        torch.ops.quantized.linear_dynamic_fp16(torch.ones(1, 2), packed)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def resolve_inference_precision(name: str, device: torch.device) -> str:
+    """auto: float16 weights on a CPU with fbgemm's kernel (half the bytes a step reads, float32
+    arithmetic, the same bits per character here), float32 elsewhere."""
+    if name == "auto":
+        return "fp16" if device.type == "cpu" and fbgemm_half_available() else "fp32"
+    return name

@@ -7,7 +7,8 @@ from typing import Iterator
 import torch
 
 from lstm_repl.config import SampleConfig
-from lstm_repl.model import Gates, LanguageModel, State
+from lstm_repl.devices import resolve_inference_precision
+from lstm_repl.model import LanguageModel, State
 from lstm_repl.vocab import UNK_ID, Vocab
 
 
@@ -25,15 +26,62 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+class Sampler:
+    """Chooses each next token of one generation: greedy at temperature 0, else a draw from
+    softmax(logits / T) kept to the top-k / top-p tokens; never <unk>.
+
+    A draw is Gumbel-max, argmax(logits / T + G) with G = -log(E), E ~ Exponential(1): the same
+    distribution as torch.multinomial, but noise for many tokens comes from one call, and a model
+    can apply the rule itself, token after token, given the noise (PackedLSTM.decode)."""
+
+    def __init__(self, config: SampleConfig, generator: torch.Generator | None = None, block: int = 256):
+        self.config = config
+        self.generator = generator  # made on the first draw: greedy choices never need one
+        self.block = block
+        self._noise = torch.empty(0, 0)  # (rows, V): one row per token, -inf at <unk>
+        self._row = 0
+
+    @property
+    def filters(self) -> bool:
+        """True when a choice depends on the logits beyond argmax (top-k, top-p)."""
+        return self.config.temperature > 0 and bool(self.config.top_k or self.config.top_p < 1.0)
+
+    @property
+    def inv_temperature(self) -> float:
+        return 1 / self.config.temperature if self.config.temperature else 1.0
+
+    def choose(self, logits: torch.Tensor) -> int:
+        """One token id from logits (V,)."""
+        alpha = self.inv_temperature
+        if self.filters:  # temperature first: the nucleus is taken of softmax(logits / T)
+            logits, alpha = filter_logits(logits.float() * alpha, self.config.top_k, self.config.top_p), 1.0
+        noise = self.noise(1, logits.shape[-1])[0].to(logits.device)
+        return int(torch.add(noise, logits, alpha=alpha).argmax())
+
+    def noise(self, rows: int, vocab_size: int) -> torch.Tensor:
+        """The next `rows` rows of noise (rows, V): Gumbel draws, or zeros at temperature 0."""
+        if self._noise.shape[1] != vocab_size:
+            self._noise, self._row = self._draw(0, vocab_size), 0
+        if self._row + rows > self._noise.shape[0]:  # rows left over come first: chunking never changes the text
+            self._noise = torch.cat([self._noise[self._row :], self._draw(max(rows, self.block), vocab_size)])
+            self._row = 0
+        self._row += rows
+        return self._noise[self._row - rows : self._row]
+
+    def _draw(self, rows: int, vocab_size: int) -> torch.Tensor:
+        if self.config.temperature == 0:
+            noise = torch.zeros(rows, vocab_size)
+        else:
+            if self.generator is None:
+                self.generator = make_generator(self.config.seed)
+            noise = torch.empty(rows, vocab_size).exponential_(generator=self.generator).log_().neg_()
+        noise[:, UNK_ID] = float("-inf")
+        return noise
+
+
 def choose(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator | None) -> int:
-    """One token id from logits (V,): greedy at temperature 0, else sampled. Never <unk>."""
-    scaled = logits.float() / (config.temperature or 1.0)  # a new tensor: the caller's stays intact
-    scaled[UNK_ID] = float("-inf")
-    if config.temperature == 0:
-        return int(scaled.argmax())
-    if config.top_k or config.top_p < 1.0:
-        scaled = filter_logits(scaled, config.top_k, config.top_p)
-    return int(torch.multinomial(scaled.softmax(-1), 1, generator=generator))
+    """One token id from logits (V,), for a caller that draws one token at a time."""
+    return Sampler(config, generator, block=1).choose(logits)
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -54,6 +102,9 @@ def read_prompt(model: LanguageModel, ids: list[int], state: State | None = None
     return logits[0, -1], state
 
 
+DECODE_CHUNK = 32  # tokens a packed model generates per call (about 6 ms at batch 1 here)
+
+
 @torch.inference_mode()
 def generate(
     model: LanguageModel,
@@ -61,29 +112,50 @@ def generate(
     config: SampleConfig,
     state: State | None = None,
     start_id: int = 0,
-) -> Iterator[tuple[int, Gates]]:
-    """Yield (token id, gates of the step that read it) one token at a time, through the gate path.
+) -> Iterator[int]:
+    """Yield token ids as they are chosen (the gate path, batch 1).
 
-    Without a prompt, generation starts from `start_id` (say, a newline) and the zero state.
+    The prompt is read by the fused path in one call. Without a prompt, generation starts from
+    `start_id` (say, a newline) and the zero state. A kind with a packed form generates stretches
+    of DECODE_CHUNK tokens without returning to Python, unless top-k/top-p need every logit.
     """
     model.eval()
-    generator = make_generator(config.seed)
+    sampler = Sampler(config)
+    packed = model.packed(resolve_inference_precision(config.precision, model.device))
     logits, state = read_prompt(model, prompt_ids, state)
     if logits is None:
         logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state)
         logits = logits[0]
-    for _ in range(config.length):
-        token = choose(logits, config, generator)
-        step_logits, state, gates = model.step(torch.tensor([token], device=model.device), state)
-        logits = step_logits[0]
-        yield token, gates
+    if config.length == 0:
+        return
+    token = sampler.choose(logits)
+    yield token
+    if packed is not None and not sampler.filters:
+        yield from _decode(packed, token, state, sampler, config.length - 1, model.config.vocab_size)
+        return
+    for _ in range(config.length - 1):
+        step_logits, state, _ = model.step(torch.tensor([token], device=model.device), state) if packed is None \
+            else packed.step(torch.tensor([token], device=model.device), list(state))
+        token = sampler.choose(step_logits[0])
+        yield token
+
+
+def _decode(packed, token: int, state: State, sampler: Sampler, length: int, vocab_size: int) -> Iterator[int]:
+    """`length` more tokens after `token`, DECODE_CHUNK per call of the packed model."""
+    state = list(state)
+    while length > 0:
+        rows = min(DECODE_CHUNK, length)
+        noise = sampler.noise(rows, vocab_size).to(state[0].device)
+        chosen, state = packed.decode(token, state, noise, sampler.inv_temperature)
+        yield from chosen
+        token, length = chosen[-1], length - rows
 
 
 def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig) -> Iterator[str]:
     """Yield the text of each generated token; stop early once the output ends with config.stop."""
     produced = ""
     start_id = vocab.ids.get("\n", 1)
-    for token, _ in generate(model, vocab.encode(prompt), config, start_id=start_id):
+    for token in generate(model, vocab.encode(prompt), config, start_id=start_id):
         piece = vocab.token_text(token)
         yield piece
         if config.stop:

@@ -218,7 +218,7 @@ class Trainer:
     def sample(self, length: int | None = None) -> str:
         start = self.vocab.ids.get("\n", 1)
         config = SampleConfig(temperature=0.8, length=length or self.config.sample_length, seed=self.config.seed)
-        ids = [token for token, _ in generate(self.model, [], config, start_id=start)]
+        ids = list(generate(self.model, [], config, start_id=start))
         self.model.train()
         return self.vocab.decode(ids)
 

@@ -110,6 +110,7 @@ def test_generate_bad_values_are_one_line_errors(tiny_run):
     one_line_error(run("generate", tiny_run, "--prompt", "x", "--temperature", "-1"), "temperature")
     one_line_error(run("generate", tiny_run, "--prompt", "x", "--top-p", "0"), "top-p")
     one_line_error(run("generate", tiny_run, "--prompt", "x", "--length", "-3"), "length")
+    one_line_error(run("generate", tiny_run, "--prompt", "x", "--precision", "fp8"), "precision")
 
 
 class Counted:
@@ -134,25 +135,35 @@ def test_generate_text_streams_and_reads_the_prompt_fused(tiny_run):
     loaded = checkpoint.load(tiny_run)
     calls = Counted(loaded.model)
     prompt = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 4
-    stream = generate_text(loaded.model, loaded.vocab, prompt, SampleConfig(length=20, seed=1))
+    stream = generate_text(loaded.model, loaded.vocab, prompt, SampleConfig(length=80, seed=1))
     assert inspect.isgenerator(stream)
-    assert (calls.forward, calls.step) == (0, 0)  # nothing runs before the first piece is asked for
+    assert calls.forward == 0  # nothing runs before the first piece is asked for
     first = next(stream)
     assert isinstance(first, str) and len(first) == 1
     assert calls.forward == 1, "the whole prompt goes through the fused path in one call"
-    assert calls.step == 1
-    second = next(stream)
-    assert calls.step == 2 and calls.forward == 1
     rest = list(stream)
-    assert len(rest) == 18 and calls.step == 20 and calls.forward == 1
-    assert first + second + "".join(rest) == generated(tiny_run, "--length", "20", "--seed", "1", prompt=prompt)
+    assert len(rest) == 79 and calls.forward == 1
+    assert calls.step == 0, "the rest comes from the packed model's decode, not a step per token"
+    assert first + "".join(rest) == generated(tiny_run, "--length", "80", "--seed", "1", prompt=prompt)
 
 
 def test_generate_text_without_a_prompt_starts_from_a_newline(tiny_run):
     loaded = checkpoint.load(tiny_run)
     calls = Counted(loaded.model)
     pieces = list(generate_text(loaded.model, loaded.vocab, "", SampleConfig(length=5, seed=1)))
-    assert len(pieces) == 5 and calls.forward == 0 and calls.step == 6
+    assert len(pieces) == 5 and calls.forward == 0 and calls.step == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_packed_decode_gives_the_text_a_step_per_token_gives(tiny_run, precision):
+    """top-k = the whole vocabulary filters nothing but takes the per-token path."""
+    loaded = checkpoint.load(tiny_run)
+    size = loaded.model.config.vocab_size
+    texts = {
+        top_k: "".join(generate_text(loaded.model, loaded.vocab, "To be", SampleConfig(length=300, seed=3, top_k=top_k, precision=precision)))
+        for top_k in (0, size)
+    }
+    assert texts[0] == texts[size]
 
 
 # ---------------------------------------------------------------- trace
@@ -360,3 +371,12 @@ def test_unknown_checkpoint_lists_bundled_models(tiny_run):
 
 def test_a_folder_that_is_not_a_checkpoint(tmp_path):
     one_line_error(run("info", tmp_path), "not a checkpoint")
+
+
+# ---------------------------------------------------------------- bench
+
+
+def test_bench_generate_reports_each_precision_the_bare_loop_and_the_floor(tiny_run):
+    out = ok("bench", "generate", str(tiny_run), "--tokens", "40")
+    assert "generate fp32:" in out and "bare loop fp32:" in out and "(the default here)" in out
+    assert "reading the fp32 weights once:" in out and "every gate returned: packed" in out

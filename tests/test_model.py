@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from lstm_repl.config import ModelConfig
 from lstm_repl.model import LanguageModel, count_parameters
+from lstm_repl.model import packed as packed_module
 
 
 def _model(**overrides) -> LanguageModel:
@@ -14,10 +16,13 @@ def _model(**overrides) -> LanguageModel:
     return LanguageModel(config).eval()
 
 
-def test_fused_and_gate_paths_agree_over_200_steps_and_2_layers():
+@pytest.mark.parametrize("grad", [False, True], ids=["packed", "plain"])
+def test_fused_and_gate_paths_agree_over_200_steps_and_2_layers(grad):
+    """Autograd off: the packed gate path (model/packed.py); on: the plain equations (model/lstm.py)."""
     model = _model()
     tokens = torch.randint(0, 40, (3, 200))
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
+        assert (model.packed() is None) == grad
         fused_logits, (fh, fc) = model(tokens)
         gate_logits, (gh, gc), gates = model.step_sequence(tokens)
     assert torch.allclose(fused_logits, gate_logits, atol=1e-5)
@@ -78,3 +83,85 @@ def test_lstm_has_about_four_times_the_recurrent_parameters_of_its_gates():
     counts = count_parameters(_model())
     per_gate = 24 * (12 + 24) + 2 * 24 + 24 * (24 + 24) + 2 * 24
     assert counts["rnn"] == 4 * per_gate
+
+
+# ---------------------------------------------------------------- the packed gate path
+
+
+def _walk(step, tokens: list[int], state):
+    """Feed tokens one by one; -> logits and state after each."""
+    out = []
+    for token in tokens:
+        logits, state, gates = step(torch.tensor([token]), state)
+        out.append((logits, state, gates))
+    return out
+
+
+@torch.no_grad()
+def test_packed_fp16_weights_stay_close_to_fp32():
+    model = _model()
+    tokens = torch.randint(1, 40, (100,)).tolist()
+    exact = _walk(lambda t, s: model.packed("fp32").step(t, list(s)), tokens, list(model.zero_state()))
+    half = _walk(lambda t, s: model.packed("fp16").step(t, list(s)), tokens, list(model.zero_state()))
+    for (l32, _, g32), (l16, _, g16) in zip(exact, half):
+        assert torch.allclose(l32, l16, atol=2e-2)
+        assert all(torch.allclose(g32[k][q], g16[k][q], atol=1e-2) for k in range(2) for q in "ifgoch")
+
+
+@torch.no_grad()
+def test_a_large_vocabulary_projects_the_embedding_instead_of_keeping_a_table(monkeypatch):
+    model = _model()
+    tokens = torch.randint(0, 40, (2, 60))
+    monkeypatch.setattr(packed_module, "MAX_TABLE_BYTES", 0)
+    assert not model.packed().has_table
+    fused_logits, (fh, fc) = model(tokens)
+    gate_logits, (gh, gc), _ = model.step_sequence(tokens)
+    assert torch.allclose(fused_logits, gate_logits, atol=1e-5) and torch.allclose(fc, gc, atol=1e-5)
+
+
+@torch.no_grad()
+def test_without_torchscript_the_packed_path_runs_as_python(monkeypatch):
+    model = _model()
+    scripted = model.packed()
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    model._packed.clear()
+
+    def no_script(obj):
+        raise RuntimeError("TorchScript is not available")
+
+    monkeypatch.setattr(torch.jit, "script", no_script)
+    plain = model.packed()
+    assert isinstance(plain, packed_module.PackedLSTM)
+    state = list(model.zero_state())
+    noise = torch.zeros(30, 40)
+    assert scripted.decode(3, state, noise, 1.0)[0] == plain.decode(3, state, noise, 1.0)[0]
+
+
+def test_the_pack_follows_the_weights_as_they_train():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    tokens = torch.randint(0, 40, (2, 20))
+    for _ in range(2):
+        model.train()
+        logits, _ = model(tokens)
+        logits.sum().backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            fused_logits, _ = model(tokens)
+            gate_logits, _, _ = model.step_sequence(tokens)
+        assert torch.allclose(fused_logits, gate_logits, atol=1e-5)
+
+
+@torch.no_grad()
+def test_decode_chooses_argmax_of_logits_over_temperature_plus_noise():
+    model = _model()
+    noise = torch.randn(25, 40)
+    chosen, state = model.packed().decode(3, list(model.zero_state()), noise, 0.5)
+    expected, token, state2 = [], 3, model.zero_state()
+    for row in noise:
+        logits, state2, _ = model.step(torch.tensor([token]), state2)
+        token = int((logits[0] * 0.5 + row).argmax())
+        expected.append(token)
+    assert chosen == expected
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(state, state2))

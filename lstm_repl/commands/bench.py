@@ -48,7 +48,7 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
 @click.argument("ckpt", default="shakespeare-char")
 @click.option("--tokens", type=click.IntRange(min=10), default=2000, show_default=True)
 def bench_generate_command(ckpt, tokens) -> None:
-    """tokens/s of generate at batch 1 (no display); a gate-path step against a fused step."""
+    """tokens/s of generate at batch 1 (no display) against a bare loop; the cost of one step."""
     from lstm_repl import checkpoint
     from lstm_repl.bench import bench_generate
 
@@ -56,11 +56,15 @@ def bench_generate_command(ckpt, tokens) -> None:
     config = loaded.model.config
     r = bench_generate(loaded, tokens)
     click.echo(f"{loaded.name}: {config.cell}, {config.layers} x {config.hidden}, vocabulary {config.vocab_size}")
-    click.echo(f"generate, batch 1: {r['tokens_per_s']:,.0f} tokens/s")
-    click.echo(
-        f"one token: gate path {r['gate_step_ms']:.3f} ms (every gate returned), fused nn.{config.cell.upper()} "
-        f"{r['fused_step_ms']:.3f} ms with oneDNN, {r['fused_no_onednn_ms']:.3f} ms without"
-    )
+    for name, rate in r["tokens_per_s"].items():
+        default = " (the default here)" if name == f"generate {r['precision']}" else ""
+        click.echo(f"{name + ':':<17} {rate:>7,.0f} tokens/s{default}")
+    for precision, ms in r["weights_read_ms"].items():
+        click.echo(f"reading the {precision} weights once: {ms:.3f} ms, so at most {1000 / ms:,.0f} tokens/s")
+    steps = ", ".join(f"{p} {ms:.3f} ms" for p, ms in r["step_ms"].items())
+    click.echo(f"one token, every gate returned: packed {steps}; unpacked {r['plain_step_ms']:.3f} ms")
+    click.echo(f"one token through the fused nn.{config.cell.upper()}: {r['fused_step_ms']:.3f} ms with oneDNN, "
+               f"{r['fused_no_onednn_ms']:.3f} ms without")
 
 
 @bench.command("repl")

@@ -16,8 +16,11 @@ import click
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, help="Same seed and settings, same text.")
 @click.option("--stop", help="Stop once the output ends with this string.")
+@click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,
+              help="Weights read per token: fp16 halves the bytes (arithmetic stays fp32); auto picks fp16 "
+                   "on CPUs with fbgemm (x86), else fp32. fp32 matches `trace` and the shell exactly.")
 @click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
-def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, echo) -> None:
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
     from lstm_repl import checkpoint
     from lstm_repl.config import SampleConfig
@@ -27,7 +30,8 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, echo) 
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     prompt = prompt or ""
-    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop)
+    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop,
+                          precision=precision)
     if echo and prompt:
         click.echo(prompt, nl=False)  # echo flushes: the text streams as it comes
     for piece in generate_text(loaded.model, loaded.vocab, prompt, config):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import torch
 
 from lstm_repl.quantities import Quantity  # noqa: F401  (re-exported for cell modules)
@@ -24,3 +27,17 @@ class SingleStateFused:
 
     def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
         return (torch.zeros((self.num_layers, batch, self.hidden_size), device=device, dtype=dtype),)
+
+
+def try_script(obj: Any) -> Any:
+    """obj compiled by TorchScript; where that fails, obj itself (same results, slower).
+
+    TorchScript is deprecated in favour of torch.compile, but for per-step loops it measured
+    faster than both torch.compile and plain Python (docs/cells.md), so it stays while it works:
+    a torch without TorchScript, or without the source files, gets the plain Python."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(obj)
+    except Exception:  # noqa: BLE001
+        return obj

@@ -13,31 +13,18 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.model.base import Gates, State
+from lstm_repl.model.base import Gates, State, try_script
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
-@functools.cache
-def scripted(fn: Callable) -> Callable:
-    """fn compiled by TorchScript, once, on first use (importing the package stays fast).
-
-    TorchScript is deprecated in favour of torch.compile, but for these time loops it measured
-    faster than both torch.compile and plain Python (docs/cells.md), so it stays while it works;
-    where it does not, the plain Python function runs (same results, slower)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
-    except Exception:  # noqa: BLE001  a torch without TorchScript, or without the source files
-        return fn
+scripted: Callable[[Callable], Callable] = functools.cache(try_script)  # once per function, on first use
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:

@@ -3,6 +3,7 @@
 Two execution paths over one set of weights:
 - forward(tokens, state): the stack's fused kernel, for training, validation and long prompts;
 - step(token, state): the gate path, one token at a time, returning every gate of every layer.
+  With autograd off, kinds that have a packed form (lstm: model/packed.py) step through it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from lstm_repl.model.base import Gates, State
 from lstm_repl.model.coupled import CoupledStack
 from lstm_repl.model.gru import GRUStack
 from lstm_repl.model.lstm import LSTMStack
+from lstm_repl.model.packed import pack_lstm
 from lstm_repl.model.peephole import PeepholeStack
 from lstm_repl.model.rnn import RNNStack
 
 CELL_STACKS: dict[str, type[nn.Module]] = {
     stack.kind: stack for stack in (LSTMStack, PeepholeStack, CoupledStack, GRUStack, RNNStack)
 }
+PACKERS = {"lstm": pack_lstm}  # kinds whose inference step has its weights rearranged for speed
 
 
 def register_cell(stack_class: type[nn.Module]) -> None:
@@ -37,6 +40,7 @@ class LanguageModel(nn.Module):
         self.decoder = nn.Linear(config.hidden, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
+        self._packed: dict[str, tuple[tuple, nn.Module]] = {}  # precision -> (weights' fingerprint, pack)
 
     @property
     def device(self) -> torch.device:
@@ -56,8 +60,25 @@ class LanguageModel(nn.Module):
         assert token.dim() == 1, f"token must be (batch,), got {tuple(token.shape)}"
         if state is None:
             state = self.zero_state(token.shape[0])
+        packed = self.packed()
+        if packed is not None:
+            logits, new_state, gates = packed.step(token, list(state))
+            return logits, tuple(new_state), gates
         top, state, gates = self.rnn.step(self.embedding(token), state)
         return self.decoder(self.drop(top)), state, gates
+
+    def packed(self, precision: str = "fp32") -> nn.Module | None:
+        """With autograd off, this kind's packed gate path (model/packed.py) with weights in "fp32"
+        or "fp16", rebuilt when any parameter has changed (an optimizer step, a load, a move);
+        None for kinds without one, in training mode, or with autograd on."""
+        if self.config.cell not in PACKERS or self.training or torch.is_grad_enabled():
+            return None
+        fingerprint = tuple((p._version, p.data_ptr()) for p in self.parameters())
+        cached = self._packed.get(precision)
+        if cached is None or cached[0] != fingerprint:
+            cached = (fingerprint, PACKERS[self.config.cell](self, precision))
+            self._packed[precision] = cached
+        return cached[1]
 
     def step_sequence(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State, list[Gates]]:
         """Gate path over a sequence. tokens: (B, T) -> logits (B, T, V), state, gates per step."""

@@ -1,0 +1,164 @@
+"""The LSTM gate path packed for inference: one token at a time, every gate returned.
+
+At batch 1 on a CPU a step is bound by reading the weights once (13 MB of float32 for 2 x 512)
+and by the fixed cost of each tensor op, most of it Python's. So, with autograd off:
+- layer 0's input projection becomes a table, embedding · W_ih0ᵀ + b_ih0 + b_hh0, one row per
+  token: a lookup instead of a matmul (when the table is small enough to keep);
+- every other projection reads [x, h₋₁] through one matrix [W_ih | W_hh] and one summed bias;
+- precision "fp32" keeps the weights as they are (the fused path's numbers, within 1e-5);
+  "fp16" stores them in half precision, half the bytes to read, while the arithmetic stays in
+  float32 (fbgemm's kernel on x86; elsewhere a half-precision matmul);
+- the module is compiled by TorchScript, and decode() runs whole stretches of generation
+  (step, then choose the next token) without returning to Python.
+The pack is a snapshot of the weights: LanguageModel rebuilds it when the parameters change.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+
+from lstm_repl.devices import fbgemm_half_available
+from lstm_repl.model.base import layer_weight_names, try_script
+
+MAX_TABLE_BYTES = 64 * 2**20  # beyond this (a large word vocabulary), project the embedding per token
+
+
+class DenseLinear(nn.Module):
+    """x · Wᵀ + bias with W as it is (float32: exactly the fused path's weights)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight_t = weight.t()  # (in, out)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(bias, x, self.weight_t)
+
+
+class FbgemmHalfLinear(nn.Module):
+    """W stored in float16, products and sums in float32 (fbgemm, x86 CPUs)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.packed = torch.ops.quantized.linear_prepack_fp16(weight.float().contiguous(), None)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic_fp16(x, self.packed).add_(bias)
+
+
+class HalfLinear(nn.Module):
+    """W stored in float16 and multiplied in float16 (CUDA, or a CPU without fbgemm)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight_t = weight.half().t()
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return torch.mm(x.half(), self.weight_t).float().add_(bias)
+
+
+def linear_class(precision: str, device: torch.device) -> type[nn.Module]:
+    if precision == "fp32":
+        return DenseLinear
+    if device.type == "cpu" and fbgemm_half_available():
+        return FbgemmHalfLinear
+    return HalfLinear
+
+
+class PackedLSTM(nn.Module):
+    """LanguageModel.step for the lstm kind, over weights rearranged for one token at a time.
+    The state is a list [h, c] of (layers, B, H) tensors."""
+
+    def __init__(self, model: nn.Module, precision: str):
+        super().__init__()
+        rnn = model.rnn
+        self.hidden = rnn.hidden_size
+        Linear = linear_class(precision, model.device)
+        w_ih0, w_hh0, b_ih0, b_hh0 = (getattr(rnn, name) for name in layer_weight_names(0))
+        embedding = model.embedding.weight  # (V, E)
+        self.has_table = embedding.shape[0] * w_ih0.shape[0] * 4 <= MAX_TABLE_BYTES
+        if self.has_table:
+            self.inputs = torch.addmm(b_ih0 + b_hh0, embedding, w_ih0.t())  # (V, 4H): table rows
+            layers = [Linear(w_hh0)]
+        else:
+            self.inputs = embedding.detach()  # (V, E): embedding rows
+            layers = [Linear(torch.cat([w_ih0, w_hh0], 1))]
+        self.biases = [(b_ih0 + b_hh0)[None]]
+        for k in range(1, rnn.num_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(rnn, name) for name in layer_weight_names(k))
+            layers.append(Linear(torch.cat([w_ih, w_hh], 1)))  # (4H, 2H)
+            self.biases.append((b_ih + b_hh)[None])
+        self.layers = nn.ModuleList(layers)
+        self.decoder = Linear(model.decoder.weight)
+        self.decoder_bias = model.decoder.bias[None]
+
+    @torch.jit.export
+    def step(self, token: torch.Tensor, state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor], List[Dict[str, torch.Tensor]]]:
+        """token: (B,) int64 -> logits (B, V), new state, per-layer gates i f g o c h."""
+        hs, cs, acts = self._advance(self.inputs.index_select(0, token), list(state[0].unbind(0)), list(state[1].unbind(0)))
+        gates: List[Dict[str, torch.Tensor]] = []
+        for k in range(len(hs)):
+            i, f, g, o = acts[4 * k], acts[4 * k + 1], acts[4 * k + 2], acts[4 * k + 3]
+            gates.append({"i": i, "f": f, "g": g, "o": o, "c": cs[k], "h": hs[k]})
+        return self.decoder(hs[-1], self.decoder_bias), [torch.stack(hs), torch.stack(cs)], gates
+
+    @torch.jit.export
+    def decode(self, token: int, state: List[torch.Tensor], noise: torch.Tensor, inv_temperature: float) -> Tuple[List[int], List[torch.Tensor]]:
+        """Batch 1: read `token`, choose the next as argmax(logits / T + noise[0]), read that, and
+        so on for each row of noise (n, V). -> the n chosen ids, the state after reading all but the last."""
+        hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
+        chosen: List[int] = []
+        for row in range(noise.shape[0]):
+            hs, cs, _ = self._advance(self.inputs[token : token + 1], hs, cs)
+            logits = self.decoder(hs[-1], self.decoder_bias)
+            token = int(torch.add(noise[row], logits[0], alpha=inv_temperature).argmax())
+            chosen.append(token)
+        return chosen, [torch.stack(hs), torch.stack(cs)]
+
+    @torch.jit.export
+    def read_weights(self, times: int) -> List[torch.Tensor]:
+        """Only the matmuls of `times` batch-1 steps: the floor a step cannot go below (for bench)."""
+        outputs: List[torch.Tensor] = []  # kept, or TorchScript would drop the unused matmuls
+        inputs: List[torch.Tensor] = []
+        for k in range(len(self.biases)):
+            width = self.hidden if k == 0 and self.has_table else (self.inputs.shape[1] if k == 0 else self.hidden) + self.hidden
+            inputs.append(torch.zeros(1, width, device=self.inputs.device))
+        for _ in range(times):
+            k = 0
+            for layer in self.layers:
+                outputs.append(layer(inputs[k], self.biases[k]))
+                k += 1
+            outputs.append(self.decoder(inputs[-1][:, : self.hidden], self.decoder_bias))
+        return outputs
+
+    def _advance(self, inputs: torch.Tensor, hs: List[torch.Tensor], cs: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+        """One step of every layer. inputs: table rows (B, 4H) or embedding rows (B, E).
+        -> new h and c per layer, and i, f, g, o of each layer in turn."""
+        H = self.hidden
+        new_h: List[torch.Tensor] = []
+        new_c: List[torch.Tensor] = []
+        acts: List[torch.Tensor] = []
+        x = inputs
+        k = 0
+        for layer in self.layers:  # TorchScript unrolls this loop: each layer may be its own class
+            if k == 0 and self.has_table:
+                z = layer(hs[0], inputs)
+            else:
+                z = layer(torch.cat([x, hs[k]], 1), self.biases[k])
+            s = z.sigmoid()  # one op for i, f and o; the g rows are redone with tanh
+            i, f, o = s[:, :H], s[:, H : 2 * H], s[:, 3 * H :]
+            g = z[:, 2 * H : 3 * H].tanh()
+            c = torch.addcmul(f * cs[k], i, g)
+            x = o * c.tanh()
+            new_h.append(x)
+            new_c.append(c)
+            acts += [i, f, g, o]
+            k += 1
+        return new_h, new_c, acts
+
+
+@torch.no_grad()
+def pack_lstm(model: nn.Module, precision: str) -> nn.Module:
+    return try_script(PackedLSTM(model, precision))

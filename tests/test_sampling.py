@@ -1,0 +1,58 @@
+"""Choosing tokens: greedy, Gumbel-max draws with softmax frequencies, top-k/top-p, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_repl.config import SampleConfig
+from lstm_repl.errors import ConfigError
+from lstm_repl.sampling import Sampler, choose
+from lstm_repl.vocab import UNK_ID
+
+LOGITS = torch.tensor([5.0, 2.0, 1.0, 0.0, -1.0, 1.5])  # <unk> (id 0) is the most likely of all
+
+
+def draws(config: SampleConfig, n: int, logits: torch.Tensor = LOGITS) -> torch.Tensor:
+    sampler = Sampler(config)
+    return torch.tensor([sampler.choose(logits) for _ in range(n)])
+
+
+def test_greedy_takes_the_most_likely_token_but_never_unk():
+    assert set(draws(SampleConfig(temperature=0), 20).tolist()) == {1}
+    assert choose(LOGITS, SampleConfig(temperature=0), None) == 1
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_draws_follow_the_softmax_of_logits_over_temperature(temperature):
+    n = 20_000
+    counts = torch.bincount(draws(SampleConfig(temperature=temperature, seed=0), n), minlength=len(LOGITS))
+    expected = LOGITS[1:].div(temperature).softmax(-1)  # <unk> excluded, the rest renormalised
+    assert counts[UNK_ID] == 0
+    assert torch.allclose(counts[1:] / n, expected, atol=0.015)
+
+
+def test_top_k_and_top_p_keep_only_the_likeliest():
+    assert set(draws(SampleConfig(temperature=2.0, top_k=3, seed=0), 500).tolist()) <= {1, 2, 5}
+    # without <unk>: token 1 has .46, token 5 .28, the rest .25 -> top-p .5 keeps tokens 1 and 5
+    kept = set(draws(SampleConfig(temperature=1.0, top_p=0.5, seed=0), 500, LOGITS.clone().index_fill_(0, torch.tensor([0]), -9.0)).tolist())
+    assert kept == {1, 5}
+
+
+def test_the_same_seed_gives_the_same_draws_and_another_seed_others():
+    a, b, c = (draws(SampleConfig(seed=seed), 200).tolist() for seed in (7, 7, 8))
+    assert a == b and a != c
+
+
+def test_noise_rows_do_not_depend_on_how_they_are_asked_for():
+    one_by_one = Sampler(SampleConfig(seed=1), block=8)
+    in_chunks = Sampler(SampleConfig(seed=1), block=8)
+    rows = torch.cat([one_by_one.noise(1, 6) for _ in range(30)])
+    chunks = torch.cat([in_chunks.noise(n, 6) for n in (1, 5, 7, 3, 9, 5)])
+    assert torch.equal(rows, chunks)
+    assert torch.isinf(rows[:, UNK_ID]).all()
+
+
+def test_an_unknown_precision_is_a_config_error():
+    with pytest.raises(ConfigError, match="precision"):
+        SampleConfig(precision="fp8")
