@@ -9,6 +9,7 @@ import torch
 from lstm_repl.config import SampleConfig
 from lstm_repl.devices import resolve_inference_precision
 from lstm_repl.model import LanguageModel, State
+from lstm_repl.model.packed import pick_token
 from lstm_repl.vocab import UNK_ID, Vocab
 
 
@@ -30,53 +31,48 @@ class Sampler:
     """Chooses each next token of one generation: greedy at temperature 0, else a draw from
     softmax(logits / T) kept to the top-k / top-p tokens; never <unk>.
 
-    A draw is Gumbel-max, argmax(logits / T + G) with G = -log(E), E ~ Exponential(1): the same
-    distribution as torch.multinomial, but noise for many tokens comes from one call, and a model
-    can apply the rule itself, token after token, given the noise (PackedLSTM.decode)."""
+    The rule is pick_token (model/packed.py), one uniform number a token, so that a packed model
+    can apply it itself, token after token, given the uniforms (PackedLSTM.decode)."""
 
     def __init__(self, config: SampleConfig, generator: torch.Generator | None = None, block: int = 256):
         self.config = config
         self.generator = generator  # made on the first draw: greedy choices never need one
         self.block = block
-        self._noise = torch.empty(0, 0)  # (rows, V): one row per token, -inf at <unk>
-        self._row = 0
+        self._uniforms: list[float] = []
+        self._masks: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     @property
     def filters(self) -> bool:
-        """True when a choice depends on the logits beyond argmax (top-k, top-p)."""
+        """True when a choice needs the logits filtered first (top-k, top-p)."""
         return self.config.temperature > 0 and bool(self.config.top_k or self.config.top_p < 1.0)
-
-    @property
-    def inv_temperature(self) -> float:
-        return 1 / self.config.temperature if self.config.temperature else 1.0
 
     def choose(self, logits: torch.Tensor) -> int:
         """One token id from logits (V,)."""
-        alpha = self.inv_temperature
+        temperature = self.config.temperature
         if self.filters:  # temperature first: the nucleus is taken of softmax(logits / T)
-            logits, alpha = filter_logits(logits.float() * alpha, self.config.top_k, self.config.top_p), 1.0
-        noise = self.noise(1, logits.shape[-1])[0].to(logits.device)
-        return int(torch.add(noise, logits, alpha=alpha).argmax())
+            logits, temperature = filter_logits(logits.float() / temperature, self.config.top_k, self.config.top_p), 1.0
+        return pick_token(logits, self.mask(logits.shape[-1], logits.device), temperature, self.uniforms(1)[0])
 
-    def noise(self, rows: int, vocab_size: int) -> torch.Tensor:
-        """The next `rows` rows of noise (rows, V): Gumbel draws, or zeros at temperature 0."""
-        if self._noise.shape[1] != vocab_size:
-            self._noise, self._row = self._draw(0, vocab_size), 0
-        if self._row + rows > self._noise.shape[0]:  # rows left over come first: chunking never changes the text
-            self._noise = torch.cat([self._noise[self._row :], self._draw(max(rows, self.block), vocab_size)])
-            self._row = 0
-        self._row += rows
-        return self._noise[self._row - rows : self._row]
-
-    def _draw(self, rows: int, vocab_size: int) -> torch.Tensor:
+    def uniforms(self, count: int) -> list[float]:
+        """The next `count` numbers in [0, 1) of this generation's stream (zeros when greedy)."""
         if self.config.temperature == 0:
-            noise = torch.zeros(rows, vocab_size)
-        else:
+            return [0.0] * count
+        if len(self._uniforms) < count:
             if self.generator is None:
                 self.generator = make_generator(self.config.seed)
-            noise = torch.empty(rows, vocab_size).exponential_(generator=self.generator).log_().neg_()
-        noise[:, UNK_ID] = float("-inf")
-        return noise
+            fresh = torch.rand(max(count, self.block), generator=self.generator, dtype=torch.float64)
+            self._uniforms += fresh.tolist()
+        taken, self._uniforms = self._uniforms[:count], self._uniforms[count:]
+        return taken
+
+    def mask(self, vocab_size: int, device: torch.device) -> torch.Tensor:
+        """(V,): 0, and -inf at <unk>, which is never chosen."""
+        key = (vocab_size, device)
+        if key not in self._masks:
+            mask = torch.zeros(vocab_size, device=device)
+            mask[UNK_ID] = float("-inf")
+            self._masks[key] = mask
+        return self._masks[key]
 
 
 def choose(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator | None) -> int:
@@ -143,12 +139,12 @@ def generate(
 def _decode(packed, token: int, state: State, sampler: Sampler, length: int, vocab_size: int) -> Iterator[int]:
     """`length` more tokens after `token`, DECODE_CHUNK per call of the packed model."""
     state = list(state)
+    mask = sampler.mask(vocab_size, state[0].device)
     while length > 0:
-        rows = min(DECODE_CHUNK, length)
-        noise = sampler.noise(rows, vocab_size).to(state[0].device)
-        chosen, state = packed.decode(token, state, noise, sampler.inv_temperature)
+        uniforms = sampler.uniforms(min(DECODE_CHUNK, length))
+        chosen, state = packed.decode(token, state, uniforms, mask, sampler.config.temperature)
         yield from chosen
-        token, length = chosen[-1], length - rows
+        token, length = chosen[-1], length - len(chosen)
 
 
 def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig) -> Iterator[str]:

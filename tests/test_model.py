@@ -132,9 +132,9 @@ def test_without_torchscript_the_packed_path_runs_as_python(monkeypatch):
     monkeypatch.setattr(torch.jit, "script", no_script)
     plain = model.packed()
     assert isinstance(plain, packed_module.PackedLSTM)
-    state = list(model.zero_state())
-    noise = torch.zeros(30, 40)
-    assert scripted.decode(3, state, noise, 1.0)[0] == plain.decode(3, state, noise, 1.0)[0]
+    state, mask = list(model.zero_state()), torch.zeros(40)
+    uniforms = torch.rand(30).tolist()
+    assert scripted.decode(3, state, uniforms, mask, 0.8)[0] == plain.decode(3, state, uniforms, mask, 0.8)[0]
 
 
 def test_the_pack_follows_the_weights_as_they_train():
@@ -154,14 +154,14 @@ def test_the_pack_follows_the_weights_as_they_train():
 
 
 @torch.no_grad()
-def test_decode_chooses_argmax_of_logits_over_temperature_plus_noise():
+def test_decode_picks_each_token_as_a_step_then_pick_token_would():
     model = _model()
-    noise = torch.randn(25, 40)
-    chosen, state = model.packed().decode(3, list(model.zero_state()), noise, 0.5)
-    expected, token, state2 = [], 3, model.zero_state()
-    for row in noise:
-        logits, state2, _ = model.step(torch.tensor([token]), state2)
-        token = int((logits[0] * 0.5 + row).argmax())
+    uniforms, mask = torch.rand(25).tolist(), torch.zeros(40)
+    chosen, state = model.packed().decode(3, list(model.zero_state()), uniforms, mask, 0.7)
+    expected, token, expected_state = [], 3, model.zero_state()
+    for uniform in uniforms:
+        logits, expected_state, _ = model.step(torch.tensor([token]), expected_state)
+        token = packed_module.pick_token(logits[0], mask, 0.7, uniform)
         expected.append(token)
     assert chosen == expected
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(state, state2))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(state, expected_state))

@@ -7,6 +7,7 @@ import torch
 
 from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError
+from lstm_repl.model.packed import pick_token
 from lstm_repl.sampling import Sampler, choose
 from lstm_repl.vocab import UNK_ID
 
@@ -44,13 +45,20 @@ def test_the_same_seed_gives_the_same_draws_and_another_seed_others():
     assert a == b and a != c
 
 
-def test_noise_rows_do_not_depend_on_how_they_are_asked_for():
+def test_the_uniform_stream_does_not_depend_on_how_it_is_asked_for():
     one_by_one = Sampler(SampleConfig(seed=1), block=8)
     in_chunks = Sampler(SampleConfig(seed=1), block=8)
-    rows = torch.cat([one_by_one.noise(1, 6) for _ in range(30)])
-    chunks = torch.cat([in_chunks.noise(n, 6) for n in (1, 5, 7, 3, 9, 5)])
-    assert torch.equal(rows, chunks)
-    assert torch.isinf(rows[:, UNK_ID]).all()
+    singles = [one_by_one.uniforms(1)[0] for _ in range(30)]
+    chunks = [u for n in (1, 5, 7, 3, 9, 5) for u in in_chunks.uniforms(n)]
+    assert singles == chunks and all(0 <= u < 1 for u in singles)
+
+
+@pytest.mark.parametrize("uniform", [0.0, 0.25, 0.999999999])
+def test_pick_token_never_chooses_a_masked_or_impossible_token(uniform):
+    logits = torch.tensor([3.0, float("-inf"), 1.0, 2.0, float("-inf")])
+    mask = torch.tensor([float("-inf"), 0.0, 0.0, 0.0, 0.0])
+    assert pick_token(logits, mask, 1.0, uniform) in (2, 3)
+    assert pick_token(logits, mask, 0.0, uniform) == 3
 
 
 def test_an_unknown_precision_is_a_config_error():

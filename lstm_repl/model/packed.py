@@ -67,6 +67,20 @@ def linear_class(precision: str, device: torch.device) -> type[nn.Module]:
     return HalfLinear
 
 
+def pick_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float, uniform: float) -> int:
+    """The next token from logits (V,): the argmax at temperature 0, else the token where the
+    cumulative probability under softmax(logits / T) first reaches 1 - uniform (uniform in [0, 1)),
+    which draws it with its probability. mask (V,) is 0, or -inf for a token never to choose.
+
+    One uniform a token, where Gumbel-max would need V random numbers (costly for words)."""
+    if temperature == 0:
+        return int((logits + mask).argmax())
+    cdf = torch.add(mask, logits, alpha=1 / temperature).softmax(-1).cumsum(-1)
+    # 1 - uniform is in (0, 1]: a target above 0 skips unlikely tokens at the start, and one at
+    # most the total never runs past the end, whatever the rounding
+    return int(torch.searchsorted(cdf, cdf[-1:] * (1 - uniform)))
+
+
 class PackedLSTM(nn.Module):
     """LanguageModel.step for the lstm kind, over weights rearranged for one token at a time.
     The state is a list [h, c] of (layers, B, H) tensors."""
@@ -105,15 +119,16 @@ class PackedLSTM(nn.Module):
         return self.decoder(hs[-1], self.decoder_bias), [torch.stack(hs), torch.stack(cs)], gates
 
     @torch.jit.export
-    def decode(self, token: int, state: List[torch.Tensor], noise: torch.Tensor, inv_temperature: float) -> Tuple[List[int], List[torch.Tensor]]:
-        """Batch 1: read `token`, choose the next as argmax(logits / T + noise[0]), read that, and
-        so on for each row of noise (n, V). -> the n chosen ids, the state after reading all but the last."""
+    def decode(self, token: int, state: List[torch.Tensor], uniforms: List[float], mask: torch.Tensor,
+               temperature: float) -> Tuple[List[int], List[torch.Tensor]]:
+        """Batch 1: read `token`, pick the next with pick_token(logits, mask, temperature,
+        uniforms[0]), read that, and so on, one token per uniform.
+        -> the chosen ids, the state after reading all but the last of them."""
         hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
         chosen: List[int] = []
-        for row in range(noise.shape[0]):
+        for uniform in uniforms:
             hs, cs, _ = self._advance(self.inputs[token : token + 1], hs, cs)
-            logits = self.decoder(hs[-1], self.decoder_bias)
-            token = int(torch.add(noise[row], logits[0], alpha=inv_temperature).argmax())
+            token = pick_token(self.decoder(hs[-1], self.decoder_bias)[0], mask, temperature, uniform)
             chosen.append(token)
         return chosen, [torch.stack(hs), torch.stack(cs)]
 
