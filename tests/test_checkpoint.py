@@ -267,12 +267,31 @@ def test_hand_edited_config_sections(saved, change):
     refused(path)
 
 
-def test_malformed_vocab_in_config(saved):
+@pytest.mark.parametrize("tokens", [[1, 2], ["a", "a"], ["a", ""], ["ab", "c"]], ids=repr)
+def test_malformed_vocab_in_config(saved, tokens):
     path, _, _ = saved
     config = read_config(path)
-    config["vocab"] = {"level": "char", "tokens": [1, 2]}
+    config["vocab"] = {"level": "char", "tokens": tokens}
+    config["model"]["vocab_size"] = len(tokens) + 1
     write_config(path, config)
     refused(path, "vocabulary", "malformed")
+
+
+def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch):
+    path, _, _ = saved
+    config = read_config(path)
+    config["model"]["hidden"] = 2**20  # a real model this size would need 16 TB
+    write_config(path, config)
+    built_on = []
+    real_init = LanguageModel.__init__
+
+    def record_device(self, *args, **kwargs):
+        built_on.append(torch.empty(0).device.type)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(LanguageModel, "__init__", record_device)
+    refused(path, "has shape", "config says")
+    assert built_on == ["meta"]
 
 
 def test_non_finite_weights(saved):
