@@ -148,40 +148,47 @@ def _median_ms(fn: Callable[[], object], reps: int, warmup: int = 20) -> float:
 @torch.inference_mode()
 def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
     """tokens/s of generate() at batch 1 at each weight precision and of a bare loop, interleaved
-    in rounds (median); the time to read the weights once; one step on each path."""
-    from lstm_repl.config import SampleConfig
+    in rounds (median); the time to read the weights once; one step on each path. Kinds without
+    a packed form (all but lstm) get the generate rate and the plain step only."""
     from lstm_repl.devices import resolve_inference_precision
+
+    model = loaded.model.eval()
+    packable = model.packed() is not None
+    default = resolve_inference_precision("auto", model.device) if packable else "fp32"
+    precisions = list(dict.fromkeys((default, "fp32")))
+    per_round = max(tokens // rounds, 10)
+    runs = {f"generate {p}": _generate_run(loaded, p, per_round) for p in precisions}
+    if model.config.cell == "lstm":
+        runs["bare loop fp32"] = lambda: bare_generate(model, per_round)
+    token, state = torch.tensor([1]), model.zero_state(1)
+    with torch.enable_grad():  # autograd on: the plain, unpacked equations of the cell's module
+        plain_ms = _median_ms(lambda: model.step(token, state), 100)
+    return {
+        "precision": default,
+        "tokens_per_s": _interleaved_rates(runs, per_round, rounds),
+        "weights_read_ms": {p: weights_read_ms(model, p) for p in precisions} if packable else {},
+        "step_ms": {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in precisions} if packable else {},
+        "plain_step_ms": plain_ms,
+        **_fused_step_ms(model, token, state),
+    }
+
+
+def _generate_run(loaded, precision: str, length: int) -> Callable[[], object]:
+    from lstm_repl.config import SampleConfig
     from lstm_repl.sampling import generate_text
 
-    model, vocab = loaded.model.eval(), loaded.vocab
-    auto = resolve_inference_precision("auto", model.device)
-    per_round = max(tokens // rounds, 10)
+    config = SampleConfig(temperature=0.8, length=length, seed=0, precision=precision)
+    return lambda: sum(1 for _ in generate_text(loaded.model, loaded.vocab, "The ", config))
 
-    def generate_with(precision: str) -> Callable[[], object]:
-        config = SampleConfig(temperature=0.8, length=per_round, seed=0, precision=precision)
-        return lambda: sum(1 for _ in generate_text(model, vocab, "The ", config))
 
-    runs = {f"generate {p}": generate_with(p) for p in dict.fromkeys((auto, "fp32"))}
-    runs["bare loop fp32"] = lambda: bare_generate(model, per_round)
-    rates = _interleaved_rates(runs, per_round, rounds)
-    token, state = torch.tensor([1]), model.zero_state(1)
-    step_ms = {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in dict.fromkeys((auto, "fp32"))}
-    with torch.enable_grad():  # autograd on: the plain, unpacked equations of model/lstm.py
-        plain_ms = _median_ms(lambda: model.step(token, state), 100)
-    fused_ms = _median_ms(lambda: model(token[None], state), 100)
+def _fused_step_ms(model, token: torch.Tensor, state) -> dict[str, float]:
+    """One token through the fused module, with oneDNN on and off."""
+    with_onednn = _median_ms(lambda: model(token[None], state), 100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # switching oneDNN warns about TF32 on Intel GPUs
         with torch.backends.mkldnn.flags(enabled=False):
-            fused_plain_ms = _median_ms(lambda: model(token[None], state), 300)
-    return {
-        "precision": auto,
-        "tokens_per_s": rates,
-        "weights_read_ms": {p: weights_read_ms(model, p) for p in dict.fromkeys((auto, "fp32"))},
-        "step_ms": step_ms,
-        "plain_step_ms": plain_ms,
-        "fused_step_ms": fused_ms,
-        "fused_no_onednn_ms": fused_plain_ms,
-    }
+            without = _median_ms(lambda: model(token[None], state), 300)
+    return {"fused_step_ms": with_onednn, "fused_no_onednn_ms": without}
 
 
 def _interleaved_rates(runs: dict[str, Callable[[], object]], tokens: int, rounds: int) -> dict[str, float]:

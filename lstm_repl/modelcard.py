@@ -45,7 +45,8 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
     metric = (f"{metrics['best_val_bpc']:.3f} bits per character" if level == "char"
               else f"perplexity {metrics.get('best_val_ppl', float('nan')):.1f}")
     sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
-                                   SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1)))
+                                   SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1,
+                                                precision="fp32")))  # fp32: the same text on any machine's CPU
     files = ", ".join(Path(f).name for f in corpus.get("files", [])[:3])
     lines = [
         f"# {name}",
@@ -74,7 +75,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         "",
         *_validation_table(history, level),
         "",
-        f"## Sample (temperature 0.7, seed 1{', prompt ' + repr(sample_prompt) if sample_prompt else ''})",
+        f"## Sample (temperature 0.7, seed 1, fp32{', prompt ' + repr(sample_prompt) if sample_prompt else ''})",
         "",
         "```",
         (sample_prompt + sample).strip("\n"),

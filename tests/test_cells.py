@@ -252,6 +252,17 @@ def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
         assert snapshot.previous_cell[k] == pytest.approx(before.layers[k][memory], abs=1e-5)
 
 
+def test_each_kind_generates_and_benches(trained):
+    kind, out, _, _ = trained
+    for precision in ("fp32", "fp16"):  # only lstm packs its weights; the others run fp32 whatever is asked
+        result = CliRunner().invoke(cli, ["generate", str(out), "--prompt", "Sp", "--length", "30", "--seed", "1",
+                                          "--precision", precision])
+        assert result.exit_code == 0 and len(result.output) == len("Sp") + 30 + 1, result.output
+    result = CliRunner().invoke(cli, ["bench", "generate", str(out), "--tokens", "20"])
+    assert result.exit_code == 0 and "unpacked" in result.output, result.output
+    assert ("bare loop" in result.output) == (kind == "lstm")
+
+
 @pytest.mark.parametrize("kind", HAND_WRITTEN)
 def test_hand_written_kinds_train_under_bf16_autocast(kind, tiny_corpus, tmp_path):
     trainer = runs.new_run([str(tiny_corpus)], _config(precision="bf16", max_steps=3), _model_args(kind), tmp_path, False)

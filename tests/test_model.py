@@ -137,9 +137,11 @@ def test_without_torchscript_the_packed_path_runs_as_python(monkeypatch):
     assert scripted.decode(3, state, uniforms, mask, 0.8)[0] == plain.decode(3, state, uniforms, mask, 0.8)[0]
 
 
-def test_the_pack_follows_the_weights_as_they_train():
+@pytest.mark.parametrize("fused", [False, True], ids=["sgd", "fused-adamw"])
+def test_the_pack_follows_the_weights_as_they_train(fused):
+    """A fused optimizer updates in place without bumping the tensors' versions."""
     model = _model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True) if fused else torch.optim.SGD(model.parameters(), lr=0.5)
     tokens = torch.randint(0, 40, (2, 20))
     for _ in range(2):
         model.train()

@@ -61,8 +61,8 @@ def bench_generate_command(ckpt, tokens) -> None:
         click.echo(f"{name + ':':<17} {rate:>7,.0f} tokens/s{default}")
     for precision, ms in r["weights_read_ms"].items():
         click.echo(f"reading the {precision} weights once: {ms:.3f} ms, so at most {1000 / ms:,.0f} tokens/s")
-    steps = ", ".join(f"{p} {ms:.3f} ms" for p, ms in r["step_ms"].items())
-    click.echo(f"one token, every gate returned: packed {steps}; unpacked {r['plain_step_ms']:.3f} ms")
+    packed = "".join(f"packed {p} {ms:.3f} ms, " for p, ms in r["step_ms"].items())
+    click.echo(f"one token, every gate returned: {packed}unpacked {r['plain_step_ms']:.3f} ms")
     click.echo(f"one token through the fused nn.{config.cell.upper()}: {r['fused_step_ms']:.3f} ms with oneDNN, "
                f"{r['fused_no_onednn_ms']:.3f} ms without")
 

@@ -14,11 +14,12 @@ import click
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="0 is greedy.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0 keeps all tokens.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, help="Same seed and settings, same text.")
+@click.option("--seed", type=int, help="Same seed and settings (precision included), same text.")
 @click.option("--stop", help="Stop once the output ends with this string.")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,
               help="Weights read per token: fp16 halves the bytes (arithmetic stays fp32); auto picks fp16 "
-                   "on CPUs with fbgemm (x86), else fp32. fp32 matches `trace` and the shell exactly.")
+                   "on CPUs with fbgemm (x86), else fp32, the weights as trained, as `trace` and the shell "
+                   "read them. Only the lstm kind has fp16.")
 @click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
 def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""

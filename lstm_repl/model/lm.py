@@ -3,7 +3,8 @@
 Two execution paths over one set of weights:
 - forward(tokens, state): the stack's fused kernel, for training, validation and long prompts;
 - step(token, state): the gate path, one token at a time, returning every gate of every layer.
-  With autograd off, kinds that have a packed form (lstm: model/packed.py) step through it.
+  In eval mode with autograd off, kinds that have a packed form (lstm: model/packed.py) step
+  through it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class LanguageModel(nn.Module):
         self.decoder = nn.Linear(config.hidden, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
-        self._packed: dict[str, tuple[tuple, nn.Module]] = {}  # precision -> (weights' fingerprint, pack)
+        self._packed: dict[str, nn.Module] = {}  # precision -> pack of the weights as they were at _packed_from
+        self._packed_from: tuple = ()
 
     @property
     def device(self) -> torch.device:
@@ -68,17 +70,23 @@ class LanguageModel(nn.Module):
         return self.decoder(self.drop(top)), state, gates
 
     def packed(self, precision: str = "fp32") -> nn.Module | None:
-        """With autograd off, this kind's packed gate path (model/packed.py) with weights in "fp32"
-        or "fp16", rebuilt when any parameter has changed (an optimizer step, a load, a move);
-        None for kinds without one, in training mode, or with autograd on."""
+        """With autograd off and in eval mode, this kind's packed gate path (model/packed.py), its
+        weights in "fp32" or "fp16"; None for kinds without one. Packs are dropped on a switch to
+        training mode (fused optimizers update in place without a trace) and rebuilt when a
+        parameter's version or storage has changed (a load, a move to another device)."""
         if self.config.cell not in PACKERS or self.training or torch.is_grad_enabled():
             return None
         fingerprint = tuple((p._version, p.data_ptr()) for p in self.parameters())
-        cached = self._packed.get(precision)
-        if cached is None or cached[0] != fingerprint:
-            cached = (fingerprint, PACKERS[self.config.cell](self, precision))
-            self._packed[precision] = cached
-        return cached[1]
+        if fingerprint != self._packed_from:
+            self._packed, self._packed_from = {}, fingerprint
+        if precision not in self._packed:
+            self._packed[precision] = PACKERS[self.config.cell](self, precision)
+        return self._packed[precision]
+
+    def train(self, mode: bool = True) -> "LanguageModel":
+        if mode:
+            self._packed = {}
+        return super().train(mode)
 
     def step_sequence(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State, list[Gates]]:
         """Gate path over a sequence. tokens: (B, T) -> logits (B, T, V), state, gates per step."""

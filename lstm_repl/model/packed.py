@@ -10,7 +10,7 @@ and by the fixed cost of each tensor op, most of it Python's. So, with autograd 
   float32 (fbgemm's kernel on x86; elsewhere a half-precision matmul);
 - the module is compiled by TorchScript, and decode() runs whole stretches of generation
   (step, then choose the next token) without returning to Python.
-The pack is a snapshot of the weights: LanguageModel rebuilds it when the parameters change.
+The pack is a snapshot of the weights: LanguageModel.packed() says when it is rebuilt.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def pick_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float, uni
     One uniform a token, where Gumbel-max would need V random numbers (costly for words)."""
     if temperature == 0:
         return int((logits + mask).argmax())
-    cdf = torch.add(mask, logits, alpha=1 / temperature).softmax(-1).cumsum(-1)
+    cdf = torch.add(mask, logits, alpha=1 / temperature).softmax(-1).cumsum(-1, dtype=torch.float64)  # float32 would lose p < 3e-8
     # 1 - uniform is in (0, 1]: a target above 0 skips unlikely tokens at the start, and one at
     # most the total never runs past the end, whatever the rounding
     return int(torch.searchsorted(cdf, cdf[-1:] * (1 - uniform)))
@@ -89,32 +89,32 @@ class PackedLSTM(nn.Module):
         super().__init__()
         rnn = model.rnn
         self.hidden = rnn.hidden_size
-        Linear = linear_class(precision, model.device)
+        linear_type = linear_class(precision, model.device)
         w_ih0, w_hh0, b_ih0, b_hh0 = (getattr(rnn, name) for name in layer_weight_names(0))
         embedding = model.embedding.weight  # (V, E)
         self.has_table = embedding.shape[0] * w_ih0.shape[0] * 4 <= MAX_TABLE_BYTES
         if self.has_table:
-            self.inputs = torch.addmm(b_ih0 + b_hh0, embedding, w_ih0.t())  # (V, 4H): table rows
-            layers = [Linear(w_hh0)]
+            self.input_rows = torch.addmm(b_ih0 + b_hh0, embedding, w_ih0.t())  # (V, 4H): layer 0's projection
+            layers = [linear_type(w_hh0)]
         else:
-            self.inputs = embedding.detach()  # (V, E): embedding rows
-            layers = [Linear(torch.cat([w_ih0, w_hh0], 1))]
+            self.input_rows = embedding.detach()  # (V, E): the embedding itself
+            layers = [linear_type(torch.cat([w_ih0, w_hh0], 1))]
         self.biases = [(b_ih0 + b_hh0)[None]]
         for k in range(1, rnn.num_layers):
             w_ih, w_hh, b_ih, b_hh = (getattr(rnn, name) for name in layer_weight_names(k))
-            layers.append(Linear(torch.cat([w_ih, w_hh], 1)))  # (4H, 2H)
+            layers.append(linear_type(torch.cat([w_ih, w_hh], 1)))  # (4H, 2H)
             self.biases.append((b_ih + b_hh)[None])
         self.layers = nn.ModuleList(layers)
-        self.decoder = Linear(model.decoder.weight)
+        self.decoder = linear_type(model.decoder.weight)
         self.decoder_bias = model.decoder.bias[None]
 
     @torch.jit.export
     def step(self, token: torch.Tensor, state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor], List[Dict[str, torch.Tensor]]]:
         """token: (B,) int64 -> logits (B, V), new state, per-layer gates i f g o c h."""
-        hs, cs, acts = self._advance(self.inputs.index_select(0, token), list(state[0].unbind(0)), list(state[1].unbind(0)))
+        hs, cs, acts = self._advance(self.input_rows.index_select(0, token), list(state[0].unbind(0)), list(state[1].unbind(0)))
         gates: List[Dict[str, torch.Tensor]] = []
         for k in range(len(hs)):
-            i, f, g, o = acts[4 * k], acts[4 * k + 1], acts[4 * k + 2], acts[4 * k + 3]
+            i, f, g, o = acts[k][0], acts[k][1], acts[k][2], acts[k][3]
             gates.append({"i": i, "f": f, "g": g, "o": o, "c": cs[k], "h": hs[k]})
         return self.decoder(hs[-1], self.decoder_bias), [torch.stack(hs), torch.stack(cs)], gates
 
@@ -127,7 +127,7 @@ class PackedLSTM(nn.Module):
         hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
         chosen: List[int] = []
         for uniform in uniforms:
-            hs, cs, _ = self._advance(self.inputs[token : token + 1], hs, cs)
+            hs, cs, _ = self._advance(self.input_rows[token : token + 1], hs, cs)
             token = pick_token(self.decoder(hs[-1], self.decoder_bias)[0], mask, temperature, uniform)
             chosen.append(token)
         return chosen, [torch.stack(hs), torch.stack(cs)]
@@ -138,8 +138,13 @@ class PackedLSTM(nn.Module):
         outputs: List[torch.Tensor] = []  # kept, or TorchScript would drop the unused matmuls
         inputs: List[torch.Tensor] = []
         for k in range(len(self.biases)):
-            width = self.hidden if k == 0 and self.has_table else (self.inputs.shape[1] if k == 0 else self.hidden) + self.hidden
-            inputs.append(torch.zeros(1, width, device=self.inputs.device))
+            if k == 0 and self.has_table:
+                width = self.hidden  # h₋₁ alone: the table row stands for the input's part
+            elif k == 0:
+                width = self.input_rows.shape[1] + self.hidden  # [embedding row, h₋₁]
+            else:
+                width = 2 * self.hidden  # [h of the layer below, h₋₁]
+            inputs.append(torch.zeros(1, width, device=self.input_rows.device))
         for _ in range(times):
             k = 0
             for layer in self.layers:
@@ -148,13 +153,13 @@ class PackedLSTM(nn.Module):
             outputs.append(self.decoder(inputs[-1][:, : self.hidden], self.decoder_bias))
         return outputs
 
-    def _advance(self, inputs: torch.Tensor, hs: List[torch.Tensor], cs: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+    def _advance(self, inputs: torch.Tensor, hs: List[torch.Tensor], cs: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[List[torch.Tensor]]]:
         """One step of every layer. inputs: table rows (B, 4H) or embedding rows (B, E).
-        -> new h and c per layer, and i, f, g, o of each layer in turn."""
+        -> new h and c per layer, and [i, f, g, o] per layer."""
         H = self.hidden
         new_h: List[torch.Tensor] = []
         new_c: List[torch.Tensor] = []
-        acts: List[torch.Tensor] = []
+        acts: List[List[torch.Tensor]] = []
         x = inputs
         k = 0
         for layer in self.layers:  # TorchScript unrolls this loop: each layer may be its own class
@@ -169,7 +174,7 @@ class PackedLSTM(nn.Module):
             x = o * c.tanh()
             new_h.append(x)
             new_c.append(c)
-            acts += [i, f, g, o]
+            acts.append([i, f, g, o])
             k += 1
         return new_h, new_c, acts
 
