@@ -63,11 +63,20 @@ def quality(level: str, loss_nats: float) -> float:
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
-    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    warmup = warmup_steps(config)
+    warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if config.schedule == "constant":
         return config.lr * warm
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def warmup_steps(config: TrainConfig) -> int:
+    """The configured warm-up, but at most a tenth of a run bounded in steps: a 20-step run
+    (say, `compare --steps 20`) must still reach its peak learning rate."""
+    if config.max_steps is None or not config.warmup_steps:
+        return config.warmup_steps
+    return min(config.warmup_steps, max(1, config.max_steps // 10))
 
 
 def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:

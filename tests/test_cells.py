@@ -19,7 +19,7 @@ from lstm_repl.model import LanguageModel
 from lstm_repl.model.coupled import CoupledSequence
 from lstm_repl.model.lm import CELL_STACKS
 from lstm_repl.model.peephole import PeepholeSequence
-from lstm_repl.quantities import COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES, RNN_QUANTITIES
+from lstm_repl.quantities import CELL_NAMES, COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES, RNN_QUANTITIES
 
 FUSED = [kind for kind in CELL_KINDS if CELL_STACKS[kind].has_fused_kernel]
 HAND_WRITTEN = [kind for kind in CELL_KINDS if not CELL_STACKS[kind].has_fused_kernel]
@@ -239,6 +239,8 @@ def test_trace_json_shows_each_kinds_own_quantities(trained):
 
 
 def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
+    from lstm_repl.repl.app import ShellApp
+    from lstm_repl.repl.commands import Shell
     from lstm_repl.session import Session
 
     kind, out, _, _ = trained
@@ -250,6 +252,8 @@ def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
     memory = "c" if "c" in SYMBOLS[kind] else "h"  # what "previous cell" shows: c, or h for gru and rnn
     for k in range(2):
         assert snapshot.previous_cell[k] == pytest.approx(before.layers[k][memory], abs=1e-5)
+    hint = ShellApp(Shell(session), color=False).message
+    assert f"watch the {CELL_NAMES[kind]} read" in hint
 
 
 def test_each_kind_generates_and_benches(trained):

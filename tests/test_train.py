@@ -42,11 +42,18 @@ def test_run_folder_keeps_best_and_last(tiny_run):
 
 
 def test_learning_rate_warms_up_then_decays():
-    config = _config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    config = _config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1, max_steps=100)
     rates = [learning_rate(config, step, step / 100) for step in range(100)]
     assert rates[0] < rates[5] < rates[9] == pytest.approx(1.0, abs=0.03)
     assert rates[99] == pytest.approx(0.1, abs=0.01)
     assert learning_rate(_config(schedule="constant", warmup_steps=0, lr=0.5), 50, 0.5) == 0.5
+
+
+def test_warm_up_takes_at_most_a_tenth_of_a_run_bounded_in_steps():
+    short = _config(warmup_steps=100, max_steps=20, lr=1.0, schedule="constant")
+    assert [learning_rate(short, step, step / 20) for step in (0, 1, 5)] == [0.5, 1.0, 1.0]
+    unbounded = _config(warmup_steps=100, max_steps=None, time_limit_s=60, lr=1.0, schedule="constant")
+    assert learning_rate(unbounded, 49, 0.5) == pytest.approx(0.5)
 
 
 def _final_weights(out):

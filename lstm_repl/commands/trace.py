@@ -13,7 +13,8 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the full trace as JSON (docs/trace-format.md).")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Next-token predictions per token.")
 @click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
-@click.option("--layer", type=click.IntRange(min=1), default=None, help="Layer shown in the table, 1 = nearest the input (default: the top one).")
+@click.option("--layer", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Layer shown in the table, 1 = nearest the input (as the shell starts).")
 def trace(ckpt, text, as_json, top_k, units, layer) -> None:
     """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
     from lstm_repl import checkpoint
@@ -32,7 +33,7 @@ def trace(ckpt, text, as_json, top_k, units, layer) -> None:
     from lstm_repl.trace_table import print_trace_table
 
     layers = loaded.model.config.layers
-    chosen_layer = layers - 1 if layer is None else layer - 1
+    chosen_layer = layer - 1
     if chosen_layer >= layers:
         raise click.BadParameter(f"the model has {layers} layers (1-{layers})", param_hint="--layer")
     print_trace_table(document, chosen_layer, parse_units(units, loaded.model.config.hidden))

@@ -45,7 +45,7 @@ RESUMABLE_FLAGS = ("max_steps", "time", "epochs", "device", "precision", "eval_i
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.pass_context
 def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) -> None:
-    """Train an LSTM language model on CORPUS (files or folders of UTF-8 text)."""
+    """Train an LSTM language model (or a variant: --cell) on CORPUS (files or folders of UTF-8 text)."""
     from lstm_repl import runs
 
     if resume_dir:

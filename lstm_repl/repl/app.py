@@ -24,6 +24,7 @@ from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
 from prompt_toolkit.shortcuts import print_formatted_text
 
+from lstm_repl.quantities import CELL_NAMES
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import to_fragments
 from lstm_repl.repl.keys import shell_key_bindings
@@ -52,7 +53,8 @@ class ShellApp:
     def __init__(self, shell: Shell, color: bool | None = None):
         self.shell = shell
         self.color = (not os.environ.get("NO_COLOR")) if color is None else color
-        self.message = "type to watch the LSTM read · Enter streams · → ghost · :help"
+        kind = CELL_NAMES.get(shell.session.model.config.cell, "model")
+        self.message = f"type to watch the {kind} read · Enter streams · → ghost · :help"
         self.streaming: asyncio.Task | None = None
         self.stream_text = ""
         self.stream_rate = 0.0
