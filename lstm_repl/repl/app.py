@@ -92,7 +92,7 @@ class ShellApp:
             full_screen=False,
             erase_when_done=True,
             min_redraw_interval=FRAME_S,
-            refresh_interval=0.5,  # a redraw lost while keys arrive during start-up is made good
+            refresh_interval=0.5,  # a safety net: under load, a redraw was once seen lost at start-up
             mouse_support=False,
         )
 
@@ -232,4 +232,7 @@ class ShellApp:
         await self.app.run_async()
 
     def run(self) -> None:
+        # Keys typed while the shell was starting were echoed by the terminal: the app reads
+        # them again, so their echo goes, or the first line would show them twice.
+        self.app.output.write_raw("\r\x1b[2K")
         self.app.run()
