@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from lstm_repl import __version__
+from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
@@ -32,7 +33,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 RESUME_TENSORS_FILE = "resume.safetensors"
 RESUME_JSON_FILE = "resume.json"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+BUNDLED_DIR = bundled_dir("checkpoints")
 
 
 @dataclass

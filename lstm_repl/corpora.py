@@ -27,10 +27,11 @@ from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
 import lstm_repl
+from lstm_repl.bundled import bundled_dir
 from lstm_repl.errors import CorpusError
 
-REPO_CORPORA = Path(lstm_repl.__file__).resolve().parent.parent / "corpora"
-CATALOGUE_PATH = REPO_CORPORA / "catalogue.json"
+REPO_CORPORA = Path(lstm_repl.__file__).resolve().parent.parent / "corpora"  # where a checkout keeps the texts
+CATALOGUE_PATH = bundled_dir("corpora") / "catalogue.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib-dynload"}
 
@@ -66,7 +67,7 @@ def load_catalogue(path: Path | None = None) -> dict[str, CorpusEntry]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CorpusError(f"{path}: the corpus catalogue is missing; run lstm-repl from a checkout") from None
+        raise CorpusError(f"{path}: the corpus catalogue is missing; reinstall lstm-repl") from None
     except (OSError, ValueError) as exc:
         raise CorpusError(f"{path}: cannot read the corpus catalogue ({exc})") from None
     try:
