@@ -139,6 +139,25 @@ def generate(
         yield token
 
 
+@torch.inference_mode()
+def greedy_ids(model: LanguageModel, logits: torch.Tensor, state: State, count: int) -> list[int]:
+    """The `count` most likely next token ids in turn after logits (V,) and state, as temperature 0
+    would generate them; one packed decode call where the kind has one (the shell's ghost text)."""
+    if count <= 0:
+        return []
+    sampler = Sampler(SampleConfig(temperature=0))
+    first = sampler.choose(logits)
+    packed = model.packed()
+    if packed is not None:
+        rest, _ = packed.decode(first, list(state), [0.0] * (count - 1), sampler.mask(len(logits), logits.device), 0.0)
+        return [first, *rest]
+    ids, step = [first], _step_function(model, None)
+    while len(ids) < count:
+        logits, state = step(ids[-1], state)
+        ids.append(sampler.choose(logits))
+    return ids
+
+
 def _step_function(model: LanguageModel, packed) -> StepFunction:
     """(token id, state) -> (logits (V,), state) through the packed model, or the model's step."""
 

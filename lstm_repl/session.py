@@ -19,7 +19,7 @@ import torch
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.config import SampleConfig
 from lstm_repl.model import State
-from lstm_repl.sampling import choose, make_generator
+from lstm_repl.sampling import choose, greedy_ids, make_generator
 from lstm_repl.snapshot import Snapshot
 from lstm_repl.tracing import gates_to_numpy, top_predictions, trace_ids, trace_json
 from lstm_repl.vocab import UNK_ID
@@ -233,15 +233,11 @@ class Session:
             out.append(word[len(self.partial):])
             logits, state, _ = self.model.step(torch.tensor([self.vocab.ids[word]], device=self.model.device), state)
             logits = logits[0]
-        greedy = SampleConfig(temperature=0)
-        for _ in range(limit - len(out)):
-            token = choose(logits, greedy, None)
+        for token in greedy_ids(self.model, logits, state, limit - len(out)):
             piece = self.vocab.token_text(token)
-            if piece == "\n" or "\n" in piece:
+            if "\n" in piece:
                 break
             out.append(piece)
-            logits, state, _ = self.model.step(torch.tensor([token], device=self.model.device), state)
-            logits = logits[0]
         return out
 
     @torch.inference_mode()

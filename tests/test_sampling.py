@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_repl.config import SampleConfig
+from lstm_repl.config import ModelConfig, SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model.packed import pick_token
-from lstm_repl.sampling import Sampler, choose
+from lstm_repl.model import LanguageModel
+from lstm_repl.sampling import Sampler, choose, greedy_ids
 from lstm_repl.vocab import UNK_ID
 
 LOGITS = torch.tensor([5.0, 2.0, 1.0, 0.0, -1.0, 1.5])  # <unk> (id 0) is the most likely of all
@@ -73,3 +74,20 @@ def test_pick_token_never_chooses_a_masked_or_impossible_token(uniform):
 def test_an_unknown_precision_is_a_config_error():
     with pytest.raises(ConfigError, match="precision"):
         SampleConfig(precision="fp8")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])  # lstm decodes packed, gru steps in Python
+def test_greedy_ids_are_the_argmax_step_after_step(cell):
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(vocab_size=30, layers=2, hidden=16, embed=8, cell=cell)).eval()
+    with torch.no_grad():
+        logits, state = model(torch.tensor([[4, 5, 6]]))
+        logits, state = logits[0, -1], state
+        expected, step_logits, step_state = [], logits, state
+        for _ in range(12):
+            token = int(step_logits[1:].argmax()) + 1  # never <unk>
+            expected.append(token)
+            out, step_state, _ = model.step(torch.tensor([token]), step_state)
+            step_logits = out[0]
+        assert greedy_ids(model, logits, state, 12) == expected
+        assert greedy_ids(model, logits, state, 0) == []
