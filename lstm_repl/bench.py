@@ -163,11 +163,12 @@ def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
     token, state = torch.tensor([1]), model.zero_state(1)
     with torch.enable_grad():  # autograd on: the plain, unpacked equations of the cell's module
         plain_ms = _median_ms(lambda: model.step(token, state), 100)
+    packed_precisions = precisions if packable else []
     return {
         "precision": default,
         "tokens_per_s": _interleaved_rates(runs, per_round, rounds),
-        "weights_read_ms": {p: weights_read_ms(model, p) for p in precisions} if packable else {},
-        "step_ms": {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in precisions} if packable else {},
+        "weights_read_ms": {p: weights_read_ms(model, p) for p in packed_precisions},
+        "step_ms": {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in packed_precisions},
         "plain_step_ms": plain_ms,
         **_fused_step_ms(model, token, state),
     }

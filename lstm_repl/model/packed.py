@@ -75,7 +75,8 @@ def pick_token(logits: torch.Tensor, mask: torch.Tensor, temperature: float, uni
     One uniform a token, where Gumbel-max would need V random numbers (costly for words)."""
     if temperature == 0:
         return int((logits + mask).argmax())
-    cdf = torch.add(mask, logits, alpha=1 / temperature).softmax(-1).cumsum(-1, dtype=torch.float64)  # float32 would lose p < 3e-8
+    probabilities = torch.add(mask, logits, alpha=1 / temperature).softmax(-1)
+    cdf = probabilities.cumsum(-1, dtype=torch.float64)  # in float32, a p under 3e-8 near the end would vanish
     # 1 - uniform is in (0, 1]: a target above 0 skips unlikely tokens at the start, and one at
     # most the total never runs past the end, whatever the rounding
     return int(torch.searchsorted(cdf, cdf[-1:] * (1 - uniform)))
