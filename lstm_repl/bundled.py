@@ -9,6 +9,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def bundled_dir(name: str) -> Path:
-    """checkpoints or corpora: the checkout's folder when there is one, else the wheel's copy."""
-    checkout = PACKAGE_DIR.parent / name
-    return checkout if checkout.is_dir() else PACKAGE_DIR / "_bundled" / name
+    """checkpoints or corpora: the checkout's folder when there is one, else the wheel's copy.
+    (A checkout has pyproject.toml beside the package; site-packages has not.)"""
+    root = PACKAGE_DIR.parent
+    if (root / "pyproject.toml").is_file() and (root / name).is_dir():
+        return root / name
+    return PACKAGE_DIR / "_bundled" / name

@@ -182,7 +182,10 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
         train_config = from_dict(TrainConfig, config.get("training", {}))
     except (TypeError, KeyError, ConfigError) as exc:
         raise CheckpointError(f"{path}: the model config is malformed ({exc}); the checkpoint is broken") from None
-    vocab = vocab_from_json(config["vocab"])
+    try:
+        vocab = vocab_from_json(config["vocab"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     if len(vocab) != model_config.vocab_size:
         raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but the model expects {model_config.vocab_size}")
     _check_weight_shapes(path, _build_model(path, model_config, torch.device("meta")))

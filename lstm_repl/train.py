@@ -7,7 +7,7 @@ import math
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -63,20 +63,22 @@ def quality(level: str, loss_nats: float) -> float:
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
-    warmup = warmup_steps(config)
-    warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     if config.schedule == "constant":
         return config.lr * warm
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
-def warmup_steps(config: TrainConfig) -> int:
-    """The configured warm-up, but at most a tenth of a run bounded in steps: a 20-step run
-    (say, `compare --steps 20`) must still reach its peak learning rate."""
-    if config.max_steps is None or not config.warmup_steps:
+def planned_warmup(config: TrainConfig, chunks_per_epoch: int) -> int:
+    """A new run's warm-up: as configured, but at most a tenth of the run when its length in steps
+    is known (--max-steps, --epochs), so that a 20-step run (`compare --steps 20`) still reaches its
+    peak rate. Fixed at the start and saved with the run, so a resume keeps it."""
+    epoch_steps = math.ceil(config.epochs * chunks_per_epoch) if config.epochs else None
+    bounds = [bound for bound in (config.max_steps, epoch_steps) if bound]
+    if not bounds or not config.warmup_steps:
         return config.warmup_steps
-    return min(config.warmup_steps, max(1, config.max_steps // 10))
+    return min(config.warmup_steps, max(1, min(bounds) // 10))
 
 
 def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:
@@ -114,6 +116,8 @@ class Trainer:
         train_ids, val_ids = split_ids(ids, config.val_fraction)
         check_fits(len(train_ids), len(val_ids), config.batch_size, config.seq_len)
         self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
+        if resume is None:
+            self.config = config = replace(config, warmup_steps=planned_warmup(config, self.batches.chunks_per_epoch))
         self.streams = torch.from_numpy(self.batches.streams.astype(np.int64)).to(self.device)
         self.val_ids = val_ids
         self.optimizer = make_optimizer(self.model, config)

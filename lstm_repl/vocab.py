@@ -92,14 +92,18 @@ def vocab_from_json(data: dict) -> Vocab:
         level, tokens = data["level"], data["tokens"]
         cls = {"char": CharVocab, "word": WordVocab}[level]
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the vocabulary in the checkpoint is malformed ({exc}); retrain or re-save it") from None
+        raise _malformed(f"{exc}") from None
     if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
-        raise CheckpointError("the vocabulary in the checkpoint is malformed (tokens must be non-empty strings)")
+        raise _malformed("tokens must be non-empty strings")
     if len(set(tokens)) != len(tokens):
-        raise CheckpointError("the vocabulary in the checkpoint is malformed (a token appears twice)")
+        raise _malformed("a token appears twice")
     if level == "char" and any(len(t) != 1 for t in tokens):
-        raise CheckpointError("the vocabulary in the checkpoint is malformed (a char-level token is not one character)")
+        raise _malformed("a char-level token is not one character")
     return cls(tokens)
+
+
+def _malformed(why: str) -> CheckpointError:
+    return CheckpointError(f"the vocabulary in the checkpoint is malformed ({why}); retrain or re-save it")
 
 
 def np_dtype(vocab_size: int) -> type:

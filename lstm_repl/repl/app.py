@@ -233,6 +233,7 @@ class ShellApp:
 
     def run(self) -> None:
         # Keys typed while the shell was starting were echoed by the terminal: the app reads
-        # them again, so their echo goes, or the first line would show them twice.
+        # them again, so their echo goes, or the first line would show them twice. (Only the
+        # cursor's line: a type-ahead that wrapped or held Enter leaves its earlier lines.)
         self.app.output.write_raw("\r\x1b[2K")
         self.app.run()
