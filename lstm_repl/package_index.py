@@ -153,23 +153,27 @@ def _blocks(response, url: str, what: str, limit: int, deadline: float):
             return
         total += len(block)
         if total > limit:
-            raise CorpusError(f"{what} at {_public(url)} is over {limit // 2**20} MB; check the package in the catalogue")
+            raise CorpusError(f"{what} at {_public(url)} is over {limit // 2**20} MB; "
+                              "check the package in the catalogue")
         if time.monotonic() > deadline:
-            raise CorpusError(f"the download of {what} took over {DOWNLOAD_DEADLINE_S:.0f} s; check the network, then retry")
+            raise CorpusError(f"the download of {what} took over {DOWNLOAD_DEADLINE_S:.0f} s; "
+                              "check the network, then retry")
         yield block
 
 
 def _open(index: Index, url: str, what: str, accept: str):
+    where = _public(url)
     try:
         return urlopen(_request(index, url, accept), timeout=60)
     except HTTPError as exc:
-        hint = "check the index credentials" if exc.code in (401, 403) else "check the package in the catalogue, or $PIP_INDEX_URL"
-        raise CorpusError(f"cannot download {what}: {_public(url)} answered {exc.code} {exc.reason}; {hint}") from None
+        hint = "check the index credentials" if exc.code in (401, 403) else \
+            "check the package in the catalogue, or $PIP_INDEX_URL"
+        raise CorpusError(f"cannot download {what}: {where} answered {exc.code} {exc.reason}; {hint}") from None
     except ValueError as exc:
-        raise CorpusError(f"cannot download {what}: {_public(url)} is not a usable URL ({exc}); check $PIP_INDEX_URL") from None
+        raise CorpusError(f"cannot download {what}: {where} is not a usable URL ({exc}); check $PIP_INDEX_URL") from None
     except (URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise CorpusError(f"cannot download {what} from {_public(url)} ({reason}); check the network, then retry") from None
+        raise CorpusError(f"cannot download {what} from {where} ({reason}); check the network, then retry") from None
 
 
 def _public(url: str) -> str:
