@@ -167,3 +167,20 @@ def test_decode_picks_each_token_as_a_step_then_pick_token_would():
         expected.append(token)
     assert chosen == expected
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(state, expected_state))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@torch.no_grad()
+def test_packed_paths_on_cuda_agree_with_the_cpu():
+    from lstm_repl.config import SampleConfig
+    from lstm_repl.sampling import generate
+
+    cpu = _model()
+    gpu = _model().cuda()
+    tokens = torch.randint(1, 40, (2, 50))
+    cpu_logits, _, _ = cpu.step_sequence(tokens)
+    gpu_logits, _, _ = gpu.step_sequence(tokens.cuda())
+    assert torch.allclose(cpu_logits, gpu_logits.cpu(), atol=1e-4)
+    for precision in ("fp32", "fp16"):
+        text = list(generate(gpu, [3, 4], SampleConfig(length=60, seed=1, precision=precision)))
+        assert len(text) == 60 and 0 not in text
