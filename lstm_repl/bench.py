@@ -101,7 +101,8 @@ def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, voc
             x = trainer.streams[:, :seq_len]
             y = trainer.streams[:, 1 : seq_len + 1]
             bare = BareLoop(vocab, embed, hidden, layers, device, trainer.precision)
-            project_times, bare_times = _interleaved(trainer._train_step, lambda: bare.step(x, y), steps)
+            times = _interleaved({"project": trainer._train_step, "bare": lambda: bare.step(x, y)}, steps, warmup=2)
+            project_times, bare_times = times["project"], times["bare"]
         tokens = batch_size * seq_len
         row = {
             "precision": trainer.precision,
@@ -115,20 +116,21 @@ def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, voc
     return results
 
 
-def _interleaved(first: Callable[[], object], second: Callable[[], object], steps: int) -> tuple[list[float], list[float]]:
-    """Alternate the two so that drift in the machine's speed hits both alike."""
-    for _ in range(2):
-        first(), second()
-    a, b = [], []
-    for _ in range(steps):
-        for fn, times in ((first, a), (second, b)):
+def _interleaved(runs: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds of each run per round, one of each per round, so that drift in the machine's speed
+    hits all alike."""
+    for _ in range(warmup):
+        for fn in runs.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
             _sync()
             start = time.perf_counter()
             fn()
             _sync()
-            times.append(time.perf_counter() - start)
-    return a, b
-
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 # ---------------------------------------------------------------- generation and the shell
@@ -166,7 +168,7 @@ def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
     packed_precisions = precisions if packable else []
     return {
         "precision": default,
-        "tokens_per_s": _interleaved_rates(runs, per_round, rounds),
+        "tokens_per_s": {name: per_round / statistics.median(t) for name, t in _interleaved(runs, rounds).items()},
         "weights_read_ms": {p: weights_read_ms(model, p) for p in packed_precisions},
         "step_ms": {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in packed_precisions},
         "plain_step_ms": plain_ms,
@@ -192,19 +194,6 @@ def _fused_step_ms(model, token: torch.Tensor, state) -> dict[str, float]:
     return {"fused_step_ms": with_onednn, "fused_no_onednn_ms": without}
 
 
-def _interleaved_rates(runs: dict[str, Callable[[], object]], tokens: int, rounds: int) -> dict[str, float]:
-    """Median tokens/s of each run over `rounds` rounds, one of each per round (drift hits all alike)."""
-    for fn in runs.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: tokens / statistics.median(t) for name, t in times.items()}
-
-
 def bare_generate(model, tokens: int) -> None:
     """The obvious loop over the same weights: embedding, two addmm and the equations per layer,
     the decoder, softmax and torch.multinomial. The reference the project's loop is held to."""
@@ -225,15 +214,8 @@ def bare_generate(model, tokens: int) -> None:
 
 def weights_read_ms(model, precision: str, times: int = 300) -> float:
     """ms for the matmuls of one packed step alone: the floor a batch-1 step cannot go below."""
-    pack = model.packed(precision)
-    pack.read_weights(20)
-    return min(_seconds(lambda: pack.read_weights(times // 5)) for _ in range(5)) / (times // 5) * 1e3
-
-
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    pack, per_rep = model.packed(precision), times // 5
+    return _best_time(lambda: pack.read_weights(per_rep), 5) / per_rep * 1e3
 
 
 def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400, stream_tokens: int = 2000) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lstm_repl import __version__
@@ -188,9 +188,10 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
         raise CheckpointError(f"{path}: {exc}") from None
     if len(vocab) != model_config.vocab_size:
         raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but the model expects {model_config.vocab_size}")
-    _check_weight_shapes(path, _build_model(path, model_config, torch.device("meta")))
+    tensors = _read_tensors(path, WEIGHTS_FILE, config)
+    _check_names_and_shapes(path, _build_model(path, model_config, torch.device("meta")).state_dict(), tensors)
     model = _build_model(path, model_config, torch.device("cpu"))
-    _load_weights(model, _read_tensors(path, WEIGHTS_FILE, config), path)
+    _load_weights(model, tensors, path)
     model.to(device).eval()
     model.flatten()
     resume = _read_resume(path, config) if for_resume else None
@@ -234,7 +235,7 @@ def _read_tensors(path: Path, name: str, config: dict) -> dict[str, torch.Tensor
 
 def _build_model(path: Path, model_config: ModelConfig, device: torch.device) -> LanguageModel:
     """On the meta device first: a hand-edited config with a huge size allocates nothing before
-    its shapes are checked against the weights file."""
+    its shapes are checked against the weights (which take no more memory than their file)."""
     try:
         with device:
             return LanguageModel(model_config)
@@ -242,30 +243,19 @@ def _build_model(path: Path, model_config: ModelConfig, device: torch.device) ->
         raise CheckpointError(f"{path}: the model config does not describe a buildable model ({exc}); the checkpoint is broken") from None
 
 
-def _check_weight_shapes(path: Path, model: LanguageModel) -> None:
-    """The names and shapes in the weights file's header against the model the config describes."""
-    try:
-        with safe_open(str(path / WEIGHTS_FILE), framework="pt") as weights:
-            shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path / WEIGHTS_FILE}: missing; the checkpoint is incomplete") from None
-    except (OSError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{path / WEIGHTS_FILE}: not a readable safetensors file ({exc}); the checkpoint is broken") from None
-    _check_names_and_shapes(path, model.state_dict(), shapes)
-
-
-def _check_names_and_shapes(path: Path, expected: dict[str, torch.Tensor], shapes: dict[str, tuple]) -> None:
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
+def _check_names_and_shapes(path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for name, shape in shapes.items():
-        if tuple(shape) != tuple(expected[name].shape):
-            raise CheckpointError(f"{path}: weight {name} has shape {tuple(shape)}, config says {tuple(expected[name].shape)}")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{path}: weight {name} has shape {tuple(tensor.shape)}, config says {tuple(expected[name].shape)}"
+            )
 
 
 def _load_weights(model: LanguageModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    _check_names_and_shapes(path, model.state_dict(), {name: tuple(t.shape) for name, t in tensors.items()})
     for name, tensor in tensors.items():
         if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: weight {name} holds non-finite or non-float values; the checkpoint is broken")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
@@ -102,7 +102,6 @@ def read_prompt(model: LanguageModel, ids: list[int], state: State | None = None
 
 
 DECODE_CHUNK = 32  # tokens a packed model generates per call (5-10 ms at batch 1 here)
-StepFunction = Callable[[int, State], tuple[torch.Tensor, State]]
 
 
 @torch.inference_mode()
@@ -116,60 +115,41 @@ def generate(
     """Yield token ids as they are chosen (the gate path, batch 1).
 
     The prompt is read by the fused path in one call. Without a prompt, generation starts from
-    `start_id` (say, a newline) and the zero state. A kind with a packed form generates stretches
-    of DECODE_CHUNK tokens without returning to Python, unless top-k/top-p need every logit.
+    `start_id` (say, a newline) and the zero state.
     """
     model.eval()
-    sampler = Sampler(config)
-    packed = model.packed(resolve_inference_precision(config.precision, model.device))
-    step = _step_function(model, packed)
+    precision = resolve_inference_precision(config.precision, model.device)
     logits, state = read_prompt(model, prompt_ids, state)
     if logits is None:
-        logits, state = step(start_id, state if state is not None else model.zero_state(1))
-    if config.length == 0:
-        return
-    token = sampler.choose(logits)
-    yield token
-    if packed is not None and not sampler.filters:
-        yield from _decode(packed, token, state, sampler, config.length - 1, model.config.vocab_size)
-        return
-    for _ in range(config.length - 1):
-        logits, state = step(token, state)
-        token = sampler.choose(logits)
-        yield token
+        logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state, precision)
+        logits = logits[0]
+    yield from _continue(model, logits, state, Sampler(config), config.length, precision)
 
 
 @torch.inference_mode()
 def greedy_ids(model: LanguageModel, logits: torch.Tensor, state: State, count: int) -> list[int]:
     """The `count` most likely next token ids in turn after logits (V,) and state, as temperature 0
-    would generate them; one packed decode call where the kind has one (the shell's ghost text)."""
-    if count <= 0:
-        return []
-    sampler = Sampler(SampleConfig(temperature=0))
-    first = sampler.choose(logits)
-    packed = model.packed()
-    if packed is not None:
-        rest, _ = packed.decode(first, list(state), [0.0] * (count - 1), sampler.mask(len(logits), logits.device), 0.0)
-        return [first, *rest]
-    ids, step = [first], _step_function(model, None)
-    while len(ids) < count:
-        logits, state = step(ids[-1], state)
-        ids.append(sampler.choose(logits))
-    return ids
+    would generate them (the shell's ghost text)."""
+    return list(_continue(model, logits, state, Sampler(SampleConfig(temperature=0)), count, "fp32"))
 
 
-def _step_function(model: LanguageModel, packed) -> StepFunction:
-    """(token id, state) -> (logits (V,), state) through the packed model, or the model's step."""
-
-    def step(token: int, state: State) -> tuple[torch.Tensor, State]:
-        tokens = torch.tensor([token], device=model.device)
-        if packed is None:
-            logits, state, _ = model.step(tokens, state)
-            return logits[0], state
-        logits, new_state, _ = packed.step(tokens, list(state))
-        return logits[0], tuple(new_state)
-
-    return step
+def _continue(model: LanguageModel, logits: torch.Tensor, state: State, sampler: Sampler, length: int,
+              precision: str) -> Iterator[int]:
+    """`length` tokens chosen after logits (V,) and state. A kind with a packed form generates
+    stretches of DECODE_CHUNK tokens without returning to Python, unless top-k/top-p need every
+    logit; otherwise a step per token."""
+    if length <= 0:
+        return
+    token = sampler.choose(logits)
+    yield token
+    packed = model.packed(precision)
+    if packed is not None and not sampler.filters:
+        yield from _decode(packed, token, state, sampler, length - 1, len(logits))
+        return
+    for _ in range(length - 1):
+        step_logits, state, _ = model.step(torch.tensor([token], device=model.device), state, precision)
+        token = sampler.choose(step_logits[0])
+        yield token
 
 
 def _decode(packed, token: int, state: State, sampler: Sampler, length: int, vocab_size: int) -> Iterator[int]:

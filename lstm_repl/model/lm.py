@@ -57,12 +57,13 @@ class LanguageModel(nn.Module):
         out, state = self.rnn.run(self.embedding(tokens), state)  # (B, T, H)
         return self.decoder(self.drop(out)), state
 
-    def step(self, token: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State, Gates]:
-        """Gate path. token: (B,) int64 -> logits (B, V), new state, per-layer gates."""
+    def step(self, token: torch.Tensor, state: State | None = None, precision: str = "fp32") -> tuple[torch.Tensor, State, Gates]:
+        """Gate path. token: (B,) int64 -> logits (B, V), new state, per-layer gates. precision:
+        of the weights a packed step reads (see packed()); kinds without a pack run fp32."""
         assert token.dim() == 1, f"token must be (batch,), got {tuple(token.shape)}"
         if state is None:
             state = self.zero_state(token.shape[0])
-        packed = self.packed()
+        packed = self.packed(precision)
         if packed is not None:
             logits, new_state, gates = packed.step(token, list(state))
             return logits, tuple(new_state), gates
