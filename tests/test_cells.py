@@ -16,7 +16,9 @@ from lstm_repl import checkpoint, runs
 from lstm_repl.cli import cli
 from lstm_repl.config import CELL_KINDS, ModelConfig, TrainConfig
 from lstm_repl.model import LanguageModel
+from lstm_repl.model import coupled, peephole
 from lstm_repl.model.coupled import CoupledSequence
+from lstm_repl.model.handwritten import scripted
 from lstm_repl.model.lm import CELL_STACKS
 from lstm_repl.model.peephole import PeepholeSequence
 from lstm_repl.quantities import CELL_NAMES, COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES, RNN_QUANTITIES
@@ -323,3 +325,10 @@ def test_train_command_accepts_every_kind(tiny_corpus, tmp_path):
     assert checkpoint.load(tmp_path / "r").model.config.cell == "coupled"
     bad = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--cell", "lstn"])
     assert bad.exit_code != 0 and "peephole" in bad.output
+
+
+@pytest.mark.parametrize("module", [peephole, coupled], ids=["peephole", "coupled"])
+def test_the_hand_written_time_loops_compile_with_torchscript(module):
+    """A loop TorchScript cannot compile falls back to Python silently; this says so loudly."""
+    for loop in (module._forward_loop, module._backward_loop):
+        assert isinstance(scripted(loop), torch.jit.ScriptFunction), loop.__qualname__

@@ -27,6 +27,44 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 scripted: Callable[[Callable], Callable] = functools.cache(try_script)  # once per function, on first use
 
 
+def loop_buffers(xp: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For a forward time loop over xp (T, B, G·H): the gate buffer, a copy of xp in the state
+    dtype that the loop overwrites in place, and hs, cs (T+1, B, H) with h0 and c0 first.
+    (Plain Python: TorchScript has no data_ptr.)"""
+    acts = xp.to(c.dtype)
+    if acts.data_ptr() == xp.data_ptr():
+        acts = acts.clone()
+    hs = torch.empty((xp.shape[0] + 1, h.shape[0], h.shape[1]), dtype=c.dtype, device=c.device)
+    cs = torch.empty_like(hs)
+    hs[0], cs[0] = h, c
+    return acts, hs, cs
+
+
+def add_recurrent(z: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor) -> None:
+    """z += h·W_hhᵀ in place (w_t is W_hhᵀ): in bf16 when the weights are, the gates staying float32."""
+    if w_t.dtype == z.dtype:
+        z.addmm_(h, w_t)
+    else:
+        z.add_(torch.mm(h.to(w_t.dtype), w_t))
+
+
+def incoming_gradients(hs: torch.Tensor, cs: torch.Tensor, d_out, d_h, d_c) -> tuple[torch.Tensor, ...]:
+    """A backward's output gradients in the state dtype, zeros for those autograd left out (None)."""
+    return (
+        torch.zeros_like(hs[1:]) if d_out is None else d_out.to(hs.dtype),
+        torch.zeros_like(hs[0]) if d_h is None else d_h.to(hs.dtype),
+        torch.zeros_like(cs[0]) if d_c is None else d_c.to(cs.dtype),
+    )
+
+
+def recurrent_weight_gradient(da: torch.Tensor, hs: torch.Tensor, w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every step's gate gradients da (T, B, G·H) as one (T·B, G·H) matrix, and from it the
+    gradient of W_hh in one matmul."""
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    flat = da.reshape(T * B, da.shape[-1])
+    return flat, torch.mm(flat.t().to(w_hh.dtype), hs[:-1].reshape(T * B, H).to(w_hh.dtype))
+
+
 def autocast_dtype(device_type: str) -> torch.dtype | None:
     """The dtype autocast gives matmuls on this device type right now, or None when it is off."""
     if torch.is_autocast_enabled(device_type):

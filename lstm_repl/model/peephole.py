@@ -17,7 +17,8 @@ from typing import List, Tuple
 import torch
 from torch import Tensor
 
-from lstm_repl.model.handwritten import HandWrittenStack, scripted
+from lstm_repl.model.handwritten import (HandWrittenStack, add_recurrent, incoming_gradients, loop_buffers,
+                                         recurrent_weight_gradient, scripted)
 from lstm_repl.quantities import PEEPHOLE_QUANTITIES
 
 
@@ -50,7 +51,8 @@ class PeepholeSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp, w_hh, w_ci, w_cf, w_co, h0, c0):
-        hs, cs, acts = scripted(_forward_loop)(xp, w_hh, w_ci, w_cf, w_co, h0, c0)
+        acts, hs, cs = loop_buffers(xp, h0, c0)
+        scripted(_forward_loop)(acts, hs, cs, w_hh, w_ci, w_cf, w_co)
         ctx.save_for_backward(hs, cs, acts, w_hh, w_ci, w_cf, w_co)
         ctx.xp_dtype = xp.dtype
         return hs[1:], hs[-1].clone(), cs[-1].clone()
@@ -58,50 +60,35 @@ class PeepholeSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_h, d_c):
         hs, cs, acts, w_hh, w_ci, w_cf, w_co = ctx.saved_tensors
-        d_out = torch.zeros_like(hs[1:]) if d_out is None else d_out.to(hs.dtype)
-        d_h = torch.zeros_like(hs[0]) if d_h is None else d_h.to(hs.dtype)
-        d_c = torch.zeros_like(cs[0]) if d_c is None else d_c.to(cs.dtype)
+        d_out, d_h, d_c = incoming_gradients(hs, cs, d_out, d_h, d_c)
         da, d_h0, d_c0 = scripted(_backward_loop)(d_out, d_h, d_c, cs, acts, w_hh, w_ci, w_cf, w_co)
-        T, B, H = d_out.shape
-        flat = da.reshape(T * B, 4 * H)  # every step's gate gradients: the weight gradients are one matmul
-        d_w_hh = torch.mm(flat.t().to(w_hh.dtype), hs[:-1].reshape(T * B, H).to(w_hh.dtype))
-        c_prev, c_new = cs[:-1].reshape(T * B, H), cs[1:].reshape(T * B, H)
+        flat, d_w_hh = recurrent_weight_gradient(da, hs, w_hh)
+        H = hs.shape[-1]
+        c_prev, c_new = cs[:-1].reshape(-1, H), cs[1:].reshape(-1, H)
         d_w_ci = (flat[:, :H] * c_prev).sum(0)
         d_w_cf = (flat[:, H : 2 * H] * c_prev).sum(0)
         d_w_co = (flat[:, 3 * H :] * c_new).sum(0)
         return da.to(ctx.xp_dtype), d_w_hh, d_w_ci, d_w_cf, d_w_co, d_h0, d_c0
 
 
-def _forward_loop(xp: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Tensor, h: Tensor,
-                  c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """-> hs (T+1, B, H) with h0 first, cs (T+1, B, H) with c0 first, gates i|f|g|o (T, B, 4H).
+def _forward_loop(acts: Tensor, hs: Tensor, cs: Tensor, w_hh: Tensor, w_ci: Tensor, w_cf: Tensor, w_co: Tensor) -> None:
+    """Fills, from loop_buffers: acts (T, B, 4H), xp so far, with the gates i|f|g|o; hs and cs
+    (T+1, B, H), h0 and c0 so far, with every step's h and c.
 
     Each small operation costs a fixed overhead, so there are few per step, and each writes
-    where its result is kept: the gates in place in one buffer that starts as a copy of xp, h
-    and c straight into hs and cs."""
-    T, B, G = xp.shape
-    H = G // 4
-    acts = xp.to(c.dtype)
-    if acts.data_ptr() == xp.data_ptr():
-        acts = acts.clone()
-    hs = torch.empty((T + 1, B, H), dtype=c.dtype, device=c.device)
-    cs = torch.empty_like(hs)
-    hs[0], cs[0] = h, c
+    where its result is kept: the gates in place in acts, h and c straight into hs and cs."""
+    h, c = hs[0], cs[0]
+    B, H = h.shape
     w_t = w_hh.t()
-    same_dtype = w_t.dtype == acts.dtype
     w_if = torch.stack([w_ci, w_cf])  # (2, H): the peepholes of i and f, applied in one operation
-    for t in range(T):
+    for t in range(acts.shape[0]):
         z = acts[t]  # (B, 4H), xp[t] so far
-        if same_dtype:
-            z.addmm_(h, w_t)
-        else:  # bf16 matmul, float32 gates
-            z.add_(torch.mm(h.to(w_t.dtype), w_t))
+        add_recurrent(z, h, w_t)
         z[:, : 2 * H].view(B, 2, H).addcmul_(w_if, c.unsqueeze(1)).sigmoid_()  # i, f
         g = z[:, 2 * H : 3 * H].tanh_()
         c = torch.addcmul(z[:, H : 2 * H] * c, z[:, :H], g, out=cs[t + 1])  # f∗c₋₁ + i∗g
         o = z[:, 3 * H :].addcmul_(w_co, c).sigmoid_()
         h = torch.mul(o, torch.tanh(c), out=hs[t + 1])
-    return hs, cs, acts
 
 
 def _backward_loop(d_out: Tensor, d_h: Tensor, d_c: Tensor, cs: Tensor, acts: Tensor, w_hh: Tensor,
