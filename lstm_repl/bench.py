@@ -15,20 +15,22 @@ from torch import nn
 from torch.nn import functional as F
 
 from lstm_repl.config import TrainConfig
-from lstm_repl.devices import autocast, resolve_device
+from lstm_repl.devices import resolve_device
 from lstm_repl.model.base import layer_weight_names
+from lstm_repl.precision import DTYPES, autocast, probe_training, resolve_training_precision
 from lstm_repl.train import Trainer, new_model
 from lstm_repl.vocab import CharVocab
 
 
-def matmul_peaks(device: torch.device, size: int = 2048, reps: int = 5) -> dict[str, float]:
-    """GFLOP/s of a size^3 matrix product: fp32 through MKL and oneDNN, and bf16."""
+def matmul_peaks(device: torch.device, lower: tuple[str, ...] = ("bf16",), size: int = 2048,
+                 reps: int = 5) -> dict[str, float]:
+    """GFLOP/s of a size^3 matrix product: fp32 through MKL and oneDNN, and each lower precision
+    given (only those that train here: an emulated bf16 product can take a minute)."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     flops = 2 * size**3
-    runs: dict[str, Callable[[], object]] = {
-        "fp32 mm": lambda: torch.mm(a, b),
-        "bf16 mm": (lambda a16=a.bfloat16(), b16=b.bfloat16(): torch.mm(a16, b16)),
-    }
+    runs: dict[str, Callable[[], object]] = {"fp32 mm": lambda: torch.mm(a, b)}
+    for name in lower:
+        runs[f"{name} mm"] = lambda x=a.to(DTYPES[name]), y=b.to(DTYPES[name]): torch.mm(x, y)
     if device.type == "cpu" and torch.backends.mkldnn.is_available():
         from torch.utils import mkldnn
 
@@ -84,15 +86,22 @@ class BareLoop:
 
 
 def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, vocab=65, steps=10,
-                precisions=("fp32", "bf16"), device_name="auto", report=print) -> list[dict]:
-    """Median seconds per step of the project's training step and of the bare loop, interleaved."""
+                precisions=("fp32", "bf16", "fp16"), device_name="auto", report=print,
+                skipped: Callable[[str, str], None] = lambda precision, why: None) -> list[dict]:
+    """Median seconds per step of the project's training step and of the bare loop, interleaved,
+    at each precision that runs on the device; skipped(precision, why) for those that do not."""
     device = resolve_device(device_name)
     rng = np.random.default_rng(0)
     ids = rng.integers(1, vocab, size=batch_size * (seq_len + 1) * (steps + 4) * 2).astype(np.uint16)
     vocabulary = CharVocab([chr(32 + i) for i in range(vocab - 1)])
     flops_per_step = train_flops_per_token(hidden, embed, layers, vocab) * batch_size * seq_len
     results = []
-    for precision in precisions:
+    wanted = dict.fromkeys(resolve_training_precision(p, device) if p == "auto" else p for p in precisions)
+    for precision in wanted:
+        probe = probe_training(device, precision)
+        if not probe.works:
+            skipped(precision, probe.why)
+            continue
         config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_steps=10**9, precision=precision,
                              device=device_name, val_fraction=0.02)
         model = new_model(vocab, {"hidden": hidden, "embed": embed, "layers": layers}, seed=0)
@@ -152,11 +161,11 @@ def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
     """tokens/s of generate() at batch 1 at each weight precision and of a bare loop, interleaved
     in rounds (median); the time to read the weights once; one step on each path. Kinds without
     a packed form (all but lstm) get the generate rate and the plain step only."""
-    from lstm_repl.devices import resolve_inference_precision
+    from lstm_repl.precision import resolve_generation_precision
 
     model = loaded.model.eval()
     packable = model.packed() is not None
-    default = resolve_inference_precision("auto", model.device) if packable else "fp32"
+    default = resolve_generation_precision("auto", model.device) if packable else "fp32"
     precisions = list(dict.fromkeys((default, "fp32")))
     per_round = max(tokens // rounds, 10)
     runs = {f"generate {p}": _generate_run(loaded, p, per_round) for p in precisions}

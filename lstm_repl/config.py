@@ -13,7 +13,7 @@ from lstm_repl.errors import ConfigError
 
 CELL_KINDS = ("lstm", "peephole", "coupled", "gru", "rnn")
 LEVELS = ("char", "word")
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # of a training step: autocast to bf16 or fp16 (loss-scaled)
 INFERENCE_PRECISIONS = ("auto", "fp16", "fp32")  # of the weights a generation step reads
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

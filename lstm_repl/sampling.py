@@ -7,9 +7,9 @@ from typing import Iterator
 import torch
 
 from lstm_repl.config import SampleConfig
-from lstm_repl.devices import resolve_inference_precision
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.model.packed import pick_token
+from lstm_repl.precision import resolve_generation_precision
 from lstm_repl.vocab import UNK_ID, Vocab
 
 
@@ -118,7 +118,7 @@ def generate(
     `start_id` (say, a newline) and the zero state.
     """
     model.eval()
-    precision = resolve_inference_precision(config.precision, model.device)
+    precision = resolve_generation_precision(config.precision, model.device, model.config.cell)
     logits, state = read_prompt(model, prompt_ids, state)
     if logits is None:
         logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state, precision)

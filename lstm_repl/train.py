@@ -18,9 +18,10 @@ from torch.nn import functional as F
 from lstm_repl import checkpoint
 from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
 from lstm_repl.data import StreamBatches, check_fits, split_ids, validation_batches
-from lstm_repl.devices import autocast, resolve_device, resolve_precision
+from lstm_repl.devices import resolve_device
 from lstm_repl.errors import CheckpointError, ConfigError, TrainingInterrupted
 from lstm_repl.model import LanguageModel, State, count_parameters
+from lstm_repl.precision import autocast, resolve_training_precision
 from lstm_repl.sampling import generate
 from lstm_repl.vocab import Vocab
 
@@ -51,6 +52,10 @@ class Position:
     tokens_seen: int = 0
     elapsed_s: float = 0.0
     best_val_loss: float = math.inf
+    progress: float = 0.0  # the schedule's position (0 to 1) when saved
+    # [progress, raw progress] where a resume changed the bounds: from there the schedule runs on
+    # over what is left of the new budget, so the learning rate does not jump (see _progress)
+    anchor: list[float] | None = None
 
 
 def metric_names(level: str) -> str:
@@ -108,7 +113,7 @@ class Trainer:
     ):
         self.config = config
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
         self.model = model.to(self.device).train()
         self.vocab = vocab
         self.out_dir = out_dir
@@ -121,6 +126,7 @@ class Trainer:
         self.streams = torch.from_numpy(self.batches.streams.astype(np.int64)).to(self.device)
         self.val_ids = val_ids
         self.optimizer = make_optimizer(self.model, config)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")  # fp16 needs loss scaling
         self.position = Position()
         self.state: State | None = None
         self.stop_requested = False
@@ -175,15 +181,29 @@ class Trainer:
             logits, state = self.model(x, self.state)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.state = detach(state)
         pos.chunk += 1
         return loss.detach()
 
     def _progress(self) -> float:
-        """Fraction of the run done, by whichever bound comes first (drives the LR decay and ETA)."""
+        """Where the schedule stands, 0 to 1: the fraction of the budget used, except after a
+        resume that changed the bounds, where it runs on from where it stood to 1 at the new
+        bound's end (so the learning rate does not jump; a finished schedule stays at its end)."""
+        used = self._budget_used()
+        if self.position.anchor is None:
+            return used
+        at, used_at = self.position.anchor
+        if used_at >= 1.0:
+            return 1.0
+        return min(1.0, at + (1.0 - at) * max(0.0, used - used_at) / (1.0 - used_at))
+
+    def _budget_used(self) -> float:
+        """Fraction of the run done, by whichever bound comes first (drives the ETA and the end)."""
         pos, config = self.position, self.config
         fractions = [0.0]
         if config.max_steps:
@@ -195,7 +215,7 @@ class Trainer:
         return max(fractions)
 
     def _done(self) -> bool:
-        return self._progress() >= 1.0
+        return self._budget_used() >= 1.0
 
     # ------------------------------------------------------------ validation and checkpoints
 
@@ -236,6 +256,7 @@ class Trainer:
         return self.vocab.decode(ids)
 
     def _save_last(self) -> None:
+        self.position.progress = self._progress()
         self._save(self.out_dir / "last", resume=True)
 
     def _save(self, path: Path, resume: bool) -> None:
@@ -279,6 +300,7 @@ class Trainer:
                 "position": {**pos.__dict__, "best_val_loss": pos.best_val_loss if math.isfinite(pos.best_val_loss) else None},
                 "optimizer_param_groups": groups,
                 "carry_dtype": str(self.state[0].dtype).removeprefix("torch.") if self.state else None,
+                "loss_scale": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             },
             "tensors": tensors,
         }
@@ -287,6 +309,8 @@ class Trainer:
         try:
             saved = resume["position"]
             self.position = Position(**{**saved, "best_val_loss": saved["best_val_loss"] if saved["best_val_loss"] is not None else math.inf})
+            if "progress" in saved and self._budget_used() != self.position.progress:  # new bounds
+                self.position.anchor = [self.position.progress, self._budget_used()]
             tensors = resume["tensors"]
             state: dict = {}
             for name, value in tensors.items():
@@ -300,6 +324,8 @@ class Trainer:
             carry = [tensors[f"carry.{k}"] for k in range(len(tensors)) if f"carry.{k}" in tensors]
             dtype = getattr(torch, resume.get("carry_dtype") or "float32")
             self.state = tuple(c.to(self.device, dtype) for c in carry) if carry else None
+            if resume.get("loss_scale") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(resume["loss_scale"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"the training state in the checkpoint is broken ({exc}); start a new run") from None
         self._truncate_log(self.position.step)
@@ -308,7 +334,7 @@ class Trainer:
 
     def _log_record(self, train_loss: float, tokens_per_s: float) -> dict:
         pos = self.position
-        progress = self._progress()
+        progress = self._budget_used()
         return {
             "step": pos.step,
             "elapsed_s": round(pos.elapsed_s, 3),

@@ -32,7 +32,8 @@ DEFAULT_TIME_S = 120.0  # per kind, with no --time and no --steps
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak learning rate.")
 @click.option("--eval-interval", type=click.IntRange(min=1), default=200, show_default=True, help="Steps between validations.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="auto: bf16 or fp16 where it runs here and is faster, else fp32.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the corpus.")
 @click.option("--seed", type=int, default=1337, show_default=True)
 def compare(corpus, cells, time_limit, max_steps, match_params, out_dir, overwrite, **opts) -> None:

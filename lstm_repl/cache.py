@@ -1,0 +1,37 @@
+"""Where lstm-repl keeps what it can always rebuild: token ids, vocabularies, probe results."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """$LSTM_REPL_CACHE, else $XDG_CACHE_HOME/lstm-repl, else ~/.cache/lstm-repl."""
+    if os.environ.get("LSTM_REPL_CACHE"):
+        return Path(os.environ["LSTM_REPL_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
+
+
+def read_json(path: Path) -> dict:
+    """The JSON object in path, or {} when it is missing or damaged (a cache is rebuilt, never trusted)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_quietly(path: Path, data: dict) -> None:
+    """Write atomically; a read-only or full disk only costs the next run a rebuild."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=1), "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
