@@ -21,10 +21,16 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)))
 
 
-def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict) -> Trainer:
-    """Continue a run from its last checkpoint; `overrides` may extend its bounds (max_steps, time)."""
+def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
+                out: str | None = None) -> Trainer:
+    """Continue a run from its last checkpoint; `overrides` may extend its bounds (max_steps, time).
+    `restated`: other settings given again (people re-run the same command with --resume added),
+    each of which must equal the run's own; `out`: an --out given again, which must be the run's."""
     saved = checkpoint.load(resume_dir, for_resume=True)
     out_dir = saved.path.parent if saved.path.name in ("last", ".last.old") else saved.path
+    _check_restated(saved, restated or {})
+    if out is not None and Path(out).resolve() != out_dir.resolve():
+        raise ConfigError(f"--out {out} is not the folder of the run being resumed ({out_dir}); drop --out")
     check_writable(out_dir)
     config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
     corpus_info = saved.info.get("corpus", {})
@@ -36,6 +42,23 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict) -> Tr
         )
     ids = encode_cached(corpus, saved.vocab)
     return Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume)
+
+
+def _check_restated(saved: checkpoint.Checkpoint, restated: dict) -> None:
+    """Refuse a changed setting, naming it; the same value stated again is fine."""
+    run_settings = {**to_dict(saved.train_config), **to_dict(saved.model.config)}
+    for name, value in sorted(restated.items()):
+        flag = "--" + name.replace("_", "-")
+        if name not in run_settings:
+            raise ConfigError(f"{flag} cannot be given with --resume")
+        if run_settings[name] != value:
+            shown = value if not isinstance(value, bool) else ("on" if value else "off")
+            was = run_settings[name] if not isinstance(value, bool) else ("on" if run_settings[name] else "off")
+            raise ConfigError(
+                f"{flag} {shown} differs from the run's {was}: a resumed run keeps its model and training "
+                "settings (only --max-steps, --time, --epochs, --device, --precision and the intervals change); "
+                f"drop {flag}, or start a new run with --out"
+            )
 
 
 def _check_fresh(out_dir: Path, overwrite: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -109,10 +110,55 @@ def test_resume_through_the_cli_continues_the_step_count(tiny_corpus, tmp_path):
     assert "resumed at step 20" in result.output
 
 
-def test_resume_refuses_to_change_the_model(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("flag, value", [("--hidden", "64"), ("--lr", "0.02"), ("--level", "word"), ("--seed", "7")])
+def test_resume_refuses_a_changed_setting_naming_it(tiny_corpus, tmp_path, flag, value):
     out = train_tiny(tiny_corpus, tmp_path / "run", steps=10)
-    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--hidden", "64"])
-    assert result.exit_code != 0 and "--hidden cannot change" in result.output
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), flag, value])
+    assert result.exit_code == 1 and f"error: {flag} {value} differs from the run's" in result.output
+    assert checkpoint.load(out, for_resume=True).info["metrics"]["step"] == 10
+
+
+def test_resume_accepts_the_run_s_own_command_restated(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", steps=10)
+    same = ["train", str(tiny_corpus), "--out", str(out), "--hidden", "24", "--embed", "12", "--layers", "2",
+            "--batch-size", "8", "--seq-len", "32", "--eval-interval", "50", "--log-interval", "10",
+            "--precision", "fp32", "--lr", "0.01", "--level", "char", "--cell", "lstm"]
+    result = CliRunner().invoke(cli, [*same, "--max-steps", "20", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(out, for_resume=True).info["metrics"]["step"] == 20
+    elsewhere = CliRunner().invoke(cli, [*same[:3], str(tmp_path / "other"), "--resume", str(out)])
+    assert elsewhere.exit_code == 1 and "--out" in elsewhere.output and "not the folder" in elsewhere.output
+
+
+def _lr_at_resume_and_before(out, overrides):
+    before = json.loads((out / "last" / "resume.json").read_text())["position"]["progress"]
+    trainer = runs.resumed_run(str(out), [], overrides)
+    return before, trainer._progress(), trainer
+
+
+def test_a_resume_with_a_longer_budget_continues_the_schedule_without_a_jump(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", "--schedule", "cosine", steps=20)
+    before, after, trainer = _lr_at_resume_and_before(out, {"max_steps": 40})
+    assert before == after == 1.0  # the schedule had ended: it stays at its end, not back up
+    assert not trainer._done() and trainer._budget_used() == 0.5
+    # stopped halfway through a time budget, resumed with twice the budget: the schedule goes on from 0.5
+    trainer.position.elapsed_s, trainer.position.progress = 30.0, 0.5
+    trainer.position.anchor = None
+    trainer.config = dataclasses.replace(trainer.config, max_steps=None, time_limit_s=60.0)
+    trainer._save_last()
+    _, resumed_at, longer = _lr_at_resume_and_before(out, {"time_limit_s": 120.0})
+    assert resumed_at == 0.5 and longer._budget_used() == 0.25
+    longer.position.elapsed_s = 75.0  # halfway through what is left: halfway from 0.5 to the end
+    assert longer._progress() == pytest.approx(0.75)
+
+
+def test_a_resume_with_the_same_time_budget_keeps_the_schedule_exact(tiny_corpus, tmp_path):
+    trainer = runs.new_run([str(tiny_corpus)], _config(max_steps=None, time_limit_s=3600.0), MODEL, tmp_path, False)
+    trainer._train_step()
+    trainer.position.step, trainer.position.elapsed_s = 1, 36.0
+    trainer._save_last()
+    before, after, resumed = _lr_at_resume_and_before(tmp_path, {})
+    assert before == after == 0.01 and resumed.position.anchor is None
 
 
 def test_word_level_reports_perplexity(tiny_word_run):

@@ -40,7 +40,8 @@ RESUMABLE_FLAGS = ("max_steps", "time", "epochs", "device", "precision", "eval_i
 @click.option("--eval-interval", type=click.IntRange(min=1), default=200, show_default=True, help="Steps between validations.")
 @click.option("--log-interval", type=click.IntRange(min=1), default=20, show_default=True, help="Steps between log lines.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="auto: bf16 or fp16 where it runs here and is faster, else fp32.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the corpus.")
 @click.option("--seed", type=int, default=1337, show_default=True)
 @click.pass_context
@@ -49,7 +50,10 @@ def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) ->
     from lstm_repl import runs
 
     if resume_dir:
-        trainer = runs.resumed_run(resume_dir, list(corpus), _resume_overrides(ctx, opts))
+        if overwrite:
+            raise click.UsageError("--overwrite starts a run over; it cannot go with --resume")
+        overrides, restated = _resume_settings(ctx, opts)
+        trainer = runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir)
     else:
         if not corpus:
             raise click.UsageError("give a corpus: one or more text files or folders (or --resume DIR)")
@@ -71,16 +75,15 @@ def _train_config(opts: dict):
     return TrainConfig(time_limit_s=time_limit, **{name: opts[name] for name in names})
 
 
-def _resume_overrides(ctx: click.Context, opts: dict) -> dict:
+def _resume_settings(ctx: click.Context, opts: dict) -> tuple[dict, dict]:
+    """The flags given with --resume: (bounds and the like, which may change; the run's other
+    settings restated, which must equal what the run was started with)."""
     given = {name for name in opts if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    fixed = sorted(given - set(RESUMABLE_FLAGS) - {"time_limit"})
-    if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
-        raise click.UsageError(f"{flags} cannot change when resuming; only the bounds, device and precision can")
     overrides = {name: opts[name] for name in given if name in RESUMABLE_FLAGS}
     if "time_limit" in given:
         overrides["time_limit_s"] = parse_duration(opts["time_limit"])
-    return overrides
+    restated = {name: opts[name] for name in given - set(RESUMABLE_FLAGS) - {"time_limit"}}
+    return overrides, restated
 
 
 def _run_with_display(trainer) -> None:
