@@ -18,18 +18,23 @@ def bench() -> None:
 @click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--vocab", type=click.IntRange(min=2), default=65, show_default=True, help="Character vocabulary size.")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per loop.")
-@click.option("--precision", "precisions", default="fp32,bf16", show_default=True, help="Comma-separated list.")
+@click.option("--precision", "precisions", default="fp32,bf16,fp16", show_default=True,
+              help="Comma-separated list; those that do not run on this device are skipped, with the reason.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps, precisions, device) -> None:
     """The project's training step against a bare fused nn.LSTM loop of the same shapes."""
     from lstm_repl.bench import bench_train, matmul_peaks
     from lstm_repl.devices import resolve_device
+    from lstm_repl.precision import device_description
 
     wanted = [p.strip() for p in precisions.split(",") if p.strip()]
-    bad = [p for p in wanted if p not in ("fp32", "bf16", "auto")]
+    bad = [p for p in wanted if p not in ("fp32", "bf16", "fp16", "auto")]
     if bad:
-        raise click.BadParameter(f"unknown precision {bad[0]!r}; use fp32, bf16 or auto", param_hint="--precision")
-    peaks = matmul_peaks(resolve_device(device))
+        raise click.BadParameter(f"unknown precision {bad[0]!r}; use fp32, bf16, fp16 or auto", param_hint="--precision")
+    from lstm_repl.precision import TRAINING_CANDIDATES, probe_training
+
+    target = resolve_device(device)
+    peaks = matmul_peaks(target, tuple(p for p in TRAINING_CANDIDATES if probe_training(target, p).works))
     click.echo("matmul peak (2048^3): " + ", ".join(f"{name} {gflops:,.0f} GFLOP/s" for name, gflops in peaks.items()))
     peak_name, peak = max(peaks.items(), key=lambda kv: kv[1])
     click.echo(f"char level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
@@ -41,7 +46,10 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
             f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
         )
 
-    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report)
+    def skipped(precision: str, why: str) -> None:
+        click.echo(f"{precision:>5}: skipped, it does not run on {device_description(target)} ({why})")
+
+    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped)
 
 
 @bench.command("generate")
@@ -82,3 +90,67 @@ def bench_repl_command(ckpt, width, height) -> None:
     click.echo(f"per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
                "(model step, gates, predictions, ghost text, panel rendered)")
     click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s with the panel drawn {r['frames_per_s']:.0f} times a second")
+
+
+DEFAULT_QUALITY_CORPUS = "shakespeare"  # from `lstm-repl corpus get shakespeare`
+DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
+
+
+@bench.command("quality")
+@click.argument("corpus", nargs=-1, type=click.Path())
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Training time of each side (validation excluded).")
+@click.option("--steps", type=click.IntRange(min=1), help="Train each side this many steps instead (equal steps).")
+@click.option("--recipe", type=click.Choice(["defaults", "reference"]), default="defaults", show_default=True,
+              help="What lstm-repl trains with: its defaults, or the reference's own settings (the per-step check).")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="lstm-repl's precision; the reference is always fp32, as its recipe says.")
+@click.option("--chars", type=click.IntRange(min=1), help="Use the first N characters (default corpus: 1,115,000).")
+@click.option("--curve", "curve_points", type=click.IntRange(min=0), default=10, show_default=True,
+              help="With --steps: held-out bpc at this many points of each run.")
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep lstm-repl's run in this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curve_points, keep, as_json) -> None:
+    """lstm-repl's defaults against a plain PyTorch loop (reference.py) at equal time or equal steps:
+    both trained on the first 90% of CORPUS, one after the other, and scored in bits per character
+    on the last 10%. CORPUS defaults to the bundled Shakespeare cut to tinyshakespeare's size."""
+    import json
+    from pathlib import Path
+
+    from lstm_repl.quality import compare_quality, project_settings
+    from lstm_repl.reference import Recipe
+
+    paths, chars = list(corpus), chars
+    if not paths:
+        paths, chars = [str(_default_quality_corpus())], chars or DEFAULT_QUALITY_CHARS
+    time_limit = None if steps else minutes * 60
+    config, model_args = project_settings(recipe, precision, steps, time_limit)
+    split, project, reference = compare_quality(paths, config, model_args, Recipe(), steps, time_limit, chars,
+                                                curve_points if steps else 0, Path(keep) if keep else None,
+                                                report=lambda line: click.echo(line, err=True))
+    result = {"corpus": split.name, "bound": f"{steps} steps" if steps else f"{minutes:g} minutes", "recipe": recipe,
+              "precision": project.precision,
+              "sides": {side.name: side.__dict__ for side in (project, reference)},
+              "difference_bpc": reference.bpc - project.bpc}
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{split.name}, {result['bound']} each, lstm-repl with its {recipe} ({project.precision}), "
+               "the reference in fp32")
+    for side in (project, reference):
+        click.echo(f"  {side.name:<10} {side.steps:>7,} steps  {side.tokens_per_s:>8,.0f} tok/s  "
+                   f"held-out {side.bpc:.4f} bpc")
+    better = "lstm-repl better" if result["difference_bpc"] > 0 else "the reference better"
+    click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
+
+
+def _default_quality_corpus():
+    from lstm_repl import corpora
+    from lstm_repl.errors import CorpusError
+
+    entry = corpora.find(corpora.load_catalogue(), DEFAULT_QUALITY_CORPUS)
+    path = corpora.target_path(entry)
+    if not path.is_file():
+        raise CorpusError(f"bench quality trains on {path} by default: fetch it with "
+                          f"`lstm-repl corpus get {DEFAULT_QUALITY_CORPUS}`, or give a corpus")
+    return path
