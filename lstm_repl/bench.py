@@ -110,7 +110,7 @@ def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, voc
             x = trainer.streams[:, :seq_len]
             y = trainer.streams[:, 1 : seq_len + 1]
             bare = BareLoop(vocab, embed, hidden, layers, device, trainer.precision)
-            times = _interleaved({"project": trainer._train_step, "bare": lambda: bare.step(x, y)}, steps, warmup=2)
+            times = _interleaved({"project": trainer.train_step, "bare": lambda: bare.step(x, y)}, steps, warmup=2)
             project_times, bare_times = times["project"], times["bare"]
         tokens = batch_size * seq_len
         row = {
@@ -179,7 +179,9 @@ def bench_generate(loaded, tokens: int = 2000, rounds: int = 5) -> dict:
         "precision": default,
         "tokens_per_s": {name: per_round / statistics.median(t) for name, t in _interleaved(runs, rounds).items()},
         "weights_read_ms": {p: weights_read_ms(model, p) for p in packed_precisions},
-        "step_ms": {p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in packed_precisions},
+        "step_ms": {
+            p: _median_ms(lambda p=p: model.packed(p).step(token, list(state)), 300) for p in packed_precisions
+        },
         "plain_step_ms": plain_ms,
         **_fused_step_ms(model, token, state),
     }

@@ -70,7 +70,8 @@ def resolve(spec: str | Path, for_resume: bool = False) -> Path:
     if not path.exists() and len(path.parts) == 1 and (BUNDLED_DIR / path.name / CONFIG_FILE).is_file():
         return BUNDLED_DIR / path.name
     if path.exists():
-        raise CheckpointError(f"{path}: not a checkpoint (no {CONFIG_FILE}); point at a folder written by lstm-repl train")
+        raise CheckpointError(f"{path}: not a checkpoint (no {CONFIG_FILE}); "
+                              "point at a folder written by lstm-repl train")
     names = ", ".join(bundled_names()) or "none installed"
     raise CheckpointError(f"{spec}: no such checkpoint folder or bundled model (bundled: {names})")
 
@@ -116,7 +117,8 @@ def save(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
     except OSError as exc:
-        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {exc.strerror}; choose a writable --out") from None
+        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {exc.strerror}; "
+                              "choose a writable --out") from None
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         _fsync(tmp / WEIGHTS_FILE)
@@ -187,7 +189,8 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     if len(vocab) != model_config.vocab_size:
-        raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens but the model expects {model_config.vocab_size}")
+        raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens "
+                              f"but the model expects {model_config.vocab_size}")
     tensors = _read_tensors(path, WEIGHTS_FILE, config)
     _check_names_and_shapes(path, _build_model(path, model_config, torch.device("meta")).state_dict(), tensors)
     model = _build_model(path, model_config, torch.device("cpu"))
@@ -202,7 +205,8 @@ def _read_config(path: Path) -> dict:
     try:
         config = json.loads((path / CONFIG_FILE).read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path / CONFIG_FILE}: unreadable or not JSON ({exc}); the checkpoint is broken") from None
+        raise CheckpointError(f"{path / CONFIG_FILE}: unreadable or not JSON ({exc}); "
+                              "the checkpoint is broken") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not an lstm-repl checkpoint (config.json has no format {FORMAT_NAME!r})")
     version = config.get("format_version")
@@ -210,7 +214,8 @@ def _read_config(path: Path) -> dict:
         raise CheckpointError(f"{path}: config.json has no valid format_version; the checkpoint is broken")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: written in checkpoint format {version}, this lstm-repl reads up to {FORMAT_VERSION}; upgrade lstm-repl"
+            f"{path}: written in checkpoint format {version}, "
+            f"this lstm-repl reads up to {FORMAT_VERSION}; upgrade lstm-repl"
         )
     if not isinstance(config.get("model"), dict) or not isinstance(config.get("vocab"), dict):
         raise CheckpointError(f"{path}: config.json lacks the model or vocab section; the checkpoint is broken")
@@ -225,7 +230,8 @@ def _read_tensors(path: Path, name: str, config: dict) -> dict[str, torch.Tensor
     expected = config.get("files", {}).get(name)
     try:
         if expected is not None and _file_digest(file) != expected:
-            raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); retrain or restore it")
+            raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); "
+                                  "retrain or restore it")
         return load_file(str(file), device="cpu")
     except FileNotFoundError:
         raise CheckpointError(f"{file}: missing; the checkpoint is incomplete") from None
@@ -238,16 +244,18 @@ def _build_model(path: Path, model_config: ModelConfig, device: torch.device) ->
     its shapes are checked against the weights (which take no more memory than their file)."""
     try:
         with device:
-            return LanguageModel(model_config)
+            return LanguageModel(model_config, initialise=False)
     except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a hidden size that is not an integer
-        raise CheckpointError(f"{path}: the model config does not describe a buildable model ({exc}); the checkpoint is broken") from None
+        raise CheckpointError(f"{path}: the model config does not describe a buildable model ({exc}); "
+                              "the checkpoint is broken") from None
 
 
 def _check_names_and_shapes(path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{path}: weights do not match the config "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     for name, tensor in tensors.items():
         if tensor.shape != expected[name].shape:
             raise CheckpointError(
@@ -258,7 +266,8 @@ def _check_names_and_shapes(path: Path, expected: dict[str, torch.Tensor], tenso
 def _load_weights(model: LanguageModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
     for name, tensor in tensors.items():
         if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{path}: weight {name} holds non-finite or non-float values; the checkpoint is broken")
+            raise CheckpointError(f"{path}: weight {name} holds non-finite or non-float values; "
+                                  "the checkpoint is broken")
     model.load_state_dict(tensors)
 
 
@@ -266,7 +275,8 @@ def _read_resume(path: Path, config: dict) -> dict:
     try:
         state = json.loads((path / RESUME_JSON_FILE).read_text("utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: holds no training state to resume from; resume from the run's folder (its last/)") from None
+        raise CheckpointError(f"{path}: holds no training state to resume from; "
+                              "resume from the run's folder (its last/)") from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path / RESUME_JSON_FILE}: unreadable ({exc}); the checkpoint is broken") from None
     if not isinstance(state, dict):

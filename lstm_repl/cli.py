@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
 import click
 
 from lstm_repl import __version__
-from lstm_repl.commands.repl import DEFAULT_MODEL, open_shell, with_shell_options
+from lstm_repl.commands.options import SHELL_OPTIONS, with_options
+from lstm_repl.commands.repl import DEFAULT_MODEL, open_shell
 from lstm_repl.errors import LstmReplError, TrainingInterrupted
 
 
@@ -54,23 +53,9 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '10m', '1h30m' -> seconds."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not match or not any(match.groups()):
-        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 90s, 10m or 1h30m", param_hint="--time")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise click.BadParameter("must be longer than zero", param_hint="--time")
-    return total
-
-
 @click.group(cls=OneLineErrors, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lstm-repl")
-@with_shell_options
+@with_options(SHELL_OPTIONS)
 @click.pass_context
 def cli(ctx: click.Context, **settings) -> None:
     """Train an LSTM language model on your own text and watch it think, live.

@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 
 from lstm_repl import runs
-from lstm_repl.config import CELL_KINDS, ModelConfig, TrainConfig
+from lstm_repl.cells import cell_kinds
+from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.data import load_vocab_cached, read_corpus
 from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel, count_parameters
@@ -62,10 +63,10 @@ Report = Callable[[CompareEvent], None]
 
 def parse_cells(text: str) -> list[str]:
     cells = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in cells if c not in CELL_KINDS]
+    unknown = [c for c in cells if c not in cell_kinds()]
     if unknown or not cells:
         raise ConfigError(f"unknown cell kind {unknown[0] if unknown else text!r}; use a comma-separated list of "
-                          f"{', '.join(CELL_KINDS)}")
+                          f"{', '.join(cell_kinds())}")
     if len(set(cells)) != len(cells):
         raise ConfigError("each cell kind may appear once in --cells")
     return cells
@@ -79,7 +80,8 @@ def parameter_counts(cell: str, vocab_size: int, hidden: int, embed: int, layers
 @functools.lru_cache(maxsize=4096)
 def _parameter_counts(cell: str, vocab_size: int, hidden: int, embed: int, layers: int) -> tuple:
     with torch.device("meta"):
-        model = LanguageModel(ModelConfig(vocab_size=vocab_size, cell=cell, hidden=hidden, embed=embed, layers=layers))
+        model = LanguageModel(ModelConfig(vocab_size=vocab_size, cell=cell, hidden=hidden, embed=embed, layers=layers),
+                              initialise=False)
     return tuple(count_parameters(model).items())
 
 

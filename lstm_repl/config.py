@@ -9,28 +9,29 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from lstm_repl.cells import cell_kinds
 from lstm_repl.errors import ConfigError
 
-CELL_KINDS = ("lstm", "peephole", "coupled", "gru", "rnn")
 LEVELS = ("char", "word")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # of a training step: autocast to bf16 or fp16 (loss-scaled)
 INFERENCE_PRECISIONS = ("auto", "fp16", "fp32")  # of the weights a generation step reads
 DEVICES = ("auto", "cpu", "cuda", "mps")
+SCHEDULES = ("wsd", "cosine", "constant")  # of the learning rate after warm-up (schedule.learning_rate)
 
 
 @dataclass
 class ModelConfig:
     vocab_size: int  # tokens in the vocabulary, <unk> included
-    cell: str = "lstm"  # recurrent cell kind, one of CELL_KINDS
+    cell: str = "lstm"  # recurrent cell kind, one of cells.cell_kinds()
     layers: int = 2  # stacked recurrent layers
     hidden: int = 512  # units per layer (size of h and c)
-    embed: int = 128  # size of the token embedding fed to layer 0
-    dropout: float = 0.0  # between layers and before the decoder, training only (costs ~10% speed)
+    embed: int = 64  # size of the token embedding fed to layer 0
+    dropout: float = 0.0  # between layers, as nn.LSTM's; training only
     tie_weights: bool = False  # decoder shares the embedding matrix (needs embed == hidden)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELL_KINDS:
-            raise ConfigError(f"unknown cell kind {self.cell!r}; use one of {', '.join(CELL_KINDS)}")
+        if self.cell not in cell_kinds():
+            raise ConfigError(f"unknown cell kind {self.cell!r}; use one of {', '.join(cell_kinds())}")
         if self.layers < 1 or self.hidden < 1 or self.embed < 1 or self.vocab_size < 2:
             raise ConfigError("layers, hidden and embed must be at least 1 and the vocabulary at least 2")
         if not 0.0 <= self.dropout < 1.0:
@@ -45,13 +46,13 @@ class TrainConfig:
     vocab_size: int = 20000  # word level: cap on the vocabulary, <unk> included
     min_count: int = 1  # word level: drop words seen fewer times than this
     seq_len: int = 100  # tokens per truncated-BPTT chunk
-    batch_size: int = 64  # parallel contiguous streams
-    lr: float = 3e-3  # peak learning rate (AdamW)
-    weight_decay: float = 0.01  # AdamW decoupled weight decay, matrices only
-    warmup_steps: int = 100  # linear warm-up from 0 to lr
-    schedule: str = "cosine"  # after warm-up: "cosine" decay to lr * min_lr_ratio, or "constant"
+    batch_size: int = 32  # parallel contiguous streams
+    lr: float = 2e-3  # peak learning rate (Adam)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW), matrices only
+    warmup: float = 0.02  # linear warm-up over this fraction of the run (of its steps or its time)
+    schedule: str = "wsd"  # after warm-up, one of SCHEDULES
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * this
-    grad_clip: float = 1.0  # max global gradient norm
+    grad_clip: float = 5.0  # max global gradient norm
     max_steps: int | None = None  # stop after this many optimizer steps
     time_limit_s: float | None = None  # stop after this many seconds of training
     epochs: float | None = None  # stop after this many passes over the training tokens
@@ -71,6 +72,9 @@ class TrainConfig:
             (self.seq_len >= 1, "--seq-len must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
+            (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the run, from 0 to below 1"),
+            (self.grad_clip > 0, "--grad-clip must be positive"),
+            (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
             (0.0 < self.val_fraction < 1.0, "--val-fraction must be between 0 and 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (self.time_limit_s is None or self.time_limit_s > 0, "--time must be positive"),
@@ -79,7 +83,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.vocab_size >= 2, "--vocab-size must be at least 2"),
             (self.min_count >= 1, "--min-count must be at least 1"),
-            (self.schedule in ("cosine", "constant"), "--schedule must be cosine or constant"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         ]
         for ok, message in checks:
             if not ok:

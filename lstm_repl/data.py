@@ -80,7 +80,9 @@ def read_corpus(paths: list[str | Path], encoding: str = "utf-8") -> Corpus:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("LSTM_REPL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
+    base = os.environ.get("LSTM_REPL_CACHE") or (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
+    )
     return Path(base) / "tokens"
 
 

@@ -79,8 +79,13 @@ def _corpus_text(corpus: dict) -> str:
     if not corpus:
         return "unknown"
     files = corpus.get("files", [])
-    names = ", ".join(f.rsplit("/", 1)[-1] for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return f"{names}: {corpus.get('characters', 0):,} characters, {corpus.get('tokens', 0):,} tokens, sha256 {corpus.get('sha256', '?')[:16]}…"
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files[:3]) + (
+        f" and {len(files) - 3} more" if len(files) > 3 else ""
+    )
+    return (
+        f"{names}: {corpus.get('characters', 0):,} characters, {corpus.get('tokens', 0):,} tokens, "
+        f"sha256 {corpus.get('sha256', '?')[:16]}…"
+    )
 
 
 def _training_text(training: dict) -> str:

@@ -170,7 +170,8 @@ def _open(index: Index, url: str, what: str, accept: str):
             "check the package in the catalogue, or $PIP_INDEX_URL"
         raise CorpusError(f"cannot download {what}: {where} answered {exc.code} {exc.reason}; {hint}") from None
     except ValueError as exc:
-        raise CorpusError(f"cannot download {what}: {where} is not a usable URL ({exc}); check $PIP_INDEX_URL") from None
+        raise CorpusError(f"cannot download {what}: {where} is not a usable URL ({exc}); "
+                          "check $PIP_INDEX_URL") from None
     except (URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise CorpusError(f"cannot download {what} from {where} ({reason}); check the network, then retry") from None

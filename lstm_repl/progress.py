@@ -52,7 +52,8 @@ class PlainReporter:
                 f"  eta {format_duration(r['eta_s'])}".replace("    ", "  ")
             )
         elif event.kind == "eval":
-            self._line(f"sample at step {event.step}{' (best so far)' if r.get('best') else ''}: {event.sample[:200]!r}")
+            self._line(f"sample at step {event.step}{' (best so far)' if r.get('best') else ''}: "
+                       f"{event.sample[:200]!r}")
 
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -94,7 +95,9 @@ class RichReporter:
             )
         elif event.kind == "eval":
             marker = " best" if r.get("best") else ""
-            self.progress.console.print(Text(f"step {event.step}{marker}: ", style="cyan") + Text(repr(event.sample[:160]), style="dim"))
+            self.progress.console.print(
+                Text(f"step {event.step}{marker}: ", style="cyan") + Text(repr(event.sample[:160]), style="dim")
+            )
 
     def close(self) -> None:
         self.progress.stop()

@@ -51,7 +51,8 @@ def make_split(paths: list[str], workdir: Path, held_out: float = 0.1, chars: in
     text = corpus.text[:chars] if chars else corpus.text
     cut = int(len(text) * (1 - held_out))
     if cut < 10_000 or len(text) - cut < 1_000:
-        raise CorpusError(f"{corpus.name}: {len(text):,} characters is too little for bench quality; give 100 kB or more")
+        raise CorpusError(f"{corpus.name}: {len(text):,} characters is too little for bench quality; "
+                          "give 100 kB or more")
     train_file = workdir / "train.txt"
     train_file.write_text(text[:cut], "utf-8")
     shown = f"{corpus.name} (first {len(text):,} characters)" if chars and len(corpus.text) > chars else corpus.name
@@ -121,7 +122,7 @@ def project_settings(recipe: str, precision: str, max_steps: int | None,
     if recipe == "defaults":
         return TrainConfig(**bounds), {}
     r = Recipe()
-    config = TrainConfig(lr=r.lr, schedule="constant", warmup_steps=0, grad_clip=r.grad_clip, weight_decay=0.0,
+    config = TrainConfig(lr=r.lr, schedule="constant", warmup=0.0, grad_clip=r.grad_clip, weight_decay=0.0,
                          batch_size=r.batch_size, seq_len=r.seq_len, seed=r.seed, **bounds)
     return config, dict(embed=r.embed, hidden=r.hidden, layers=r.layers, dropout=r.dropout)
 

@@ -47,5 +47,3 @@ GRU_QUANTITIES = (
 )
 
 RNN_QUANTITIES = (Quantity("h", "hidden state", *GATE_11),)
-
-CELL_NAMES = {"lstm": "LSTM", "peephole": "peephole LSTM", "coupled": "coupled LSTM", "gru": "GRU", "rnn": "RNN"}

@@ -92,7 +92,9 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
-def read_prompt(model: LanguageModel, ids: list[int], state: State | None = None) -> tuple[torch.Tensor | None, State | None]:
+def read_prompt(
+    model: LanguageModel, ids: list[int], state: State | None = None
+) -> tuple[torch.Tensor | None, State | None]:
     """Run a prompt through the fused path in one call: logits after its last token, and state."""
     if not ids:
         return None, state
@@ -131,6 +133,14 @@ def greedy_ids(model: LanguageModel, logits: torch.Tensor, state: State, count: 
     """The `count` most likely next token ids in turn after logits (V,) and state, as temperature 0
     would generate them (the shell's ghost text)."""
     return list(_continue(model, logits, state, Sampler(SampleConfig(temperature=0)), count, "fp32"))
+
+
+@torch.inference_mode()
+def continue_from(model: LanguageModel, logits: torch.Tensor, state: State, sampler: Sampler,
+                  length: int) -> Iterator[int]:
+    """`length` token ids chosen after logits (V,) and state, at the sampler's precision."""
+    precision = resolve_generation_precision(sampler.config.precision, model.device, model.config.cell)
+    yield from _continue(model, logits, state, sampler, length, precision)
 
 
 def _continue(model: LanguageModel, logits: torch.Tensor, state: State, sampler: Sampler, length: int,

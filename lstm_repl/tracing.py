@@ -6,8 +6,10 @@ schema is in docs/trace-format.md.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Iterable, TextIO
 
 import numpy as np
 import torch
@@ -73,11 +75,25 @@ def quantities_json(model: LanguageModel) -> list[dict]:
     ]
 
 
-def trace_json(model: LanguageModel, vocab: Vocab, traces: list[TokenTrace], checkpoint_name: str, pieces: list[str]) -> dict:
+def trace_json(
+    model: LanguageModel, vocab: Vocab, traces: list[TokenTrace], checkpoint_name: str, pieces: list[str]
+) -> dict:
     """The documented trace document (docs/trace-format.md). pieces: each token's text as typed."""
-    surprisals = [t.surprisal_bits for t in traces if t.surprisal_bits is not None]
+    header = document_header(model, vocab, checkpoint_name, "".join(pieces), [t.probability for t in traces])
+    tokens = [token_json(i, t.id, piece, t.probability, t.top, t.layers, vocab)
+              for i, (t, piece) in enumerate(zip(traces, pieces))]
+    return {**header, "tokens": tokens}
+
+
+def document_header(model: LanguageModel, vocab: Vocab, checkpoint_name: str, text: str,
+                    probabilities, gates_from: int = 0) -> dict:
+    """Everything but the tokens. probabilities: each token's (None for one without)."""
+    total, count = 0.0, 0
+    for p in probabilities:
+        if p is not None:
+            total, count = total - math.log2(max(float(p), 1e-45)), count + 1
     config = model.config
-    return {
+    header = {
         "format": TRACE_FORMAT,
         "version": TRACE_VERSION,
         "checkpoint": checkpoint_name,
@@ -86,21 +102,37 @@ def trace_json(model: LanguageModel, vocab: Vocab, traces: list[TokenTrace], che
         "layers": config.layers,
         "hidden": config.hidden,
         "quantities": quantities_json(model),
-        "text": "".join(pieces),
-        "total_surprisal_bits": sum(surprisals),
-        "mean_surprisal_bits": sum(surprisals) / len(surprisals) if surprisals else None,
-        "tokens": [_token_json(i, t, piece, vocab) for i, (t, piece) in enumerate(zip(traces, pieces))],
+        "text": text,
+        "total_surprisal_bits": total,
+        "mean_surprisal_bits": total / count if count else None,
     }
+    if gates_from:
+        header["gates_from"] = gates_from  # tokens before this index have "layers": null
+    return header
 
 
-def _token_json(index: int, trace: TokenTrace, piece: str, vocab: Vocab) -> dict:
+def token_json(index: int, token_id: int, text: str, probability: float | None, top: list[tuple[int, float]],
+               layers: list[dict[str, np.ndarray]] | None, vocab: Vocab) -> dict:
     return {
         "index": index,
-        "text": piece,
-        "id": trace.id,
-        "unknown": trace.id == UNK_ID,
-        "probability": trace.probability,
-        "surprisal_bits": trace.surprisal_bits,
-        "top": [{"text": vocab.token_text(i), "id": i, "probability": p} for i, p in trace.top],
-        "layers": [{name: [round(float(v), 6) for v in values] for name, values in layer.items()} for layer in trace.layers],
+        "text": text,
+        "id": token_id,
+        "unknown": token_id == UNK_ID,
+        "probability": probability,
+        "surprisal_bits": None if probability is None else -math.log2(max(probability, 1e-45)),
+        "top": [{"text": vocab.token_text(i), "id": i, "probability": p} for i, p in top],
+        "layers": None if layers is None else
+        [{name: [round(float(v), 6) for v in values] for name, values in layer.items()} for layer in layers],
     }
+
+
+def write_document(f: TextIO, header: dict, tokens: Iterable[dict]) -> int:
+    """Write a trace document token by token, so a long one never sits in memory whole.
+    -> the number of tokens written."""
+    f.write(json.dumps(header, ensure_ascii=False)[:-1] + ', "tokens": [')
+    count = 0
+    for token in tokens:
+        f.write((",\n" if count else "\n") + json.dumps(token, ensure_ascii=False))
+        count += 1
+    f.write("\n]}\n")
+    return count

@@ -14,17 +14,19 @@ from torch.nn import functional as F
 
 from lstm_repl import checkpoint, runs
 from lstm_repl.cli import cli
-from lstm_repl.config import CELL_KINDS, ModelConfig, TrainConfig
+from lstm_repl.cells import cell_kinds, stack_class
+from lstm_repl.config import ModelConfig, TrainConfig
+from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel
 from lstm_repl.model import coupled, peephole
 from lstm_repl.model.coupled import CoupledSequence
 from lstm_repl.model.handwritten import scripted
-from lstm_repl.model.lm import CELL_STACKS
 from lstm_repl.model.peephole import PeepholeSequence
-from lstm_repl.quantities import CELL_NAMES, COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES, RNN_QUANTITIES
+from lstm_repl.model.rnn import RNNStack
+from lstm_repl.quantities import COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES, RNN_QUANTITIES
 
-FUSED = [kind for kind in CELL_KINDS if CELL_STACKS[kind].has_fused_kernel]
-HAND_WRITTEN = [kind for kind in CELL_KINDS if not CELL_STACKS[kind].has_fused_kernel]
+FUSED = [kind for kind in cell_kinds() if stack_class(kind).has_fused_kernel]
+HAND_WRITTEN = [kind for kind in cell_kinds() if not stack_class(kind).has_fused_kernel]
 SYMBOLS = {
     "lstm": {"i", "f", "g", "o", "c", "h"},
     "peephole": {"i", "f", "g", "o", "c", "h"},
@@ -44,13 +46,57 @@ def _model(kind: str, **overrides) -> LanguageModel:
 
 def test_the_registry_knows_every_kind():
     assert FUSED == ["lstm", "gru", "rnn"] and HAND_WRITTEN == ["peephole", "coupled"]
-    assert all(CELL_STACKS[kind].kind == kind for kind in CELL_KINDS)
+    assert all(stack_class(kind).kind == kind for kind in cell_kinds())
+
+
+class ReluRNNStack(RNNStack):
+    """A kind of one's own: a plain RNN with ReLU. Its module and one register_cell call are all it takes."""
+
+    kind = "relu-rnn"
+    name = "ReLU RNN"
+
+    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
+        torch.nn.RNN.__init__(self, input_size, hidden, layers, nonlinearity="relu", batch_first=True)
+
+    def step(self, x, state):
+        (h_prev,) = state
+        hs, gates, inp = [], [], x
+        for k in range(self.num_layers):
+            h = torch.relu(torch.addmm(getattr(self, f"bias_ih_l{k}"), inp, getattr(self, f"weight_ih_l{k}").t())
+                           + torch.addmm(getattr(self, f"bias_hh_l{k}"), h_prev[k],
+                                         getattr(self, f"weight_hh_l{k}").t()))
+            hs.append(h)
+            gates.append({"h": h})
+            inp = h
+        return inp, (torch.stack(hs),), gates
+
+
+def test_a_registered_kind_is_accepted_trained_saved_and_loaded_everywhere(tiny_corpus, tmp_path):
+    from lstm_repl import cells
+
+    with pytest.raises(ConfigError, match="unknown cell kind 'relu-rnn'"):
+        ModelConfig(vocab_size=10, cell="relu-rnn")
+    cells.register_cell(ReluRNNStack)
+    try:
+        trainer = runs.new_run([str(tiny_corpus)], _config(max_steps=4, eval_interval=4), _model_args("relu-rnn"),
+                               tmp_path, False)
+        trainer.run()
+        loaded = checkpoint.load(tmp_path)
+        assert type(loaded.model.rnn) is ReluRNNStack and loaded.model.rnn.name == "ReLU RNN"
+        tokens = torch.tensor([[1, 2, 3, 4]])
+        with torch.no_grad():
+            fused, _ = loaded.model(tokens)
+            stepped, _, gates = loaded.model.step_sequence(tokens)
+        assert torch.allclose(fused, stepped, atol=1e-5) and list(gates[0][0]) == ["h"]
+    finally:
+        cells._WHERE.pop("relu-rnn", None)
+        cells._LOADED.pop("relu-rnn", None)
 
 
 # ---------------------------------------------------------------- the two paths
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind", cell_kinds())
 def test_training_path_and_gate_path_agree_over_200_steps_and_2_layers(kind):
     model = _model(kind)
     tokens = torch.randint(0, 40, (3, 200))
@@ -66,7 +112,7 @@ def test_training_path_and_gate_path_agree_over_200_steps_and_2_layers(kind):
     assert torch.allclose(gates[-1][1]["h"], fused_state[0][1], atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind", cell_kinds())
 def test_greedy_samples_are_identical_on_both_paths(kind):
     model = _model(kind)
     with torch.no_grad():
@@ -102,7 +148,7 @@ def test_coupled_backward_pass_matches_numerical_gradients():
 def test_every_weight_of_a_hand_written_stack_gets_the_numerical_gradient(kind):
     """The whole stack (input projections, both layers, the state carried in) in float64."""
     torch.manual_seed(2)
-    stack = CELL_STACKS[kind](3, 4, 2, 0.0).double()
+    stack = stack_class(kind)(3, 4, 2, 0.0).double()
     x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
     state = tuple(torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True) for _ in stack.state_names)
     params = list(stack.parameters())  # gradcheck nudges these very tensors, which run() reads
@@ -119,7 +165,7 @@ def test_every_weight_of_a_hand_written_stack_gets_the_numerical_gradient(kind):
 
 def test_each_kind_obeys_its_equations_on_the_gate_path():
     checks = {}
-    for kind in CELL_KINDS:
+    for kind in cell_kinds():
         model = _model(kind)
         with torch.no_grad():
             _, state, _ = model.step(torch.tensor([5]))
@@ -149,7 +195,7 @@ def test_each_kind_obeys_its_equations_on_the_gate_path():
     assert torch.allclose(rnn["h"], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("kind", cell_kinds())
 def test_weights_are_named_and_shaped_as_in_pytorchs_fused_modules(kind):
     shapes = {name: tuple(t.shape) for name, t in _model(kind).state_dict().items() if name.startswith("rnn.")}
     rows = GATE_ROWS[kind] * 24
@@ -166,17 +212,19 @@ def test_fused_kinds_load_straight_into_pytorchs_modules():
     for kind, module in (("gru", torch.nn.GRU), ("rnn", torch.nn.RNN)):
         model = _model(kind)
         fused = module(12, 24, 2, batch_first=True)
-        fused.load_state_dict({k.removeprefix("rnn."): v for k, v in model.state_dict().items() if k.startswith("rnn.")})
+        fused.load_state_dict(
+            {k.removeprefix("rnn."): v for k, v in model.state_dict().items() if k.startswith("rnn.")}
+        )
         x = torch.randn(2, 7, 12)
         with torch.no_grad():
             assert torch.allclose(fused(x)[0], model.rnn.run(x, None)[0], atol=1e-6)
 
 
 def test_quantities_name_each_kinds_own_gates():
-    names = {kind: {q.symbol: q.name for q in CELL_STACKS[kind].quantities} for kind in CELL_KINDS}
+    names = {kind: {q.symbol: q.name for q in stack_class(kind).quantities} for kind in cell_kinds()}
     assert names["gru"] == {"r": "reset gate", "z": "update gate", "n": "candidate", "h": "hidden state"}
     assert names["rnn"] == {"h": "hidden state"}
-    assert CELL_STACKS["peephole"].quantities == LSTM_QUANTITIES
+    assert stack_class("peephole").quantities == LSTM_QUANTITIES
     derived = [q.symbol for q in COUPLED_QUANTITIES if q.derived]
     assert derived == ["i"] and {q.symbol for q in COUPLED_QUANTITIES} == SYMBOLS["coupled"]
     assert all((q.low, q.high) == (0.0, 1.0) for q in GRU_QUANTITIES if q.symbol in "rz")
@@ -188,7 +236,7 @@ def test_quantities_name_each_kinds_own_gates():
 
 def _config(**overrides) -> TrainConfig:
     base = dict(batch_size=4, seq_len=16, max_steps=40, eval_interval=20, log_interval=10, precision="fp32",
-                lr=0.01, warmup_steps=5)
+                lr=0.01, warmup=0.1)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -196,7 +244,7 @@ def _model_args(kind: str) -> dict:
     return {"cell": kind, "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
 
 
-@pytest.fixture(scope="module", params=CELL_KINDS)
+@pytest.fixture(scope="module", params=cell_kinds())
 def trained(request, tiny_corpus, tmp_path_factory):
     """(kind, run folder, trainer, validation loss before training) after 40 steps."""
     kind = request.param
@@ -216,7 +264,7 @@ def test_each_kind_round_trips_through_a_checkpoint(trained):
     kind, out, trainer, _ = trained
     loaded = checkpoint.load(out / "last")
     assert loaded.model.config.cell == kind and loaded.info["model"]["cell"] == kind
-    assert type(loaded.model.rnn) is CELL_STACKS[kind]
+    assert type(loaded.model.rnn) is stack_class(kind)
     tokens = torch.randint(1, len(trainer.vocab), (2, 30))
     trainer.model.eval()
     with torch.no_grad():
@@ -230,13 +278,13 @@ def test_trace_json_shows_each_kinds_own_quantities(trained):
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["cell"] == kind
-    assert [q["symbol"] for q in document["quantities"]] == [q.symbol for q in CELL_STACKS[kind].quantities]
+    assert [q["symbol"] for q in document["quantities"]] == [q.symbol for q in stack_class(kind).quantities]
     for token in document["tokens"]:
         assert len(token["layers"]) == 2 and all(set(layer) == SYMBOLS[kind] for layer in token["layers"])
     table = CliRunner().invoke(cli, ["trace", str(out), "Speak", "--units", "0-3"])
     assert table.exit_code == 0, table.output
     legend = " ".join(table.output.split())  # the legend may wrap at 80 columns
-    for q in CELL_STACKS[kind].quantities:
+    for q in stack_class(kind).quantities:
         assert f"{q.symbol} {q.name.split()[0]}" in legend
 
 
@@ -249,13 +297,13 @@ def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
     session = Session(checkpoint.load(out))
     before = session.set_text("Spea")
     snapshot = session.set_text("Speak")
-    assert snapshot.cell_kind == kind and snapshot.quantities == CELL_STACKS[kind].quantities
+    assert snapshot.cell_kind == kind and snapshot.quantities == stack_class(kind).quantities
     assert all(set(layer) == SYMBOLS[kind] for layer in snapshot.layers)
     memory = "c" if "c" in SYMBOLS[kind] else "h"  # what "previous cell" shows: c, or h for gru and rnn
     for k in range(2):
         assert snapshot.previous_cell[k] == pytest.approx(before.layers[k][memory], abs=1e-5)
     hint = ShellApp(Shell(session), color=False).message
-    assert f"watch the {CELL_NAMES[kind]} read" in hint
+    assert f"watch the {stack_class(kind).name} read" in hint
 
 
 def test_each_kind_generates_and_benches(trained):
@@ -271,10 +319,12 @@ def test_each_kind_generates_and_benches(trained):
 
 @pytest.mark.parametrize("kind", HAND_WRITTEN)
 def test_hand_written_kinds_train_under_bf16_autocast(kind, tiny_corpus, tmp_path):
-    trainer = runs.new_run([str(tiny_corpus)], _config(precision="bf16", max_steps=3), _model_args(kind), tmp_path, False)
+    trainer = runs.new_run(
+        [str(tiny_corpus)], _config(precision="bf16", max_steps=3), _model_args(kind), tmp_path, False
+    )
     assert trainer.precision == "bf16"
     start = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
-    losses = [float(trainer._train_step()) for _ in range(3)]
+    losses = [float(trainer.train_step()) for _ in range(3)]
     assert all(math.isfinite(loss) for loss in losses)
     assert all(s.dtype == torch.float32 for s in trainer.state)  # the cell state stays float32
     for name, p in trainer.model.named_parameters():
@@ -307,7 +357,7 @@ def test_hand_written_gradients_under_autocast_match_float32(kind):
 
 
 def test_resuming_a_hand_written_kind_is_exact(tiny_corpus, tmp_path):
-    constant = dict(schedule="constant", warmup_steps=0)
+    constant = dict(schedule="constant", warmup=0.0)
     args = _model_args("peephole")
     runs.new_run([str(tiny_corpus)], _config(max_steps=20, **constant), args, tmp_path / "a", False).run()
     runs.new_run([str(tiny_corpus)], _config(max_steps=10, **constant), args, tmp_path / "b", False).run()

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -22,9 +23,11 @@ from lstm_repl.vocab import CharVocab, WordVocab
 TEXT = "hello world, hello lstm.\n"
 
 
-def tiny_model(vocab_size: int, layers: int = 2, hidden: int = 8, embed: int = 6, seed: int = 0, **extra) -> LanguageModel:
+def tiny_model(vocab_size: int, layers: int = 2, hidden: int = 8, embed: int = 6, seed: int = 0,
+               **extra) -> LanguageModel:
     torch.manual_seed(seed)
-    return LanguageModel(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=embed, dropout=0.1, **extra))
+    return LanguageModel(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=embed, dropout=0.1,
+                                     **extra))
 
 
 @pytest.fixture
@@ -175,106 +178,72 @@ def test_missing_weights(saved):
     refused(path, WEIGHTS_FILE, "missing")
 
 
-@pytest.mark.parametrize("text", ["{not json", "", "\x00\x01", '{"format": "lstm-repl-checkpoint", "format_version": 1,'])
+@pytest.mark.parametrize(
+    "text", ["{not json", "", "\x00\x01", '{"format": "lstm-repl-checkpoint", "format_version": 1,'])
 def test_config_that_is_not_json(saved, text):
     path, _, _ = saved
     (path / CONFIG_FILE).write_text(text, "utf-8")
     refused(path, CONFIG_FILE, "json")
 
 
-def test_config_json_that_is_not_ours(saved):
-    path, _, _ = saved
-    write_config(path, {"hello": "world"})
-    refused(path, "not an lstm-repl checkpoint")
-    (path / CONFIG_FILE).write_text("[1, 2, 3]", "utf-8")
-    refused(path, "not an lstm-repl checkpoint")
+def put(key: str, value) -> Callable[[dict], None]:
+    """An edit setting config[key] = value; 'section.name' sets one entry of a section."""
+    *section, name = key.split(".")
+
+    def edit(config: dict) -> None:
+        (config[section[0]] if section else config)[name] = value
+
+    return edit
 
 
-def test_newer_format_version_says_upgrade(saved):
-    path, _, _ = saved
-    config = read_config(path)
-    config["format_version"] = FORMAT_VERSION + 1
-    write_config(path, config)
-    refused(path, "upgrade", str(FORMAT_VERSION + 1))
+def char_vocab(tokens: list) -> Callable[[dict], None]:
+    """An edit giving the config this char vocabulary and a model sized for it."""
+
+    def edit(config: dict) -> None:
+        config["vocab"] = {"level": "char", "tokens": tokens}
+        config["model"]["vocab_size"] = len(tokens) + 1
+
+    return edit
 
 
-@pytest.mark.parametrize("version", [None, 0, "1", 1.5])
-def test_invalid_format_version(saved, version):
-    path, _, _ = saved
-    config = read_config(path)
-    config["format_version"] = version
-    write_config(path, config)
-    refused(path, "format_version")
+# id, an edit of the config (in place, or returning a whole document to write instead), words the error holds
+EDITED_CONFIGS = [
+    ("not-ours", lambda config: {"hello": "world"}, ["not an lstm-repl checkpoint"]),
+    ("not-an-object", lambda config: [1, 2, 3], ["not an lstm-repl checkpoint"]),
+    ("newer-format-version", put("format_version", FORMAT_VERSION + 1), ["upgrade", str(FORMAT_VERSION + 1)]),
+    *[(f"format_version={version!r}", put("format_version", version), ["format_version"])
+      for version in (None, 0, "1", 1.5)],
+    ("hidden-unlike-the-weights", put("model.hidden", 10), ["has shape", "config says"]),
+    ("layers-unlike-the-weights", put("model.layers", 3), ["missing", "_l2"]),
+    ("vocabulary-unlike-the-model", lambda config: config["vocab"]["tokens"].append("Z"), ["vocabulary"]),
+    *[(f"model.{name}={value!r}", put(f"model.{name}", value), ["config"])
+      for name, value in (("hidden", "big"), ("hidden", -3), ("cell", "transformer"), ("vocab_size", None))],
+    *[(f"{key}={value!r}", put(key, value), []) for key, value in (
+        ("files", "abc"),
+        ("files", None),
+        ("files", {WEIGHTS_FILE: "not a digest"}),
+        ("training", "abc"),
+        ("training", None),
+        ("training", {"lr": -1}),
+        ("training", {"seq_len": "long"}),
+        ("model.hidden", 8.0),
+        ("model.embed", 4.5),
+        ("model.layers", True),
+        ("model.dropout", "x"),
+        ("model.vocab_size", 10**12),
+    )],
+    *[(f"vocab.tokens={tokens!r}", char_vocab(tokens), ["vocabulary", "malformed"])
+      for tokens in ([1, 2], ["a", "a"], ["a", ""], ["ab", "c"])],
+]
 
 
-def test_shapes_that_do_not_match_the_config(saved):
-    path, _, _ = saved
-    config = read_config(path)
-    config["model"]["hidden"] = 10
-    write_config(path, config)
-    refused(path, "has shape", "config says")
-
-
-def test_layer_count_that_does_not_match_the_config(saved):
-    path, _, _ = saved
-    config = read_config(path)
-    config["model"]["layers"] = 3
-    write_config(path, config)
-    refused(path, "missing", "_l2")
-
-
-def test_vocabulary_that_does_not_match_the_model(saved):
-    path, _, _ = saved
-    config = read_config(path)
-    config["vocab"]["tokens"].append("Z")
-    write_config(path, config)
-    refused(path, "vocabulary")
-
-
-@pytest.mark.parametrize("model", [{"hidden": "big"}, {"hidden": -3}, {"cell": "transformer"}, {"vocab_size": None}])
-def test_malformed_model_config(saved, model):
-    path, _, _ = saved
-    config = read_config(path)
-    config["model"].update(model)
-    write_config(path, config)
-    refused(path, "config")
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"files": "abc"},
-        {"files": None},
-        {"files": {WEIGHTS_FILE: "not a digest"}},
-        {"training": "abc"},
-        {"training": None},
-        {"training": {"lr": -1}},
-        {"training": {"seq_len": "long"}},
-        {"model": {"hidden": 8.0}},
-        {"model": {"embed": 4.5}},
-        {"model": {"layers": True}},
-        {"model": {"dropout": "x"}},
-        {"model": {"vocab_size": 10**12}},
-    ],
-    ids=repr,
-)
-def test_hand_edited_config_sections(saved, change):
+@pytest.mark.parametrize("edit, words", [row[1:] for row in EDITED_CONFIGS], ids=[row[0] for row in EDITED_CONFIGS])
+def test_an_edited_config_is_refused_in_one_line(saved, edit, words):
     path, _, _ = saved
     config = read_config(path)
-    for section, value in change.items():
-        config[section] = {**config[section], **value} if section == "model" else value
-    write_config(path, config)
-    refused(path)
-
-
-@pytest.mark.parametrize("tokens", [[1, 2], ["a", "a"], ["a", ""], ["ab", "c"]], ids=repr)
-def test_malformed_vocab_in_config(saved, tokens):
-    path, _, _ = saved
-    config = read_config(path)
-    config["vocab"] = {"level": "char", "tokens": tokens}
-    config["model"]["vocab_size"] = len(tokens) + 1
-    write_config(path, config)
-    refused(path, "vocabulary", "malformed")
+    replacement = edit(config)
+    write_config(path, config if replacement is None else replacement)
+    refused(path, *words)
 
 
 def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch):

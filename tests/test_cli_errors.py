@@ -105,8 +105,10 @@ def test_too_small_corpus(tmp_path):
     assert "68" in line  # one batch of 4 streams x 17 tokens
 
 
-def test_too_small_corpus_with_default_settings(tiny_corpus, tmp_path):
-    result = run("train", tiny_corpus, "--out", tmp_path / "out", "--max-steps", "1", "--hidden", "8")
+def test_too_small_corpus_with_default_settings(tmp_path):
+    path = tmp_path / "small.txt"
+    path.write_text("To be, or not to be, that is the question.\n" * 50, "utf-8")  # 2,200 characters
+    result = run("train", path, "--out", tmp_path / "out", "--max-steps", "1", "--hidden", "8")
     one_line_error(result, "too small", "--batch-size")
 
 

@@ -6,11 +6,13 @@ import inspect
 import json
 import math
 import re
+import time
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from torch.nn import functional as F
 
 from lstm_repl import checkpoint
 from lstm_repl.cli import cli
@@ -161,7 +163,8 @@ def test_packed_decode_gives_the_text_a_step_per_token_gives(tiny_run, precision
     loaded = checkpoint.load(tiny_run)
     size = loaded.model.config.vocab_size
     texts = {
-        top_k: "".join(generate_text(loaded.model, loaded.vocab, "To be", SampleConfig(length=300, seed=3, top_k=top_k, precision=precision)))
+        top_k: "".join(generate_text(loaded.model, loaded.vocab, "To be",
+                                     SampleConfig(length=300, seed=3, top_k=top_k, precision=precision)))
         for top_k in (0, size)
     }
     assert texts[0] == texts[size]
@@ -274,24 +277,46 @@ def test_eval_char(tiny_run, tiny_corpus):
 
 def test_eval_counts_unknown_characters(tiny_run, tmp_path):
     corpus = tmp_path / "odd.txt"
-    corpus.write_text("Quixotic jibes, €uros and xylophones. " * 20, "utf-8")
+    text = "Quixotic jibes, €uros and xylophones. " * 20
+    corpus.write_text(text, "utf-8")
+    never_seen = sum(character not in checkpoint.load(tiny_run).vocab.ids for character in text)
+    assert 0 < never_seen < len(text)
     output = ok("eval", tiny_run, corpus)
     unknown = int(re.search(r"unknown tokens: ([\d,]+) of", output).group(1).replace(",", ""))
-    assert unknown > 0
+    assert unknown == never_seen
     assert "never saw" in output
     result = json.loads(ok("eval", tiny_run, corpus, "--json"))
     assert result["unknown_tokens"] == unknown
-    assert 0 < result["unknown_fraction"] < 1
+    assert result["unknown_fraction"] == pytest.approx(never_seen / len(text))
 
 
 def test_eval_json(tiny_run, tiny_corpus):
     result = json.loads(ok("eval", tiny_run, tiny_corpus, "--json"))
     assert result["level"] == "char"
     assert result["bits_per_character"] == pytest.approx(result["loss_nats"] / math.log(2))
-    assert result["tokens_scored"] > 0 and result["tokens_per_s"] > 0
+    assert result["tokens"] == len(tiny_corpus.read_text("utf-8"))
+    assert 0 < result["tokens_scored"] <= result["tokens"] - 1  # a token is scored from those before it
     assert result["unknown_tokens"] == 0
     # a trained model beats uniform guessing over its vocabulary
     assert result["bits_per_character"] < math.log2(len(checkpoint.load(tiny_run).vocab))
+
+
+def test_eval_scores_every_next_token_as_the_models_forward_does(tiny_run, tiny_corpus, tmp_path):
+    text = tiny_corpus.read_text("utf-8")[:200]  # short enough to be scored as one stream in one chunk
+    corpus = tmp_path / "short.txt"
+    corpus.write_text(text, "utf-8")
+    started = time.perf_counter()
+    result = json.loads(ok("eval", tiny_run, corpus, "--json"))
+    elapsed = time.perf_counter() - started
+    loaded = checkpoint.load(tiny_run)
+    ids = torch.tensor([loaded.vocab.encode(text)])
+    with torch.inference_mode():
+        logits, _ = loaded.model.eval()(ids[:, :-1])
+        total = float(F.cross_entropy(logits[0].float(), ids[0, 1:], reduction="sum"))
+    assert result["tokens_scored"] == len(text) - 1  # every token but the first, predicted from those before
+    assert result["loss_nats"] == pytest.approx(total / (len(text) - 1), rel=1e-5)
+    assert result["bits_per_character"] == pytest.approx(total / math.log(2) / (len(text) - 1), rel=1e-5)
+    assert result["tokens_per_s"] >= result["tokens_scored"] / elapsed  # timed inside the whole command
 
 
 def test_eval_word_level_reports_perplexity(tiny_word_run, tiny_corpus):
@@ -334,10 +359,14 @@ def test_info_json(tiny_run, tiny_corpus):
     assert description["corpus"]["files"][0].endswith("tiny.txt")
     assert description["corpus"]["characters"] == len(tiny_corpus.read_text("utf-8"))
     training = description["training"]
-    assert training["time_s"] > 0 and training["steps"] == 150
+    assert training["steps"] == 150 and training["time_s"] == loaded.info["train_time_s"]
     assert training["device"] == "cpu" and training["precision"] == "fp32"
     metrics = description["metrics"]
-    assert metrics["best_val_loss"] > 0
+    log = [json.loads(line) for line in (tiny_run / "log.jsonl").read_text("utf-8").splitlines()]
+    at_best = next(record for record in log if record["step"] == metrics["step"])
+    assert training["time_s"] == pytest.approx(at_best["elapsed_s"], abs=0.01)  # the training time when saved
+    assert training["tokens_seen"] == at_best["tokens_seen"] == 150 * 8 * 32
+    assert metrics["best_val_loss"] == min(record["val_loss"] for record in log if record["val_loss"] is not None)
     assert metrics["best_val_bpc"] == pytest.approx(metrics["best_val_loss"] / math.log(2))
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 from click.testing import CliRunner
 
 from lstm_repl import checkpoint
 from lstm_repl.cli import cli
 from lstm_repl.compare import compare, matched_hidden, parameter_counts, parse_cells, plan
-from lstm_repl.config import CELL_KINDS, ModelConfig, TrainConfig
+from lstm_repl.cells import cell_kinds
+from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel, count_parameters
+from lstm_repl.train import LOG_FILE
 
 TINY = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "16", "--precision", "fp32",
         "--eval-interval", "10", "--lr", "0.01"]
@@ -21,13 +26,26 @@ def _rows(output: str) -> dict[str, list[str]]:
     rows = {}
     for line in output.splitlines():
         cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if cells and cells[0] in CELL_KINDS:
+        if cells and cells[0] in cell_kinds():
             rows[cells[0]] = cells
     return rows
 
 
+def assert_a_speed_of_the_run(tokens_per_s: float, log: list[dict]) -> None:
+    """tokens_per_s is a training speed the run's log shows: within the range of its windows' speeds after the
+    first (which carries one-off costs), each worked out from the window's tokens and seconds alone."""
+    lows, highs = [], []
+    for before, after in zip(log, log[1:]):
+        tokens = after["tokens_seen"] - before["tokens_seen"]
+        seconds = after["elapsed_s"] - before["elapsed_s"]  # both times rounded to the millisecond
+        lows.append(tokens / (seconds + 0.001))
+        highs.append(tokens / (seconds - 0.001) if seconds > 0.001 else math.inf)
+    assert lows, "the run logged a single window"
+    assert min(lows) / 1.5 <= tokens_per_s <= max(highs) * 1.5, (tokens_per_s, log)
+
+
 def test_recurrent_parameters_against_the_plain_rnn_at_equal_hidden_size():
-    plans = {p.cell: p for p in plan(list(CELL_KINDS), 30, 16, 8, 2, match_params=False)}
+    plans = {p.cell: p for p in plan(list(cell_kinds()), 30, 16, 8, 2, match_params=False)}
     assert plans["lstm"].ratio == pytest.approx(4.0) and plans["gru"].ratio == pytest.approx(3.0)
     assert plans["coupled"].ratio == pytest.approx(3.0) and plans["rnn"].ratio == 1.0
     rnn_recurrent = plans["rnn"].recurrent
@@ -39,7 +57,7 @@ def test_recurrent_parameters_against_the_plain_rnn_at_equal_hidden_size():
 
 def test_match_params_solves_each_kinds_hidden_size_for_the_lstms_total():
     target = parameter_counts("lstm", 65, 512, 128, 2)["total"]
-    for cell in CELL_KINDS:
+    for cell in cell_kinds():
         hidden = matched_hidden(cell, target, 65, 128, 2)
         total = parameter_counts(cell, 65, hidden, 128, 2)["total"]
         step = parameter_counts(cell, 65, hidden + 1, 128, 2)["total"] - total
@@ -72,13 +90,16 @@ def test_compare_prints_one_table_and_keeps_loadable_runs(tiny_corpus, tmp_path)
     assert ratio["lstm"] == pytest.approx(4.0) and ratio["gru"] == pytest.approx(3.0) and ratio["rnn"] == 1.0
     assert ratio["coupled"] == pytest.approx(3.0) and 4.0 < ratio["peephole"] < 4.2
     for cell, cells in rows.items():
-        assert cells[1] == "16" and cells[5] == "20" and float(cells[6].replace(",", "")) > 0
+        assert cells[1] == "16" and cells[5] == "20"
         assert 0 < float(cells[7]) < 8
+        log = [json.loads(line) for line in (out / cell / LOG_FILE).read_text("utf-8").splitlines()]
+        assert log[-1]["step"] == 20 and log[-1]["tokens_seen"] == 20 * 4 * 16
+        assert_a_speed_of_the_run(float(cells[6].replace(",", "")), log)
         loaded = checkpoint.load(out / cell)  # what `lstm-repl repl DIR/<cell>` opens
         assert loaded.model.config.cell == cell and loaded.info["metrics"]["step"] == 20
     assert f"lstm-repl repl {out}/lstm" in result.output
-    again = CliRunner().invoke(cli, ["compare", str(tiny_corpus), "--cells", "rnn,gru", "--steps", "2", "--out", str(out),
-                                     *TINY])
+    again = CliRunner().invoke(cli, ["compare", str(tiny_corpus), "--cells", "rnn,gru", "--steps", "2",
+                                     "--out", str(out), *TINY])
     assert again.exit_code != 0 and "--overwrite" in again.output and "rnn, gru" in again.output
 
 
@@ -101,4 +122,9 @@ def test_compare_reports_through_events_and_keeps_nothing_without_out(tiny_corpu
     assert kinds == ["plan", "start", "result", "start", "result", "end"]
     assert {e.train_event.kind for e in events if e.kind == "train"} >= {"start", "log", "eval", "end"}
     assert [r.cell for r in results] == ["coupled", "rnn"] and all(r.out_dir is None for r in results)
-    assert all(r.steps == 3 and r.tokens_per_s > 0 for r in results)
+    for r in results:
+        log = [e.train_event.record for e in events if e.kind == "train" and e.cell == r.cell
+               and e.train_event.kind == "log"]
+        assert r.steps == 3 and [record["tokens_seen"] for record in log] == [64, 128, 192]
+        assert r.train_time_s == pytest.approx(log[-1]["elapsed_s"], abs=0.001)
+        assert_a_speed_of_the_run(r.tokens_per_s, log)

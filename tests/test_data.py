@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lstm_repl import data
+from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.data import (
     StreamBatches,
     check_fits,
@@ -17,6 +18,8 @@ from lstm_repl.data import (
     validation_batches,
 )
 from lstm_repl.errors import CorpusError
+from lstm_repl.model import LanguageModel
+from lstm_repl.train import Trainer
 from lstm_repl.vocab import CharVocab, Vocab, WordVocab, build_vocab
 
 
@@ -249,7 +252,7 @@ def test_an_unwritable_cache_does_not_stop_anything(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- split and batches
 
 
-def test_split_holds_out_the_last_five_percent_by_default():
+def test_split_holds_out_the_last_fraction():
     ids = np.arange(1000)
     train, val = split_ids(ids, 0.05)
     assert len(val) == 50 and len(train) == 950
@@ -257,10 +260,16 @@ def test_split_holds_out_the_last_five_percent_by_default():
     np.testing.assert_array_equal(np.concatenate([train, val]), ids)
 
 
-def test_default_val_fraction_is_five_percent():
-    from lstm_repl.config import TrainConfig
-
-    assert TrainConfig().val_fraction == 0.05
+def test_a_run_with_the_default_settings_validates_on_the_last_five_percent(tmp_path):
+    text = "".join(chr(0x4E00 + i) for i in range(1000))  # every token a different id
+    vocab = CharVocab.build(text)
+    ids = vocab.encode_array(text)
+    model = LanguageModel(ModelConfig(vocab_size=len(vocab), layers=1, hidden=8, embed=4))
+    trainer = Trainer(model, vocab, ids, TrainConfig(batch_size=4, seq_len=8, precision="fp32"), tmp_path, {})
+    np.testing.assert_array_equal(trainer.val_ids, ids[-50:])
+    streams = trainer.batches.streams
+    assert streams.size == 4 * (950 // 4)  # training reads the rest, cut into 4 equal streams
+    np.testing.assert_array_equal(streams.ravel(), ids[: streams.size])
 
 
 def test_stream_batches_are_contiguous_streams_shifted_by_one():

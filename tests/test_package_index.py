@@ -29,7 +29,8 @@ SHA = hashlib.sha256(ARCHIVE).hexdigest()
 
 def _pages(port: int) -> dict[str, tuple[int, dict, bytes]]:
     json_page = {"files": [
-        {"filename": "My_Pkg-1.0-py3-none-any.whl", "url": "/files/My_Pkg-1.0-py3-none-any.whl", "hashes": {"sha256": "0" * 64}},
+        {"filename": "My_Pkg-1.0-py3-none-any.whl", "url": "/files/My_Pkg-1.0-py3-none-any.whl",
+         "hashes": {"sha256": "0" * 64}},
         {"filename": "my_pkg-1.0.tar.gz", "url": "../../files/my_pkg-1.0.tar.gz", "hashes": {"sha256": SHA.upper()}},
     ]}
     html = (f"<a data-requires-python='&gt;=3' HREF='/files/my_pkg-1.0.tar.gz#sha256={SHA}'>my_pkg-1.0.tar.gz</a>"
@@ -40,7 +41,9 @@ def _pages(port: int) -> dict[str, tuple[int, dict, bytes]]:
         "/html/my-pkg/": (200, {"Content-Type": "text/html"}, html.encode()),
         "/moved/my-pkg/": (301, {"Location": f"http://127.0.0.1:{port}/simple/my-pkg/"}, b""),
         "/nohash/my-pkg/": (200, {"Content-Type": "text/html"}, b"<a href='/files/my_pkg-1.0.tar.gz'>x</a>"),
-        "/badhash/my-pkg/": (200, json_type, json.dumps({"files": [{**json_page["files"][1], "hashes": {"sha256": "f" * 64}}]}).encode()),
+        "/badhash/my-pkg/": (
+            200, json_type, json.dumps({"files": [{**json_page["files"][1], "hashes": {"sha256": "f" * 64}}]}).encode()
+        ),
         "/private/my-pkg/": (200, json_type, json.dumps(json_page).encode()),
         "/broken/my-pkg/": (200, json_type, b'{"files": 3}'),
         "/files/my_pkg-1.0.tar.gz": (200, {"Content-Type": "application/octet-stream"}, ARCHIVE),
@@ -111,7 +114,9 @@ def test_credentials_in_the_index_url_are_sent_to_its_host_and_never_printed(ind
         ("my-pkg>=1.0", "simple", None, ["pinned"]),
     ],
 )
-def test_index_problems_are_one_line_saying_what_to_do(index, tmp_path, monkeypatch, requirement, folder, expected, words):
+def test_index_problems_are_one_line_saying_what_to_do(
+    index, tmp_path, monkeypatch, requirement, folder, expected, words
+):
     host, _ = index
     monkeypatch.setenv("PIP_INDEX_URL", f"http://{host}/{folder}/")
     with pytest.raises(CorpusError) as caught:

@@ -26,6 +26,7 @@ def test_the_bundled_folders_are_mapped_into_the_package_with_their_files():
         package = f"lstm_repl._bundled.{name}"
         assert package in config["packages"] and config["package-dir"][package] == name
         patterns = config["package-data"][package]
-        assert any((ROOT / name).glob(pattern) for pattern in patterns)
+        unmatched = [pattern for pattern in patterns if not any(p.is_file() for p in (ROOT / name).glob(pattern))]
+        assert patterns and not unmatched, f"{name}: no file matches {unmatched}"
     shipped = {p.parent.name for p in (ROOT / "checkpoints").glob("*/model.safetensors")}
     assert shipped == {p.parent.name for p in (ROOT / "checkpoints").glob("*/config.json")}

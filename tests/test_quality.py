@@ -43,7 +43,7 @@ def test_the_reference_is_scored_through_the_same_model_code_as_the_project():
 
 def test_the_reference_recipe_for_the_project_states_every_choice_the_recipe_makes():
     config, model = project_settings("reference", "fp32", 300, None)
-    assert (config.lr, config.schedule, config.warmup_steps, config.grad_clip, config.weight_decay) == \
+    assert (config.lr, config.schedule, config.warmup, config.grad_clip, config.weight_decay) == \
         (2e-3, "constant", 0, 5.0, 0.0)
     assert (config.batch_size, config.seq_len, config.max_steps) == (64, 100, 300)
     assert model == dict(embed=64, hidden=512, layers=2, dropout=0.2)

@@ -415,3 +415,79 @@ def test_reset_forgets_and_load_switches_models(loaded, word_loaded):
     session.load(word_loaded)
     assert session.vocab.level == "word"
     assert session.set_text("First ").position == 2
+
+
+# ---------------------------------------------------------------- long use
+
+
+class TokensRead:
+    """Counts the tokens the model reads, through either path (wraps the real methods)."""
+
+    def __init__(self, model):
+        self.count = 0
+        real_step, real_forward = model.step, model.forward
+
+        def step(token, *args, **kwargs):
+            self.count += token.shape[0]
+            return real_step(token, *args, **kwargs)
+
+        def forward(tokens, *args, **kwargs):
+            self.count += tokens.shape[1]
+            return real_forward(tokens, *args, **kwargs)
+
+        model.step, model.forward = step, forward
+
+
+def test_what_is_kept_stays_within_its_bound_over_a_long_session(loaded):
+    from lstm_repl.state_store import CHECKPOINT_EVERY, RECENT
+
+    session = make(loaded, seed=3)
+    for _ in session.stream(3000):
+        assert len(session.store) <= session.store.bound(len(session.ids))
+    for index in range(600):  # then typing, a backspace now and then
+        if index % 9 == 8:
+            session.edit(session.text_length() - 1, "")
+        else:
+            session.edit(session.text_length(), "abcdefgh "[index % 9])
+    n = len(session.ids)
+    assert len(session.store) <= 1 + n // CHECKPOINT_EVERY + RECENT + 1 == session.store.bound(n)
+    assert session.store.gates_kept() <= RECENT + 1
+    assert len(session.ids) == len(session.probs) == n  # per token: an id and a probability, no more
+
+    # what is not kept is recomputed: the gates of a token far back equal a fresh reading's
+    far = 700
+    text = "".join(session.piece(i) for i in range(far + 1))
+    _, _, gates = fresh_reference(loaded.model, loaded.vocab, text)
+    for layer, reference in zip(session.token_gates(far), gates[-1]):
+        for name, values in layer.items():
+            np.testing.assert_allclose(values, reference[name][0].numpy(), atol=1e-4, rtol=0)
+
+
+def test_an_edit_far_back_reads_from_the_nearest_kept_state(loaded):
+    from lstm_repl.state_store import CHECKPOINT_EVERY
+
+    session = make(loaded, seed=4)
+    for _ in session.stream(2000):
+        pass
+    text = session.text
+    reads = TokensRead(session.model)
+    at = 1300  # not a kept position: the state there is recomputed from the one at 1280
+    session.edit(at, "Z" + text[at + 1 :])
+    suffix = len(text) - at
+    assert reads.count <= (at % CHECKPOINT_EVERY) + suffix + 1
+    assert session.text == text[:at] + "Z" + text[at + 1 :]
+    with torch.inference_mode():
+        logits, _ = loaded.model(torch.tensor([loaded.vocab.encode(PRIMER + session.text)]))
+    for token, p in session.snapshot.top:
+        assert p == pytest.approx(float(logits[0, -1].softmax(-1)[loaded.vocab.ids[token]]), abs=1e-4)
+
+
+def test_a_keystroke_reads_one_token_however_long_the_text(loaded):
+    session = make(loaded, seed=5)
+    session.edit(0, "x" * 20_000)
+    session.snapshot
+    reads = TokensRead(session.model)
+    for char in "abc":
+        session.edit(session.text_length(), char)
+        session.snapshot
+    assert reads.count == 3

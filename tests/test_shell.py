@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 
@@ -22,7 +23,7 @@ from lstm_repl import checkpoint
 from lstm_repl.cli import cli
 from lstm_repl.repl.app import ShellApp, history_path
 from lstm_repl.repl.commands import Shell
-from lstm_repl.session import Session, Settings
+from lstm_repl.session import FUSED_CHUNK, Session, Settings
 
 ENTER, BACKSPACE, CTRL_C, CTRL_D, TAB = "\r", "\x7f", "\x03", "\x04", "\t"
 RIGHT, UP, DOWN = "\x1b[C", "\x1b[A", "\x1b[B"
@@ -83,13 +84,15 @@ class Driver:
         await self.until(lambda: self.shell_app.message != "" or not self.running, f"the result of {line!r}")
         return self.shell_app.message
 
+    def idle(self) -> bool:
+        """Nothing left to handle: no stream, no queued key, and the model has read the screen's text."""
+        app = self.shell_app
+        return (app.streaming is None and not app.app.key_processor.input_queue and not app._sync_scheduled
+                and self.session.text_length() == len(self.shell.history) + len(app.reader.line()))
+
     async def clear(self) -> None:
         self.send(CTRL_C)
         await self.until(lambda: self.buffer.text == "", "an empty line")
-
-    async def settle(self) -> None:
-        """Let pending redraws happen."""
-        await asyncio.sleep(0.1)
 
     @property
     def shell(self) -> Shell:
@@ -234,11 +237,14 @@ def test_keys_are_ignored_while_streaming(loaded):
         await d.command(":len 100000")
         d.send(ENTER)
         await d.until(lambda: len(d.shell_app.stream_text) > 5, "a stream")
-        d.send("abc")
-        await d.settle()
-        assert d.buffer.text == ""
-        d.send(CTRL_C)
+        d.send("abc" + CTRL_C)  # keys are handled in order: the letters come to the line before Ctrl-C stops
         await d.until(lambda: d.shell_app.streaming is None, "the stream to stop")
+        stopped = re.fullmatch(r"stopped after (\d+) tokens", d.shell_app.message)
+        assert stopped, d.shell_app.message
+        streamed = int(stopped.group(1))
+        history = d.shell.history  # what was typed when the stream ended, then what it produced
+        assert len(history) == streamed > 5 and not history.startswith("abc")
+        assert d.buffer.text == "" and d.session.text == history
 
     drive(loaded, script)
 
@@ -297,12 +303,15 @@ def test_unknown_command_suggests_close_ones(loaded):
 
 def test_help_and_info_print_above(loaded):
     async def script(d: Driver):
+        # printing above the app is queued on the event loop: wait for the text, not for the message
         assert await d.command(":help") == "commands listed above"
+        await d.until(lambda: "this list" in d.screen.text(), "the command list printed above the prompt")
         for name in (":temp", ":topk", ":topp", ":len", ":layer", ":units", ":seed", ":reset", ":load", ":info",
                      ":save", ":quit"):
             assert name in d.screen.text(), name
         assert await d.command(":info") == "model info above"
-        assert "parameters" in d.screen.text() and "2 layers x 24 units" in d.screen.text()
+        await d.until(lambda: "2 layers x 24 units" in d.screen.text(), "the model info printed above the prompt")
+        assert "parameters" in d.screen.text()
 
     drive(loaded, script)
 
@@ -359,6 +368,27 @@ def test_save_writes_the_committed_text(loaded, tmp_path):
         assert len(document["tokens"][0]["layers"]) == 2
         bad = await d.command(f":save {tmp_path / 'no' / 'such' / 'dir.json'}")
         assert bad.startswith("⚠ cannot write")
+        assert not list(tmp_path.glob("**/*.tmp"))
+
+    drive(loaded, script)
+
+
+def test_save_of_a_long_session_keeps_gates_for_its_end(loaded, tmp_path, monkeypatch):
+    from lstm_repl.repl import commands
+
+    monkeypatch.setattr(commands, "SAVED_GATES", 50)
+    path = tmp_path / "long.json"
+
+    async def script(d: Driver):
+        await d.command(":len 300")
+        d.send(ENTER)
+        await d.until(lambda: d.shell_app.streaming is None and d.shell.history, "a stream")
+        message = await d.command(f":save {path}")
+        assert message == f"saved 300 tokens with their traces, gates for the last 50 to {path}"
+        document = json.loads(path.read_text("utf-8"))
+        assert document["gates_from"] == 250 and len(document["tokens"]) == 300
+        assert [t["layers"] is None for t in document["tokens"]] == [True] * 250 + [False] * 50
+        assert all(t["probability"] is not None and t["top"] for t in document["tokens"])
 
     drive(loaded, script)
 
@@ -374,9 +404,9 @@ def test_quit_ends_the_app(loaded):
 def test_ctrl_d_on_an_empty_line_ends_the_app(loaded):
     async def script(d: Driver):
         await d.type("ab")
-        d.send(CTRL_D)  # not on a line with text
-        await d.settle()
-        assert d.running and d.buffer.text == "ab"
+        d.send(CTRL_D + "c")  # not on a line with text; the "c" is read after the Ctrl-D
+        await d.until(lambda: d.buffer.text == "abc" or not d.running, "the key after Ctrl-D")
+        assert d.running and d.buffer.text == "abc"
         await d.clear()
         d.send(CTRL_D)
         await d.until(lambda: not d.running, "Ctrl-D to end the app")
@@ -451,8 +481,9 @@ def test_resize_relays_the_panel(loaded, columns):
         wide = panel_text(d.shell_app)
         assert_fits(wide, 100)
         d.screen.size = Size(rows=40, columns=columns)
+        renders = d.shell_app.app.render_counter
         d.shell_app.app.invalidate()
-        await d.settle()
+        await d.until(lambda: d.shell_app.app.render_counter > renders or not d.running, "a redraw at the new size")
         assert d.running
         text = panel_text(d.shell_app)
         assert_fits(text, columns)
@@ -495,6 +526,136 @@ def test_layer_and_units_change_the_panel(loaded):
     drive(loaded, script)
 
 
+# ---------------------------------------------------------------- pastes and any input
+
+
+def _count_calls(obj, name: str) -> list[int]:
+    """Wrap obj.name (an instance attribute from now on) to count its calls; returns the counter."""
+    count, real = [0], getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    setattr(obj, name, counted)
+    return count
+
+
+def test_a_paste_arriving_as_keystrokes_is_read_in_one_batch(loaded):
+    """As tmux paste-buffer or ssh deliver it: newlines as Enter, all in one write. No stream
+    starts, every line reaches the transcript, and the model reads the run through the fused path."""
+    lines = [f"line {n}: " + "the quick brown fox " * 8 for n in range(20)]
+    text = "\n".join(lines)
+
+    async def script(d: Driver):
+        syncs = _count_calls(d.shell_app, "sync")
+        forward = _count_calls(d.session.model, "forward")
+        d.send(text.replace("\n", ENTER))
+        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the paste read")
+        assert d.shell_app.streaming is None and not d.shell_app.stream_text
+        assert d.session.text == text
+        assert d.shell.history == text[: text.rindex("\n") + 1] and d.buffer.text == lines[-1]
+        assert syncs[0] <= 4  # one per batch of keys the app read, not one per key
+        assert forward[0] <= math.ceil(len(text) / FUSED_CHUNK) + 4
+        await d.until(lambda: lines[0] in d.screen.text(), "the pasted lines printed above the prompt")
+
+    drive(loaded, script)
+
+
+def test_a_bracketed_paste_with_newlines_goes_through_the_same_path(loaded):
+    async def script(d: Driver):
+        forward = _count_calls(d.session.model, "forward")
+        d.send("\x1b[200~" + "To be, or not to be\r\nthat is the question\nWhether 'tis nobler" * 5 + "\x1b[201~")
+        expected = "To be, or not to be\nthat is the question\nWhether 'tis nobler" * 5
+        await d.until(lambda: d.session.text_length() == len(expected) and d.idle(), "the paste read")
+        assert d.session.text == expected and d.shell_app.streaming is None
+        assert forward[0] <= 6
+        d.send(ENTER)  # a typed Enter after it still streams
+        await d.until(lambda: d.shell_app.streaming is not None or d.shell_app.message.startswith("streamed"),
+                      "a stream")
+
+    drive(loaded, script)
+
+
+def test_one_very_long_line_keeps_the_input_line_bounded(loaded):
+    from lstm_repl.repl.reading import LINE_LIMIT
+
+    text = ("abcdefghij" * 1000)[:10_000]
+
+    async def script(d: Driver):
+        d.send(text)
+        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the line read")
+        assert len(d.buffer.text) <= LINE_LIMIT
+        assert d.shell.history + d.buffer.text == text == d.session.text
+        await d.type("k")  # typing and backspace go on at the end
+        d.send(BACKSPACE)
+        await d.until(lambda: d.session.text == text and d.idle(), "the backspace read")
+        assert_fits(panel_text(d.shell_app), 100)
+
+    drive(loaded, script)
+
+
+ANY_INPUT = {
+    "control characters": "a\x02b\x07c\x0bd",
+    "a lone Esc": "ab\x1b",
+    "NUL": "a\x00b",
+    "tabs": "a\tb\t",
+    "CRLF": "one\r\ntwo",
+    "right-to-left": "שלום עולם مرحبا",
+    "combining marks": "e\u0301a\u0308o\u0302",
+    "ZWJ emoji": "👩\u200d👩\u200d👧 ok",
+    "outside the vocabulary": "€∑漢字",
+}
+
+
+@pytest.mark.parametrize("columns, rows", [(100, 40), (20, 6)])
+@pytest.mark.parametrize("name", list(ANY_INPUT))
+def test_any_input_is_safe(loaded, name, columns, rows):
+    async def script(d: Driver):
+        for key in ANY_INPUT[name]:  # typed one key at a time
+            d.send(key)
+            await asyncio.sleep(0.002)
+        await d.until(lambda: d.idle() and d.shell_app.app.render_counter > 1, "the keys handled", timeout=20)
+        d.send(ANY_INPUT[name])  # and the same again as one burst, as a paste arrives
+        await d.until(d.idle, "the burst handled", timeout=20)
+        assert d.running and d.shell_app.streaming is None
+        assert d.session.text == d.shell.history + d.buffer.text
+        text = panel_text(d.shell_app)
+        assert_fits(text, columns)
+        if d.session.ids and d.session.ids[-1] == 0 and columns >= 60:
+            assert "as the unknown token" in text and re.search(r"surprisal \d+\.\d\d bits", text)
+
+    drive(loaded, script, columns=columns, rows=rows)
+
+
+def test_an_unknown_character_is_shown_as_such_with_its_surprisal(loaded):
+    async def script(d: Driver):
+        await d.type("ab€")
+        text = panel_text(d.shell_app)
+        assert "read € as the unknown token" in text
+        assert re.search(r"surprisal \d+\.\d\d bits", text)
+
+    drive(loaded, script)
+
+
+def test_resizing_while_streaming(loaded):
+    async def script(d: Driver):
+        await d.command(":len 100000")
+        d.send(ENTER)
+        await d.until(lambda: len(d.shell_app.stream_text) > 10, "a stream")
+        for columns, rows in [(40, 10), (20, 6), (140, 50), (1, 1), (80, 24)]:
+            d.screen.size = Size(rows=rows, columns=columns)
+            renders = d.shell_app.app.render_counter
+            d.shell_app.app.invalidate()
+            await d.until(lambda: d.shell_app.app.render_counter > renders, f"a redraw at {columns} x {rows}")
+            assert_fits(panel_text(d.shell_app), max(columns, 1))
+        d.send(CTRL_C)
+        await d.until(lambda: d.shell_app.streaming is None, "the stream to stop")
+        assert d.running and d.session.text == d.shell.history
+
+    drive(loaded, script)
+
+
 # ---------------------------------------------------------------- not a terminal
 
 
@@ -502,15 +663,39 @@ def test_plain_mode_for_pipes(tiny_run):
     result = CliRunner().invoke(cli, ["repl", str(tiny_run), "--length", "20", "--seed", "1"], input="To be\nor not\n")
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output
-    # one continuation per input line, each 20 characters (they may hold newlines of their own)
+    # the model reads all of the input, then writes one continuation of it, 20 characters long
     session = Session(checkpoint.load(tiny_run), Settings(length=20, seed=1))
-    expected = ""
-    for line in ("To be", "or not"):
-        session.reset()
-        session.set_text(line)
-        expected += "".join(session.stream()) + "\n"
-    assert result.output == expected
-    assert len(result.output) == 2 * 21
+    session.set_text("To be\nor not\n")
+    assert result.output == "".join(session.stream()) + "\n"
+    assert len(result.output) == 21
+
+
+def test_plain_mode_reads_a_megabyte_in_bounded_memory(tiny_run, tmp_path):
+    """Through the real command and a real pipe: 1 MB in, one continuation out, the process's peak
+    memory about what an empty input costs (nothing is kept per token)."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.txt"
+    big.write_text(("To be, or not to be, that is the question.\n" * 25_000)[:1_000_000], "utf-8")
+
+    def peak_kib(source) -> int:
+        code = ("import resource, sys; from lstm_repl.cli import main; sys.argv = ['lstm-repl', 'repl', "
+                f"{str(tiny_run)!r}, '--length', '10', '--seed', '1']\n"
+                "try:\n    main()\nfinally:\n"
+                "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", code], stdin=source, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout) == 11
+        return int(done.stderr.strip().splitlines()[-1])
+
+    with open(big, "rb") as source:
+        big_peak = peak_kib(source)
+    small = tmp_path / "small.txt"
+    small.write_text("To be\n", "utf-8")
+    with open(small, "rb") as source:
+        small_peak = peak_kib(source)
+    assert big_peak - small_peak < 64 * 1024, (big_peak, small_peak)  # KiB; a kept state per token would be ~1 GB
 
 
 def test_plain_mode_skips_blank_lines(tiny_run):

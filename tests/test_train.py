@@ -14,7 +14,7 @@ from lstm_repl import checkpoint, runs
 from lstm_repl.cli import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import TrainingInterrupted
-from lstm_repl.train import learning_rate, planned_warmup
+from lstm_repl.schedule import Bounds, Position, learning_rate
 from tests.conftest import train_tiny
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.1, "tie_weights": False}
@@ -42,27 +42,27 @@ def test_run_folder_keeps_best_and_last(tiny_run):
     assert not (tiny_run / "best" / "resume.safetensors").exists()
 
 
-def test_learning_rate_warms_up_then_decays():
-    config = _config(warmup_steps=10, lr=1.0, min_lr_ratio=0.1, max_steps=100)
-    rates = [learning_rate(config, step, step / 100) for step in range(100)]
-    assert rates[0] < rates[5] < rates[9] == pytest.approx(1.0, abs=0.03)
-    assert rates[99] == pytest.approx(0.1, abs=0.01)
-    assert learning_rate(_config(schedule="constant", warmup_steps=0, lr=0.5), 50, 0.5) == 0.5
+def test_learning_rate_warms_up_over_a_fraction_of_the_run_then_decays():
+    config = _config(warmup=0.1, lr=1.0, min_lr_ratio=0.1, max_steps=100)
+    rates = [learning_rate(config, step / 100) for step in range(101)]
+    assert rates[0] == 0 < rates[5] == pytest.approx(0.5, abs=0.01) and rates[10] == pytest.approx(1.0, abs=0.03)
+    assert rates[100] == pytest.approx(0.1)
+    assert learning_rate(_config(schedule="constant", warmup=0.0, lr=0.5), 0.5) == 0.5
 
 
-def test_warm_up_takes_at_most_a_tenth_of_a_run_of_known_length():
-    assert planned_warmup(_config(warmup_steps=100, max_steps=20), chunks_per_epoch=50) == 2
-    assert planned_warmup(_config(warmup_steps=100, max_steps=None, epochs=0.5), chunks_per_epoch=300) == 15
-    assert planned_warmup(_config(warmup_steps=100, max_steps=None, time_limit_s=60), chunks_per_epoch=50) == 100
-    assert planned_warmup(_config(warmup_steps=0, max_steps=20), chunks_per_epoch=50) == 0
+def test_wsd_holds_the_learning_rate_then_decays_over_the_last_fifth():
+    config = _config(schedule="wsd", warmup=0.1, lr=1.0, min_lr_ratio=0.1, max_steps=100)
+    rates = [learning_rate(config, step / 100) for step in range(101)]
+    assert rates[0] == 0 and rates[10] == rates[50] == rates[80] == 1.0
+    assert rates[90] == pytest.approx(0.55) and rates[100] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
 
 
-def test_the_planned_warm_up_is_saved_and_kept_on_resume(tiny_corpus, tmp_path):
-    out = train_tiny(tiny_corpus, tmp_path / "run", steps=20)
-    assert checkpoint.load(out / "last").train_config.warmup_steps == 2
-    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "2000", "--time", "1s"])
-    assert result.exit_code == 0, result.output
-    assert checkpoint.load(out / "last").train_config.warmup_steps == 2
+def test_the_warm_up_is_the_same_share_of_a_short_and_of_a_timed_run():
+    short, timed = _config(warmup=0.1, max_steps=20), _config(warmup=0.1, max_steps=None, time_limit_s=60.0)
+    short_bounds, timed_bounds = Bounds.of(short, 50), Bounds.of(timed, 50)
+    assert short_bounds.used(Position(step=2)) == timed_bounds.used(Position(step=999, elapsed_s=6.0)) == 0.1
+    assert learning_rate(short, 0.1) == learning_rate(timed, 0.1) == pytest.approx(short.lr, rel=0.01)
 
 
 def _final_weights(out):
@@ -95,7 +95,7 @@ def test_interrupt_then_resume_matches_a_straight_run(tiny_corpus, tmp_path):
 
 
 def test_n_steps_then_n_more_matches_2n_straight_with_a_constant_schedule(tiny_corpus, tmp_path):
-    config = dict(schedule="constant", warmup_steps=0)
+    config = dict(schedule="constant", warmup=0.0)
     runs.new_run([str(tiny_corpus)], _config(max_steps=40, **config), MODEL, tmp_path / "a", False).run()
     runs.new_run([str(tiny_corpus)], _config(max_steps=20, **config), MODEL, tmp_path / "b", False).run()
     runs.resumed_run(str(tmp_path / "b"), [], {"max_steps": 40}).run()
@@ -133,30 +133,31 @@ def test_resume_accepts_the_run_s_own_command_restated(tiny_corpus, tmp_path):
 def _lr_at_resume_and_before(out, overrides):
     before = json.loads((out / "last" / "resume.json").read_text())["position"]["progress"]
     trainer = runs.resumed_run(str(out), [], overrides)
-    return before, trainer._progress(), trainer
+    return before, trainer.bounds.schedule(trainer.position), trainer
 
 
 def test_a_resume_with_a_longer_budget_continues_the_schedule_without_a_jump(tiny_corpus, tmp_path):
     out = train_tiny(tiny_corpus, tmp_path / "run", "--schedule", "cosine", steps=20)
     before, after, trainer = _lr_at_resume_and_before(out, {"max_steps": 40})
     assert before == after == 1.0  # the schedule had ended: it stays at its end, not back up
-    assert not trainer._done() and trainer._budget_used() == 0.5
+    assert not trainer.done() and trainer.bounds.used(trainer.position) == 0.5
     # stopped halfway through a time budget, resumed with twice the budget: the schedule goes on from 0.5
     trainer.position.elapsed_s, trainer.position.progress = 30.0, 0.5
     trainer.position.anchor = None
     trainer.config = dataclasses.replace(trainer.config, max_steps=None, time_limit_s=60.0)
-    trainer._save_last()
+    trainer.bounds = Bounds.of(trainer.config, trainer.batches.chunks_per_epoch)
+    trainer.save_last()
     _, resumed_at, longer = _lr_at_resume_and_before(out, {"time_limit_s": 120.0})
-    assert resumed_at == 0.5 and longer._budget_used() == 0.25
+    assert resumed_at == 0.5 and longer.bounds.used(longer.position) == 0.25
     longer.position.elapsed_s = 75.0  # halfway through what is left: halfway from 0.5 to the end
-    assert longer._progress() == pytest.approx(0.75)
+    assert longer.bounds.schedule(longer.position) == pytest.approx(0.75)
 
 
 def test_a_resume_with_the_same_time_budget_keeps_the_schedule_exact(tiny_corpus, tmp_path):
     trainer = runs.new_run([str(tiny_corpus)], _config(max_steps=None, time_limit_s=3600.0), MODEL, tmp_path, False)
-    trainer._train_step()
+    trainer.train_step()
     trainer.position.step, trainer.position.elapsed_s = 1, 36.0
-    trainer._save_last()
+    trainer.save_last()
     before, after, resumed = _lr_at_resume_and_before(tmp_path, {})
     assert before == after == 0.01 and resumed.position.anchor is None
 

@@ -30,7 +30,8 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
     wanted = [p.strip() for p in precisions.split(",") if p.strip()]
     bad = [p for p in wanted if p not in ("fp32", "bf16", "fp16", "auto")]
     if bad:
-        raise click.BadParameter(f"unknown precision {bad[0]!r}; use fp32, bf16, fp16 or auto", param_hint="--precision")
+        raise click.BadParameter(f"unknown precision {bad[0]!r}; use fp32, bf16, fp16 or auto",
+                                 param_hint="--precision")
     from lstm_repl.precision import TRAINING_CANDIDATES, probe_training
 
     target = resolve_device(device)
@@ -79,17 +80,90 @@ def bench_generate_command(ckpt, tokens) -> None:
 @click.argument("ckpt", default="shakespeare-char")
 @click.option("--width", type=click.IntRange(min=60), default=120, show_default=True)
 @click.option("--height", type=click.IntRange(min=10), default=36, show_default=True)
-def bench_repl_command(ckpt, width, height) -> None:
-    """Cost per keystroke (step, gates, ghost text, panel render) and streaming with the panel on."""
+@click.option("--paste", "paste_file", type=click.Path(exists=True, dir_okay=False),
+              help="Text to paste as keystrokes (default: 50 kB of Shakespeare).")
+@click.option("--stream-tokens", type=click.IntRange(min=100), default=200_000, show_default=True,
+              help="Tokens streamed for the memory figure (then 20,000 characters typed).")
+@click.option("--quick", is_flag=True, help="Only the model-side keystroke and streaming figures.")
+def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) -> None:
+    """The shell's speed and memory: per keystroke at three text lengths (key to frame, the real
+    app fed through a pipe), a paste arriving as keystrokes against `lstm-repl eval`, and memory
+    after a long stream."""
     from lstm_repl import checkpoint
+    from lstm_repl import shell_bench as sb
     from lstm_repl.bench import bench_repl
 
     loaded = checkpoint.load(ckpt)
     r = bench_repl(loaded, width, height)
     click.echo(f"{loaded.name}, panel {width} x {height}")
-    click.echo(f"per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
+    click.echo(f"model side per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
                "(model step, gates, predictions, ghost text, panel rendered)")
-    click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s with the panel drawn {r['frames_per_s']:.0f} times a second")
+    click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s "
+               f"with the panel drawn {r['frames_per_s']:.0f} times a second")
+    if quick:
+        return
+    for typed in (100, 10_000, 100_000):
+        times = sb.keystroke_ms(loaded, typed)
+        click.echo(f"key to frame with {typed:>7,} characters typed: p50 {sb.percentile(times, 0.5):.2f} ms, "
+                   f"p99 {sb.percentile(times, 0.99):.2f} ms ({len(times)} keys, every 17th a backspace)")
+    text = _paste_text(paste_file)
+    pasted = sb.paste_chars_per_s(loaded, text)
+    evaluated = sb.eval_chars_per_s(loaded, text)
+    click.echo(f"a {len(text):,}-character paste arriving as keystrokes: {pasted['chars_per_s']:,.0f} chars/s "
+               f"({pasted['seconds']:.2f} s, {pasted['frames']} frames); lstm-repl eval on it: "
+               f"{evaluated:,.0f} chars/s; ratio {pasted['chars_per_s'] / evaluated:.2f}")
+    memory = sb.long_use_memory(loaded, stream_tokens, 20_000)
+    click.echo(f"after streaming {stream_tokens:,} tokens and typing 20,000 characters: RSS "
+               f"{memory['rss_end_mb']:,.0f} MB (at start {memory['rss_start_mb']:,.0f} MB, after warm-up "
+               f"{memory['rss_after_warmup_mb']:,.0f} MB), {memory['kib_per_token']:.3f} KiB per token; "
+               f"states kept {memory['states_kept']} (bound {memory['states_bound']}), "
+               f"gate records {memory['gates_kept']}")
+
+
+def _paste_text(path: str | None) -> str:
+    from pathlib import Path
+
+    from lstm_repl.shell_bench import SAMPLE
+
+    if path:
+        return Path(path).read_text("utf-8")
+    return (SAMPLE * (50_000 // len(SAMPLE) + 1))[:50_000]
+
+
+@bench.command("soak")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def bench_soak_command(ckpt, minutes, seed) -> None:
+    """Minutes of typing, streaming, Ctrl-C, backspace, edits, :reset and :load in the real app
+    (headless, seeded); the resident set sampled every 30 s. Flat after warm-up, no errors."""
+    from lstm_repl import checkpoint
+    from lstm_repl.shell_bench import soak
+
+    loaded = checkpoint.load(ckpt)
+    r = soak(loaded, minutes, seed, report=lambda line: click.echo(line, err=True))
+    samples = r["rss_samples"]
+    warm = next((rss for t, rss in samples if t >= 60), samples[0][1])
+    actions = ", ".join(f"{name} {count}" for name, count in r["actions"].items())
+    click.echo(f"{loaded.name}, {minutes:g} minutes, seed {seed}: {actions}")
+    click.echo(f"RSS after the first minute {warm:,.1f} MB, at the end {samples[-1][1]:,.1f} MB, "
+               f"highest {max(rss for _, rss in samples):,.1f} MB; errors: {len(r['errors'])}")
+    for error in r["errors"][:10]:
+        click.echo(f"  {error}")
+    if r["errors"]:
+        raise SystemExit(1)
+
+
+@bench.command("startup")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
+def bench_startup_command(ckpt, rounds) -> None:
+    """From the command to a shell ready for typing, against `python -c "import torch"`, interleaved."""
+    from lstm_repl.shell_bench import startup_seconds
+
+    r = startup_seconds(ckpt, rounds)
+    click.echo(f"python -c 'import torch': {r['import_torch_s']:.2f} s; lstm-repl repl {ckpt} ready for typing: "
+               f"{r['shell_ready_s']:.2f} s; ratio {r['ratio']:.2f} (medians of {rounds})")
 
 
 DEFAULT_QUALITY_CORPUS = "shakespeare"  # from `lstm-repl corpus get shakespeare`

@@ -7,36 +7,25 @@ from pathlib import Path
 
 import click
 
-from lstm_repl.cli import parse_duration
-from lstm_repl.config import CELL_KINDS
+from lstm_repl.cells import cell_kinds
+from lstm_repl.commands.options import TRAINING_OPTIONS, parse_duration, split_settings, with_options
 
 DEFAULT_TIME_S = 120.0  # per kind, with no --time and no --steps
 
 
 @click.command()
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
-@click.option("--cells", default=",".join(CELL_KINDS), show_default=True, help="Comma-separated cell kinds to train.")
+@click.option("--cells", default=",".join(cell_kinds()), show_default=True, help="Comma-separated cell kinds to train.")
 @click.option("--time", "time_limit", help="Training time per kind, e.g. 90s, 2m (default 2m if no --steps).")
 @click.option("--steps", "max_steps", type=click.IntRange(min=1), help="Training steps per kind.")
-@click.option("--match-params", is_flag=True, help="Give every kind the LSTM's parameter count (at --hidden) instead of its hidden size.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Keep the runs in DIR/<cell>/ (open one with: lstm-repl repl DIR/<cell>).")
+@click.option("--match-params", is_flag=True,
+              help="Give every kind the LSTM's parameter count (at --hidden) instead of its hidden size.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Keep the runs in DIR/<cell>/ (open one with: lstm-repl repl DIR/<cell>).")
 @click.option("--overwrite", is_flag=True, help="Replace runs already in the --out folders.")
-@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True)
-@click.option("--vocab-size", type=click.IntRange(min=2), default=20000, show_default=True, help="Word level: vocabulary cap.")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--hidden", type=click.IntRange(min=1), default=512, show_default=True, help="Units per layer (the LSTM's, with --match-params).")
-@click.option("--embed", type=click.IntRange(min=1), default=128, show_default=True, help="Embedding size.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True, help="TBPTT chunk length.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Parallel streams.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak learning rate.")
-@click.option("--eval-interval", type=click.IntRange(min=1), default=200, show_default=True, help="Steps between validations.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
-              help="auto: bf16 or fp16 where it runs here and is faster, else fp32.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the corpus.")
-@click.option("--seed", type=int, default=1337, show_default=True)
-def compare(corpus, cells, time_limit, max_steps, match_params, out_dir, overwrite, **opts) -> None:
+@with_options(TRAINING_OPTIONS)
+@click.pass_context
+def compare(ctx, corpus, cells, time_limit, max_steps, match_params, out_dir, overwrite, **opts) -> None:
     """Train each cell kind on CORPUS for the same time (or steps) and compare them in one table."""
     from lstm_repl.compare import compare as run_compare
     from lstm_repl.compare import parse_cells
@@ -46,9 +35,12 @@ def compare(corpus, cells, time_limit, max_steps, match_params, out_dir, overwri
     seconds = parse_duration(time_limit)
     if seconds is None and max_steps is None:
         seconds = DEFAULT_TIME_S
-    model_args = {name: opts.pop(name) for name in ("layers", "hidden", "embed", "dropout")}
-    log_interval = max(1, min(20, (max_steps or 100) // 4, opts["eval_interval"]))  # a few speed windows at least
-    config = TrainConfig(time_limit_s=seconds, max_steps=max_steps, log_interval=log_interval, **opts)
+    settings, model_args = split_settings(opts)
+    model_args.pop("cell", None)
+    if ctx.get_parameter_source("log_interval") != click.core.ParameterSource.COMMANDLINE:
+        # a few speed windows
+        settings["log_interval"] = max(1, min(20, (max_steps or 100) // 4, opts["eval_interval"]))
+    config = TrainConfig(time_limit_s=seconds, max_steps=max_steps, **settings)
     display = _Display(len(kinds))
     try:
         results = run_compare(list(corpus), kinds, config, model_args, match_params,
@@ -120,7 +112,8 @@ class _Display:
             self.close()
             self.done += 1
             r = event.result
-            click.echo(f"      {r.cell}: {r.steps} steps, {r.tokens_per_s:,.0f} tok/s, best val loss {r.best_val_loss:.4f}", err=True)
+            click.echo(f"      {r.cell}: {r.steps} steps, {r.tokens_per_s:,.0f} tok/s, "
+                       f"best val loss {r.best_val_loss:.4f}", err=True)
 
     def close(self) -> None:
         if self.reporter is not None:

@@ -11,7 +11,8 @@ import click
 @click.argument("ckpt")
 @click.argument("text")
 @click.option("--json", "as_json", is_flag=True, help="Print the full trace as JSON (docs/trace-format.md).")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Next-token predictions per token.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Next-token predictions per token.")
 @click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
 @click.option("--layer", type=click.IntRange(min=1), default=1, show_default=True,
               help="Layer shown in the table, 1 = nearest the input (as the shell starts).")

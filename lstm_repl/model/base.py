@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -17,8 +17,31 @@ def layer_weight_names(layer: int) -> tuple[str, str, str, str]:
     return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}", f"bias_hh_l{layer}")
 
 
+class CellStack(Protocol):
+    """What a cell kind's stack of layers provides (it is also an nn.Module). cells.py lists them."""
+
+    kind: str  # the name in configs and on the command line: "lstm"
+    name: str  # as the UI says it: "peephole LSTM"
+    state_names: tuple[str, ...]  # the state's tensors: ("h", "c") or ("h",)
+    quantities: tuple[Quantity, ...]  # what step() returns per layer, in display order
+    has_fused_kernel: bool  # run() is PyTorch's fused kernel (else a hand-written sequence)
+    packer: Callable[[Any, str], Any] | None  # (language model, precision) -> a packed step, or None
+
+    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float) -> None: ...
+
+    def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """Training path. x: (B, T, in) -> outputs (B, T, H), final state."""
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+
+    def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State: ...
+
+
 class SingleStateFused:
     """For fused kinds whose state is h alone (nn.GRU, nn.RNN): wraps it in a one-tuple."""
+
+    packer = None
 
     def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Fused path. x: (B, T, in) -> outputs (B, T, H), state."""

@@ -10,7 +10,7 @@ this cell: training runs the hand-written sequence below, with its own backward 
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -22,9 +22,9 @@ from lstm_repl.quantities import COUPLED_QUANTITIES
 
 class CoupledStack(HandWrittenStack):
     kind = "coupled"
+    name = "coupled LSTM"
     quantities = COUPLED_QUANTITIES
     gate_count = 3
-    forget_block = 0
 
     def _sequence(self, xp, w_hh, units, state):
         return CoupledSequence.apply(xp, w_hh, *state)

@@ -21,6 +21,7 @@ from lstm_repl.quantities import GRU_QUANTITIES
 
 class GRUStack(SingleStateFused, nn.GRU):
     kind = "gru"
+    name = "GRU"
     has_fused_kernel = True
     state_names = ("h",)
     quantities = GRU_QUANTITIES

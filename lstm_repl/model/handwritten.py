@@ -57,7 +57,9 @@ def incoming_gradients(hs: torch.Tensor, cs: torch.Tensor, d_out, d_h, d_c) -> t
     )
 
 
-def recurrent_weight_gradient(da: torch.Tensor, hs: torch.Tensor, w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def recurrent_weight_gradient(
+    da: torch.Tensor, hs: torch.Tensor, w_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every step's gate gradients da (T, B, G·H) as one (T·B, G·H) matrix, and from it the
     gradient of W_hh in one matmul."""
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
@@ -77,11 +79,12 @@ class HandWrittenStack(nn.Module):
     and define _sequence (training path, one layer, all steps) and _cell (gate path, one step)."""
 
     kind: str
+    name: str  # as the UI says it
     has_fused_kernel = False
+    packer = None
     state_names: tuple[str, ...] = ("h", "c")
     quantities: tuple = ()
     gate_count: int  # G: weight_ih_l{k} has G·H rows
-    forget_block: int | None = None  # which H-row block is the forget gate (its bias starts at 1)
     unit_weights: tuple[str, ...] = ()  # per-unit (H,) weights, e.g. peepholes: "weight_ci"
 
     def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
@@ -99,11 +102,6 @@ class HandWrittenStack(nn.Module):
             }
             for name, shape in shapes.items():  # as nn.LSTM.reset_parameters: all uniform(±1/√H)
                 self.register_parameter(f"{name}_l{k}", nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
-            if self.forget_block is not None:  # forget-gate bias 1: remember by default early in training
-                with torch.no_grad():
-                    block = slice(self.forget_block * hidden, (self.forget_block + 1) * hidden)
-                    getattr(self, f"bias_ih_l{k}")[block].fill_(1.0)
-                    getattr(self, f"bias_hh_l{k}")[block].zero_()
 
     def layer_weights(self, k: int) -> dict[str, torch.Tensor]:
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self.unit_weights)
@@ -115,7 +113,9 @@ class HandWrittenStack(nn.Module):
 
     def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Training path. x: (B, T, in) -> outputs (B, T, H), state (float32 under bf16 autocast)."""
-        assert x.dim() == 3 and x.shape[-1] == self.input_size, f"x must be (batch, time, {self.input_size}), got {tuple(x.shape)}"
+        assert x.dim() == 3 and x.shape[-1] == self.input_size, (
+            f"x must be (batch, time, {self.input_size}), got {tuple(x.shape)}"
+        )
         device_type = x.device.type
         matmul_dtype = autocast_dtype(device_type) or x.dtype
         state_dtype = torch.float32 if matmul_dtype in LOW_PRECISION else matmul_dtype

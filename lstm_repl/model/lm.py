@@ -1,4 +1,4 @@
-"""The language model: embedding -> recurrent stack -> dropout -> linear decoder.
+"""The language model: embedding -> recurrent stack -> linear decoder.
 
 Two execution paths over one set of weights:
 - forward(tokens, state): the stack's fused kernel, for training, validation and long prompts;
@@ -12,32 +12,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lstm_repl.cells import stack_class
 from lstm_repl.config import ModelConfig
 from lstm_repl.model.base import Gates, State
-from lstm_repl.model.coupled import CoupledStack
-from lstm_repl.model.gru import GRUStack
-from lstm_repl.model.lstm import LSTMStack
-from lstm_repl.model.packed import pack_lstm
-from lstm_repl.model.peephole import PeepholeStack
-from lstm_repl.model.rnn import RNNStack
-
-CELL_STACKS: dict[str, type[nn.Module]] = {
-    stack.kind: stack for stack in (LSTMStack, PeepholeStack, CoupledStack, GRUStack, RNNStack)
-}
-PACKERS = {"lstm": pack_lstm}  # kinds whose inference step has its weights rearranged for speed
-
-
-def register_cell(stack_class: type[nn.Module]) -> None:
-    CELL_STACKS[stack_class.kind] = stack_class
 
 
 class LanguageModel(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, initialise: bool = True):
+        """initialise=False: the embedding is left uninitialised, for weights about to be loaded
+        (its normal_ on the meta device would pull in torch's compile stack: seconds at start-up)."""
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embed)
-        self.rnn = CELL_STACKS[config.cell](config.embed, config.hidden, config.layers, config.dropout)
-        self.drop = nn.Dropout(config.dropout)
+        weight = None if initialise else torch.empty(config.vocab_size, config.embed)
+        self.embedding = nn.Embedding(config.vocab_size, config.embed, _weight=weight)
+        self.rnn = stack_class(config.cell)(config.embed, config.hidden, config.layers, config.dropout)
         self.decoder = nn.Linear(config.hidden, config.vocab_size)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
@@ -55,9 +43,11 @@ class LanguageModel(nn.Module):
         """Fused path. tokens: (B, T) int64 -> logits (B, T, V), final state."""
         assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
         out, state = self.rnn.run(self.embedding(tokens), state)  # (B, T, H)
-        return self.decoder(self.drop(out)), state
+        return self.decoder(out), state
 
-    def step(self, token: torch.Tensor, state: State | None = None, precision: str = "fp32") -> tuple[torch.Tensor, State, Gates]:
+    def step(
+        self, token: torch.Tensor, state: State | None = None, precision: str = "fp32"
+    ) -> tuple[torch.Tensor, State, Gates]:
         """Gate path. token: (B,) int64 -> logits (B, V), new state, per-layer gates. precision:
         of the weights a packed step reads (see packed()); kinds without a pack run fp32."""
         assert token.dim() == 1, f"token must be (batch,), got {tuple(token.shape)}"
@@ -68,20 +58,20 @@ class LanguageModel(nn.Module):
             logits, new_state, gates = packed.step(token, list(state))
             return logits, tuple(new_state), gates
         top, state, gates = self.rnn.step(self.embedding(token), state)
-        return self.decoder(self.drop(top)), state, gates
+        return self.decoder(top), state, gates
 
     def packed(self, precision: str = "fp32") -> nn.Module | None:
         """With autograd off and in eval mode, this kind's packed gate path (model/packed.py), its
         weights in "fp32" or "fp16"; None for kinds without one. Packs are dropped on a switch to
         training mode (fused optimizers update in place without a trace) and rebuilt when a
         parameter's version or storage has changed (a load, a move to another device)."""
-        if self.config.cell not in PACKERS or self.training or torch.is_grad_enabled():
+        if self.rnn.packer is None or self.training or torch.is_grad_enabled():
             return None
         fingerprint = tuple((p._version, p.data_ptr()) for p in self.parameters())
         if fingerprint != self._packed_from:
             self._packed, self._packed_from = {}, fingerprint
         if precision not in self._packed:
-            self._packed[precision] = PACKERS[self.config.cell](self, precision)
+            self._packed[precision] = self.rnn.packer(self, precision)
         return self._packed[precision]
 
     def train(self, mode: bool = True) -> "LanguageModel":
@@ -89,7 +79,9 @@ class LanguageModel(nn.Module):
             self._packed = {}
         return super().train(mode)
 
-    def step_sequence(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State, list[Gates]]:
+    def step_sequence(
+        self, tokens: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State, list[Gates]]:
         """Gate path over a sequence. tokens: (B, T) -> logits (B, T, V), state, gates per step."""
         logits, all_gates = [], []
         for t in range(tokens.shape[1]):

@@ -13,21 +13,20 @@ from torch import nn
 from torch.nn import functional as F
 
 from lstm_repl.model.base import Gates, State, layer_weight_names
+from lstm_repl.model.packed import pack_lstm
 from lstm_repl.quantities import LSTM_QUANTITIES
 
 
 class LSTMStack(nn.LSTM):
     kind = "lstm"
+    name = "LSTM"
     has_fused_kernel = True
+    packer = staticmethod(pack_lstm)
     state_names = ("h", "c")
     quantities = LSTM_QUANTITIES
 
     def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
         super().__init__(input_size, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
-        with torch.no_grad():  # forget-gate bias 1: remember by default early in training
-            for k in range(layers):
-                getattr(self, f"bias_ih_l{k}")[hidden : 2 * hidden].fill_(1.0)
-                getattr(self, f"bias_hh_l{k}")[hidden : 2 * hidden].zero_()
 
     def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Fused path. x: (B, T, in) -> outputs (B, T, H), state."""

@@ -110,9 +110,13 @@ class PackedLSTM(nn.Module):
         self.decoder_bias = model.decoder.bias[None]
 
     @torch.jit.export
-    def step(self, token: torch.Tensor, state: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor], List[Dict[str, torch.Tensor]]]:
+    def step(
+        self, token: torch.Tensor, state: List[torch.Tensor]
+    ) -> Tuple[torch.Tensor, List[torch.Tensor], List[Dict[str, torch.Tensor]]]:
         """token: (B,) int64 -> logits (B, V), new state, per-layer gates i f g o c h."""
-        hs, cs, acts = self._advance(self.input_rows.index_select(0, token), list(state[0].unbind(0)), list(state[1].unbind(0)))
+        hs, cs, acts = self._advance(
+            self.input_rows.index_select(0, token), list(state[0].unbind(0)), list(state[1].unbind(0))
+        )
         gates: List[Dict[str, torch.Tensor]] = []
         for k in range(len(hs)):
             i, f, g, o = acts[k][0], acts[k][1], acts[k][2], acts[k][3]
@@ -154,7 +158,9 @@ class PackedLSTM(nn.Module):
             outputs.append(self.decoder(inputs[-1][:, : self.hidden], self.decoder_bias))
         return outputs
 
-    def _advance(self, inputs: torch.Tensor, hs: List[torch.Tensor], cs: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[List[torch.Tensor]]]:
+    def _advance(
+        self, inputs: torch.Tensor, hs: List[torch.Tensor], cs: List[torch.Tensor]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[List[torch.Tensor]]]:
         """One step of every layer. inputs: table rows (B, 4H) or embedding rows (B, E).
         -> new h and c per layer, and [i, f, g, o] per layer."""
         H = self.hidden

@@ -12,7 +12,7 @@ kernel for this cell: training runs the hand-written sequence below, with its ow
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -24,9 +24,9 @@ from lstm_repl.quantities import PEEPHOLE_QUANTITIES
 
 class PeepholeStack(HandWrittenStack):
     kind = "peephole"
+    name = "peephole LSTM"
     quantities = PEEPHOLE_QUANTITIES
     gate_count = 4
-    forget_block = 1
     unit_weights = ("weight_ci", "weight_cf", "weight_co")
 
     def _sequence(self, xp, w_hh, units, state):

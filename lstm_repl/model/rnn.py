@@ -17,6 +17,7 @@ from lstm_repl.quantities import RNN_QUANTITIES
 
 class RNNStack(SingleStateFused, nn.RNN):
     kind = "rnn"
+    name = "RNN"
     has_fused_kernel = True
     state_names = ("h",)
     quantities = RNN_QUANTITIES

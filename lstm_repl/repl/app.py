@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import unicodedata
 from pathlib import Path
 
-from prompt_toolkit.application import Application
+from prompt_toolkit.application import Application, run_in_terminal
 from prompt_toolkit.auto_suggest import Suggestion
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import WordCompleter
@@ -22,16 +23,19 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
-from prompt_toolkit.shortcuts import print_formatted_text
+from prompt_toolkit.renderer import print_formatted_text
 
-from lstm_repl.quantities import CELL_NAMES
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import to_fragments
 from lstm_repl.repl.keys import shell_key_bindings
+from lstm_repl.repl.reading import LineReader
+from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
 
 FRAME_S = 1 / 30  # redraws are capped at about 30 a second
 STREAM_TAIL = 400  # characters of the stream shown live; the rest is printed when it ends
+PASTE_GAP_S = 0.03  # an Enter that ends a batch of keys is typed if nothing follows within this
+HISTORY_LINE_MAX = 4000  # longer lines are not kept in the history file
 
 
 def history_path() -> Path:
@@ -52,11 +56,12 @@ def _file_history() -> FileHistory | InMemoryHistory:
 class ShellApp:
     def __init__(self, shell: Shell, color: bool | None = None):
         self.shell = shell
-        self.color = (not os.environ.get("NO_COLOR")) if color is None else color
-        kind = CELL_NAMES.get(shell.session.model.config.cell, "model")
+        self.color = uses_colour(color)
+        self.style = shell_style(self.color)
+        kind = shell.session.model.rnn.name
         self.message = f"type to watch the {kind} read · Enter streams · → ghost · :help"
         self.streaming: asyncio.Task | None = None
-        self.stream_text = ""
+        self.stream_pieces: list[str] = []  # what the running stream wrote so far
         self.stream_rate = 0.0
         self.ghost_pieces: list[str] = []
         self._panel_cache: tuple[tuple, list] | None = None
@@ -68,8 +73,11 @@ class ShellApp:
             on_text_changed=self._on_text_changed,
             read_only=Condition(lambda: self.streaming is not None),
         )
+        self.reader = LineReader(shell, self.buffer, self.print_above)
+        self._sync_scheduled = False
+        self._lone_enter: asyncio.TimerHandle | None = None  # an Enter that may yet turn out to be pasted
         self.app = self._build()
-        self._refresh_ghost()
+        self.refresh_ghost()
 
     # ------------------------------------------------------------ layout
 
@@ -81,14 +89,15 @@ class ShellApp:
         )
         stream_window = ConditionalContainer(
             Window(FormattedTextControl(self._stream_fragments), wrap_lines=True, dont_extend_height=True),
-            filter=Condition(lambda: bool(self.stream_text)),
+            filter=Condition(lambda: bool(self.stream_pieces)),
         )
         panel = Window(FormattedTextControl(self._panel_fragments), dont_extend_height=True, wrap_lines=False)
-        status = Window(FormattedTextControl(self._status_fragments), height=1, style="class:status")
-        body = HSplit([input_window, stream_window, Window(height=1, char="─", style="fg:#444444"), panel, status])
+        status = Window(FormattedTextControl(self._status_fragments), height=1)
+        body = HSplit([input_window, stream_window, Window(height=1, char="─", style="class:rule"), panel, status])
         return Application(
             layout=Layout(body, focused_element=input_window),
             key_bindings=shell_key_bindings(self),
+            style=self.style,
             full_screen=False,
             erase_when_done=True,
             min_redraw_interval=FRAME_S,
@@ -97,13 +106,13 @@ class ShellApp:
         )
 
     def _prompt(self):
-        return [("bold", "> ")] if not self.buffer.text.startswith(":") else [("fg:#888888", "  ")]
+        return [("class:prompt", "> ")] if not self.buffer.text.startswith(":") else [("class:prompt.command", "  ")]
 
     def _width(self) -> int:
-        return max(20, self.app.output.get_size().columns)
+        return max(1, self.app.output.get_size().columns)
 
     def _height(self) -> int:
-        return max(4, self.app.output.get_size().rows - 4)
+        return max(1, self.app.output.get_size().rows - 4)
 
     def _panel_fragments(self):
         session = self.shell.session
@@ -116,29 +125,113 @@ class ShellApp:
         return self._panel_cache[1]
 
     def _stream_fragments(self):
-        tail = self.stream_text[-STREAM_TAIL:].replace("\n", " ⏎ ")
-        return [("fg:#87d7ff" if self.color else "", tail)]
+        return [("class:stream", self.stream_tail().replace("\n", " ⏎ "))]
+
+    @property
+    def stream_text(self) -> str:
+        """All the running stream wrote (O(length): for tests; the screen shows stream_tail)."""
+        return "".join(self.stream_pieces)
+
+    def stream_tail(self) -> str:
+        """The last STREAM_TAIL characters of the running stream (cost independent of its length)."""
+        tail, size = [], 0
+        for piece in reversed(self.stream_pieces):
+            if size >= STREAM_TAIL:
+                break
+            tail.append(piece)
+            size += len(piece)
+        return "".join(reversed(tail))[-STREAM_TAIL:]
 
     def _status_fragments(self):
         s = self.shell.session.settings
         name = self.shell.session.loaded.name
         rate = f" · {self.stream_rate:,.0f} tok/s" if self.streaming is not None else ""
         left = f" {name} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}{rate} "
-        return [("reverse", left), ("", " " + self.message)]
+        return [("class:status", left), ("class:message", " " + self.message)]
 
     # ------------------------------------------------------------ typing
 
     def model_text(self) -> str:
-        text = self.buffer.text
-        return self.shell.history + ("" if text.startswith(":") else text)
+        """Everything the model is to have read: the transcript and the line (O(length): tests)."""
+        return self.shell.history + self.reader.line()
 
     def _on_text_changed(self, _buffer: Buffer) -> None:
+        """Keys come in batches (typing ahead, a paste): the model reads each batch once, after it."""
+        if self.streaming is not None or self._sync_scheduled:
+            return
+        if not self.app.is_running:
+            self.sync()
+            return
+        self._sync_scheduled = True
+        self.app.loop.call_soon(self.sync)
+
+    def sync(self) -> None:
+        self._sync_scheduled = False
+        if self.streaming is None:
+            self.reader.sync()
+            self.refresh_ghost()
+            self.app.invalidate()
+
+    def clear_line(self) -> None:
+        """Drop the line being typed, as a shell's Ctrl-C does; the model unreads it."""
+        self.buffer.reset()  # reset() fires no change event
+        self.sync()
+        self.message = "line cleared · Ctrl-D or :quit leaves"
+
+    # ------------------------------------------------------------ Enter, and pastes that arrive as keys
+
+    def enter(self, more_keys_pending: bool) -> None:
+        """Enter streams (or runs a :command), unless it is part of a paste arriving as
+        keystrokes: then it is a newline. Keys right behind it say so; an Enter that ends a
+        batch waits PASTE_GAP_S for the next part of a paste before it counts as typed."""
         if self.streaming is not None:
             return
-        self.shell.session.set_text(self.model_text())
-        self._refresh_ghost()
+        if more_keys_pending or self._lone_enter is not None:
+            self._newline_pasted()
+            return
+        self._lone_enter = self.app.loop.call_later(PASTE_GAP_S, self._enter_typed)
 
-    def _refresh_ghost(self) -> None:
+    def pasting(self) -> bool:
+        """Keys are arriving as a paste: more right behind this one, or an Enter just before it."""
+        return self._lone_enter is not None or bool(self.app.key_processor.input_queue)
+
+    def _enter_typed(self) -> None:
+        self._lone_enter = None
+        self.submit()
+
+    def _newline_pasted(self) -> None:
+        self._cancel_lone_enter()
+        if not self.buffer.text.startswith(":"):
+            self.reader.newline()
+
+    def _cancel_lone_enter(self) -> None:
+        if self._lone_enter is not None:
+            self._lone_enter.cancel()
+            self._lone_enter = None
+
+    def type_text(self, data: str) -> None:
+        """Characters typed or pasted at the cursor; after an Enter that ended the last batch,
+        they show that Enter was a pasted newline."""
+        if len(data) == 1 and unicodedata.category(data) == "Cc" and data != "\t" and not self.pasting():
+            return  # a control key pressed alone (a lone Esc, Ctrl-@) that nothing is bound to: no text
+        if self._lone_enter is not None:
+            self._newline_pasted()
+        self.reader.insert(data)
+
+    def paste(self, text: str) -> None:
+        """A bracketed paste: read as typed text, newlines included."""
+        self._cancel_lone_enter()
+        self.reader.paste(text)
+
+    def recall(self, backward: bool) -> None:
+        """The previous (or next) line of the history, with its ghost text."""
+        if backward:
+            self.buffer.history_backward()
+        else:
+            self.buffer.history_forward()
+        self.refresh_ghost()  # the text changed before the cursor moved to its end: no ghost was set
+
+    def refresh_ghost(self) -> None:
         """Ghost text: set here, since every change to the buffer clears the suggestion."""
         if self.buffer.text.startswith(":") or self.buffer.cursor_position != len(self.buffer.text):
             self.ghost_pieces = []
@@ -155,8 +248,9 @@ class ShellApp:
     # ------------------------------------------------------------ Enter: commands and streams
 
     def submit(self) -> None:
+        self.sync()
         text = self.buffer.text
-        if text.strip():
+        if text.strip() and len(text) <= HISTORY_LINE_MAX:
             self.buffer.append_to_history()
         if text.startswith(":"):
             self._run_command(text)
@@ -179,8 +273,9 @@ class ShellApp:
         if result.quit:
             self.app.exit()
             return
-        self.shell.session.set_text(self.model_text())
-        self._refresh_ghost()
+        if not self.shell.history:  # :reset or :load cleared the transcript with the session
+            self.reader.forget()
+        self.sync()
 
     async def _stream(self) -> None:
         session = self.shell.session
@@ -191,7 +286,7 @@ class ShellApp:
             self.app.invalidate()
             await asyncio.sleep(0)
             for piece in session.stream():
-                self.stream_text += piece
+                self.stream_pieces.append(piece)
                 count += 1
                 now = time.perf_counter()
                 if now >= next_pause:  # hand the loop a moment twice a frame: keys and redraws get in
@@ -206,15 +301,12 @@ class ShellApp:
             self._finish_stream()
 
     def _finish_stream(self) -> None:
-        typed, produced = self.buffer.text, self.stream_text
-        self.shell.history += typed + produced
-        self.stream_text = ""
+        typed, produced = self.buffer.text, "".join(self.stream_pieces)
+        self.reader.finished_stream(produced)
+        self.stream_pieces = []
         self.streaming = None
         self.print_above(typed, produced)
-        self.buffer.reset()
-        self.shell.session.set_text(self.model_text())
-        self._refresh_ghost()
-        self.app.invalidate()
+        self.sync()
 
     def stop_stream(self) -> bool:
         if self.streaming is None:
@@ -223,8 +315,18 @@ class ShellApp:
         return True
 
     def print_above(self, text: str, generated: str = "") -> None:
-        fragments = FormattedText([("", text), ("fg:#87d7ff" if self.color else "", generated)])
-        print_formatted_text(fragments, output=self.app.output)
+        """Print above the prompt, the app redrawn below. This app's own loop does it (not the
+        one prompt_toolkit's print_formatted_text finds in the context, which may be stale)."""
+        fragments = FormattedText([("", text), ("class:stream", generated), ("", "\n")])
+
+        def render() -> None:
+            print_formatted_text(self.app.output, fragments, self.style)
+            self.app.output.flush()
+
+        if self.app.is_running:
+            run_in_terminal(render)
+        else:
+            render()
 
     # ------------------------------------------------------------ running
 

@@ -5,7 +5,6 @@ No prompt_toolkit here: a command takes the shell's state and returns a CommandR
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -67,7 +66,8 @@ def _number(arg: str, kind: type, name: str, low: float, high: float | None = No
     try:
         value = kind(arg)
     except ValueError:
-        raise CommandError(f"{name} needs a {'whole ' if kind is int else ''}number, got {arg or 'nothing'!r}") from None
+        raise CommandError(f"{name} needs a {'whole ' if kind is int else ''}number, "
+                           f"got {arg or 'nothing'!r}") from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise CommandError(f"{name} must be {bound}, got {arg}")
@@ -80,7 +80,8 @@ def _set(shell: Shell, **changes) -> None:
 
 def _help(shell: Shell, arg: str) -> CommandResult:
     lines = [f"  {usage:<14} {text}" for usage, text in HELP.items()]
-    keys = "  Enter streams a continuation · → accepts the ghost text · Tab its next token · Ctrl-C stops · Ctrl-D quits"
+    keys = ("  Enter streams a continuation · → accepts the ghost text · Tab its next token · "
+            "Ctrl-C stops · Ctrl-D quits")
     return CommandResult("commands listed above", "\n".join(["commands:", *lines, keys]))
 
 
@@ -117,7 +118,9 @@ def _units(shell: Shell, arg: str) -> CommandResult:
     hidden = shell.session.model.config.hidden
     units = [_number(a, int, ":units", 0, hidden - 1) for a in arg.replace(",", " ").split()]
     shell.panel.units = units or None
-    return CommandResult(f"pinned units {' '.join(map(str, units))}" if units else "showing the units that changed most")
+    return CommandResult(
+        f"pinned units {' '.join(map(str, units))}" if units else "showing the units that changed most"
+    )
 
 
 def _seed(shell: Shell, arg: str) -> CommandResult:
@@ -149,18 +152,26 @@ def _info(shell: Shell, arg: str) -> CommandResult:
     return CommandResult("model info above", "\n".join(summary_lines(describe(shell.session.loaded))))
 
 
+SAVED_GATES = 2000  # :save writes every gate of the last this many tokens (all of a shorter text)
+
+
 def _save(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.tracing import write_document
+
     if not arg:
         raise CommandError(":save needs a file name, e.g. :save session.json")
     path = Path(arg).expanduser()
-    document = shell.session.trace_document()
+    session = shell.session
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(document, ensure_ascii=False), "utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            count = write_document(f, session.trace_header(SAVED_GATES), session.trace_tokens(SAVED_GATES))
         tmp.replace(path)
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
-    return CommandResult(f"saved {len(document['tokens'])} tokens with their traces to {path}")
+        tmp.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {path}: {exc.strerror}; the file is unchanged") from None
+    gated = f", gates for the last {SAVED_GATES:,}" if count > SAVED_GATES else ""
+    return CommandResult(f"saved {count:,} tokens with their traces{gated} to {path}")
 
 
 def _quit(shell: Shell, arg: str) -> CommandResult:

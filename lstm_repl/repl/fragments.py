@@ -15,7 +15,7 @@ from rich.color import Color, ColorType
 from rich.console import Console, RenderableType
 from rich.style import Style
 
-from lstm_repl.repl.views import Lines
+from lstm_repl.repl.layout import Lines
 
 Fragments = list[tuple[str, str]]
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.keys import Keys
 
 if TYPE_CHECKING:
     from lstm_repl.repl.app import ShellApp
@@ -18,15 +19,25 @@ def shell_key_bindings(shell: ShellApp) -> KeyBindings:
     has_ghost = Condition(lambda: bool(shell.ghost_pieces) and shell.buffer.cursor_position == len(shell.buffer.text))
 
     @kb.add("enter", filter=~streaming)
-    def _submit(event) -> None:
-        shell.submit()
+    @kb.add("c-j", filter=~streaming)
+    def _enter(event) -> None:
+        previous = event.previous_key_sequence
+        if event.key_sequence[0].key == Keys.ControlJ and previous and previous[-1].key == Keys.ControlM:
+            return  # CRLF: one newline
+        shell.enter(more_keys_pending=bool(event.app.key_processor.input_queue))
+
+    @kb.add(Keys.Any, filter=~streaming)
+    def _type(event) -> None:
+        shell.type_text(event.data * event.arg)
+
+    @kb.add(Keys.BracketedPaste, filter=~streaming)
+    def _paste(event) -> None:
+        shell.paste(event.data)
 
     @kb.add("c-c")
     def _interrupt(event) -> None:
         if not shell.stop_stream():
-            shell.buffer.reset()  # like a shell: Ctrl-C drops the line being typed
-            shell._on_text_changed(shell.buffer)  # reset() fires no change event: unread the line
-            shell.message = "line cleared · Ctrl-D or :quit leaves"
+            shell.clear_line()
 
     @kb.add("c-d", filter=~streaming)
     def _quit(event) -> None:
@@ -50,16 +61,17 @@ def shell_key_bindings(shell: ShellApp) -> KeyBindings:
 
     @kb.add("tab", filter=~is_command & ~streaming)
     def _accept_token(event) -> None:
-        shell.accept_ghost(tokens=1)
+        if shell.pasting():  # a tab inside a paste is text
+            shell.type_text("\t")
+        else:
+            shell.accept_ghost(tokens=1)
 
     @kb.add("up", filter=~streaming)
     def _history_back(event) -> None:
-        shell.buffer.history_backward()
-        shell._refresh_ghost()  # the text changed before the cursor moved to its end: no ghost was set
+        shell.recall(backward=True)
 
     @kb.add("down", filter=~streaming)
     def _history_forward(event) -> None:
-        shell.buffer.history_forward()
-        shell._refresh_ghost()
+        shell.recall(backward=False)
 
     return kb

@@ -1,21 +1,72 @@
-"""The shell without a terminal: each input line is continued as plain text (for pipes and scripts)."""
+"""The shell without a terminal (`cat book.txt | lstm-repl`): the model reads everything piped in,
+then writes one continuation of it as plain text.
+
+The input is read in blocks through the fused path with the state carried from block to block,
+and nothing is kept per token, so a megabyte or a gigabyte is read in the same memory.
+"""
 
 from __future__ import annotations
 
-from typing import TextIO
+import codecs
+from typing import BinaryIO, TextIO
 
-from lstm_repl.session import Session
+import torch
+
+from lstm_repl.errors import CorpusError
+from lstm_repl.model import LanguageModel, State
+from lstm_repl.sampling import Sampler, continue_from
+from lstm_repl.session import PRIMER, WORD, Settings
+from lstm_repl.vocab import Vocab
+
+BLOCK_BYTES = 1 << 16  # read at a time
+MAX_TOKENS_PER_CALL = 4096  # tokens per fused call
 
 
-def run_plain(session: Session, lines: TextIO, out: TextIO) -> None:
-    for line in lines:
-        text = line.rstrip("\n")
-        if not text.strip():
-            continue
-        session.reset()
-        session.set_text(text)
-        for piece in session.stream():
-            out.write(piece)
-            out.flush()
-        out.write("\n")
+def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: BinaryIO, out: TextIO) -> None:
+    state, logits = read_all(model, vocab, source)
+    if logits is None:
+        return  # nothing but whitespace came in: nothing to continue
+    for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
+        out.write(vocab.token_text(token))
         out.flush()
+    out.write("\n")
+    out.flush()
+
+
+@torch.inference_mode()
+def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[State, torch.Tensor | None]:
+    """The state after reading the primer and all of `source`, and the next-token logits there
+    (None when the input held no text)."""
+    model.eval()
+    _, state = model(torch.tensor([vocab.encode(PRIMER) or [1]], device=model.device))
+    logits, seen_text, carried = None, False, ""
+    for text in _decoded_blocks(source):
+        seen_text = seen_text or bool(text.strip())
+        pieces = vocab.split(carried + text)
+        carried = pieces.pop() if vocab.level == "word" and pieces and WORD.fullmatch(pieces[-1]) else ""
+        ids = [vocab.ids.get(p, 0) for p in pieces]
+        for start in range(0, len(ids), MAX_TOKENS_PER_CALL):
+            out, state = model(torch.tensor([ids[start : start + MAX_TOKENS_PER_CALL]], device=model.device), state)
+            logits = out[0, -1]
+    if carried:  # the last word of the input
+        out, state = model(torch.tensor([[vocab.ids.get(carried, 0)]], device=model.device), state)
+        logits = out[0, -1]
+    return state, logits if seen_text else None
+
+
+def _decoded_blocks(source: BinaryIO):
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    while True:
+        block = source.read(BLOCK_BYTES)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:  # exc.object: the bytes the decoder held back, then this block
+            where = offset - (len(exc.object) - len(block)) + exc.start
+            raise CorpusError(f"standard input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                              f"{where}); convert it to UTF-8 first (e.g. iconv -t utf-8)") from None
+        offset += len(block)
+        if text:
+            yield text
+        if not block:
+            return

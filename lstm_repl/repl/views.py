@@ -1,7 +1,10 @@
 """The live panel as pure functions: a Snapshot + display settings + a width -> rich renderables.
 
-No torch, no prompt_toolkit. Every line is built here with a fixed, computed width (never wider than
-the width asked for), so the panel does not jitter and rich never has to wrap or shrink anything.
+No torch, no prompt_toolkit. This module owns what the panel means: the colour of each quantity
+(PALETTE), quantity labels, which units are drawn, the gate bars, the strip of every unit, the
+top-k predictions, the header, and how render_panel fits them into a height. The lines themselves
+are built with the layout kit (layout.py) at a fixed, computed width (never wider than the width
+asked for), so the panel does not jitter and rich never has to wrap or shrink anything.
 Text alone carries the meaning (bar lengths, sparkline heights, numbers); colour is extra, and
 each quantity has the same colour in every view (PALETTE).
 """
@@ -9,17 +12,16 @@ each quantity has the same colour in every view (PALETTE).
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from rich.cells import cell_len, set_cell_size
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
-from rich.segment import Segment
+from rich.cells import cell_len
 from rich.style import Style
 
 from lstm_repl.quantities import Quantity
+from lstm_repl.repl.layout import BOLD, DIM, PLAIN, Line, Lines, Run, centre, make_style, mix_colours, wrap_pieces
 from lstm_repl.snapshot import Snapshot
 
 # One colour per quantity symbol, used by every view (LSTM f i o g c h, GRU r z n).
@@ -44,12 +46,45 @@ _TRACK = "#262626"  # background of an empty bar
 _PROB_COLOUR = "#d0d0d0"  # top-k bars: not a quantity
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"  # left-aligned partial blocks, index = eighths of a cell
+_EIGHTHS_PER_CELL = len(_EIGHTHS)
+_FULL_BLOCK = "█"
+_RIGHT_HALF_BLOCK = "▐"  # negative bars grow leftwards in half cells
+_HALVES_PER_CELL = 2
 _SPARK = "▁▂▃▄▅▆▇█"  # strip: one character per unit, height = value on the quantity's range
+_SPARK_TOP = len(_SPARK) - 1  # the highest level
+_SPARK_MIDDLE = _SPARK_TOP / 2  # the level of zero on a signed quantity's symmetric range
 _VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
+_MEMORY_SYMBOLS = ("c", "h")  # the cell state; cells without one (GRU, RNN) carry memory in h
 
-STRIP_MAX_LINES = 16  # in a height-limited panel the strips take at most this many lines
 _NUMBER = 5  # cells of a printed value: " 0.83", "-0.42", " 12.3"
-_MEAN = 11  # " mean  0.53" at the end of a strip
+_LABEL_GAP = 1  # cells between the widest quantity label and what follows it
+_NO_LABELS_WIDTH = 8  # label column of a snapshot without quantities
+
+# Gate bars: a column per unit is ' ' + bar + ' ' + number.
+_BAR_WIDTHS = (8, 6, 4)  # tried widest first; narrower bars before fewer units
+_COLUMN_GAPS = 2  # the spaces before the bar and between the bar and its number
+DEFAULT_MAX_UNITS = 12
+
+# Strip: every unit of a layer, one spark character each.
+STRIP_MAX_LINES = 16  # in a height-limited panel the strips take at most this many lines
+_STRIP_HEAD_LINES = 2  # the title and the means line
+_STRIP_MIN_UNITS = 8  # no strip when fewer units than this fit on a line
+_STRIP_GROUP = 8  # wrapped strip lines hold a multiple of this many units: easier to count
+_STRIP_GROUPED_FROM = 2 * _STRIP_GROUP  # shorter lines are not rounded down: it would waste too much of them
+_MEAN = len(" mean ") + _NUMBER  # " mean  0.53" at the end of a strip
+# How far from _DARK towards the colour the faintest level goes, so low values still show.
+_SIGNED_FAINTEST = 0.3
+_UNSIGNED_FAINTEST = 0.25
+
+# Top-k rows: indent, token, ' ', bar, ' ', percent.
+_TOP_K_INDENT = 2
+_TOP_K_GAPS = 2
+_TOKEN_MIN = 3
+_TOKEN_MAX_SHARE = 4  # the token column takes at most a quarter of the width
+_PERCENT = len("100.0%")
+_PROB_BAR_MAX = 40  # a wider bar adds no precision and moves the percent far from its token
+_TOP_K_MIN_WIDTH = _TOP_K_INDENT + _TOKEN_MIN + _TOP_K_GAPS + 1 + _PERCENT  # room for a one-cell bar
+_TOP_K_MIN_LINES = 2  # the title and the most likely token
 
 
 @dataclass
@@ -57,7 +92,7 @@ class PanelSettings:
     layer: int = 0  # which layer the gate bars and the strip show (0-based)
     units: list[int] | None = None  # pinned unit indices; None or []: the units that changed most
     top_k: int = 5  # next-token predictions listed
-    max_units: int = 12  # unit columns at most (fewer when the width does not fit them)
+    max_units: int = DEFAULT_MAX_UNITS  # unit columns at most (fewer when the width does not fit them)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -86,21 +121,28 @@ def _derived_hint(q: Quantity, quantities: tuple[Quantity, ...]) -> str | None:
     return formula if needs and any(other.symbol == needs for other in quantities) else None
 
 
+_UNSURE_WIDTH = {"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # marks, controls, format, unassigned
+
+
 def visible_token(text: str | None) -> str:
-    """A token's text with whitespace and control characters made visible: ⏎ ␣ ⇥ ␍ \\x07."""
+    """A token's text with whitespace and control characters made visible: ⏎ ␣ ⇥ ␍ \\x07; and
+    characters a terminal may draw at a width other than the one counted (combining marks,
+    joiners, direction marks, other invisible ones) as their code point: U+200D."""
     if text is None:
         return ""
     if text == "":
         return "∅"
-    out = []
-    for ch in text:
-        if ch in _VISIBLE:
-            out.append(_VISIBLE[ch])
-        elif ord(ch) < 32 or ord(ch) == 127:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "".join(_visible_char(ch) for ch in text)
+
+
+def _visible_char(ch: str) -> str:
+    if ch in _VISIBLE:
+        return _VISIBLE[ch]
+    if ord(ch) < 0x20 or ord(ch) == 0x7F:  # the other ASCII control characters
+        return f"\\x{ord(ch):02x}"
+    if unicodedata.category(ch) in _UNSURE_WIDTH:
+        return f"U+{ord(ch):04X}"
+    return ch
 
 
 def format_value(v: float) -> str:
@@ -109,7 +151,7 @@ def format_value(v: float) -> str:
         s = "nan" if math.isnan(v) else ("+inf" if v > 0 else "-inf")
     elif abs(v) < 0.005:
         s = "0.00"  # never "-0.00"
-    elif abs(v) < 9.995:
+    elif abs(v) < 9.995:  # each bound: the largest value that does not round up into more digits
         s = f"{v:.2f}"
     elif abs(v) < 99.95:
         s = f"{v:.1f}"
@@ -118,119 +160,6 @@ def format_value(v: float) -> str:
     else:
         s = f"{v:.0e}".replace("+", "").replace("e0", "e")
     return s.rjust(_NUMBER)[:_NUMBER]
-
-
-def _fit(text: str, width: int) -> str:
-    """Pad or crop (with …) to exactly `width` cells."""
-    if width <= 0:
-        return ""
-    if cell_len(text) > width:
-        return set_cell_size(text, width - 1) + "…"
-    return set_cell_size(text, width)
-
-
-def _centre(text: str, width: int) -> str:
-    text = _fit(text, width)
-    stripped = text.rstrip()
-    pad = width - cell_len(stripped)
-    return " " * (pad - pad // 2) + stripped + " " * (pad // 2) if pad > 0 else text
-
-
-@lru_cache(maxsize=None)
-def _style(color: str | None = None, bgcolor: str | None = None, bold: bool = False, dim: bool = False) -> Style:
-    return Style(color=color, bgcolor=bgcolor, bold=bold or None, dim=dim or None)
-
-
-def _mix(a: str, b: str, t: float) -> str:
-    ra, ga, ba = int(a[1:3], 16), int(a[3:5], 16), int(a[5:7], 16)
-    rb, gb, bb = int(b[1:3], 16), int(b[3:5], 16), int(b[5:7], 16)
-    return "#%02x%02x%02x" % (round(ra + (rb - ra) * t), round(ga + (gb - ga) * t), round(ba + (bb - ba) * t))
-
-
-_DIM = _style(dim=True)
-_PLAIN = Style()
-_BOLD = _style(bold=True)
-
-
-# ----------------------------------------------------------------------------- the renderable
-
-
-Run = tuple[str, Style]  # text and its style; a line is a list of runs
-
-
-class Lines:
-    """Pre-laid-out lines of (text, Style) runs, each line no wider than `width` cells, so nothing
-    wraps or shrinks. A rich renderable; fragments.to_fragments converts it without rich's help."""
-
-    __slots__ = ("lines", "width")
-
-    def __init__(self, lines: list[list[Run]] | None = None, width: int = 0) -> None:
-        self.lines: list[list[Run]] = lines if lines is not None else []
-        self.width = width  # the widest line, in cells
-
-    @classmethod
-    def of(cls, lines: list[_Line]) -> Lines:
-        return cls([line.runs for line in lines], max((line.width for line in lines), default=0))
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def __add__(self, other: Lines) -> Lines:
-        return Lines(self.lines + other.lines, max(self.width, other.width))
-
-    def head(self, count: int) -> Lines:
-        return Lines(self.lines[: max(0, count)], self.width)
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        new_line = Segment.line()
-        for line in self.lines:
-            for text, style in line:
-                yield Segment(text, style)
-            yield new_line
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(self.width, self.width)
-
-
-class _Line:
-    __slots__ = ("runs", "width")
-
-    def __init__(self) -> None:
-        self.runs: list[Run] = []
-        self.width = 0
-
-    def add(self, text: str, style: Style = _PLAIN, width: int | None = None) -> _Line:
-        if width is not None:
-            text = _fit(text, width)
-        if text:
-            self.runs.append((text, style))
-            self.width += width if width is not None else cell_len(text)
-        return self
-
-
-def _wrap_pieces(pieces: list[list[Run]], width: int, sep: str = "  ") -> list[_Line]:
-    """Lay pieces (each a list of runs) on lines no wider than `width`; a piece never splits
-    unless it alone is too wide (then it is cropped with …)."""
-    lines: list[_Line] = []
-    line = _Line()
-    for piece in pieces:
-        piece_width = sum(cell_len(t) for t, _ in piece)
-        needed = piece_width + (cell_len(sep) if line.width else 0)
-        if line.width and line.width + needed > width:
-            lines.append(line)
-            line = _Line()
-        if line.width:
-            line.add(sep, _DIM)
-        room = width - line.width
-        for text, style in piece:
-            if room <= 0:
-                break
-            text = _fit(text, room) if cell_len(text) > room else text
-            line.add(text, style)
-            room -= cell_len(text)
-    if line.width:
-        lines.append(line)
-    return lines
 
 
 # ----------------------------------------------------------------------------- unit choice
@@ -262,9 +191,13 @@ def _valid_pinned(hidden: int, pinned: list[int] | None) -> list[int]:
     return valid
 
 
+def _memory_symbol(values: dict[str, np.ndarray]) -> str:
+    return _MEMORY_SYMBOLS[0] if _MEMORY_SYMBOLS[0] in values else _MEMORY_SYMBOLS[1]
+
+
 def _change(snapshot: Snapshot, layer: int) -> np.ndarray | None:
     values = snapshot.layers[layer]
-    symbol = "c" if "c" in values else "h"
+    symbol = _memory_symbol(values)
     if symbol not in values or layer >= len(snapshot.previous_cell):
         return None
     delta = np.abs(np.asarray(values[symbol], dtype=np.float64) - np.asarray(snapshot.previous_cell[layer]))
@@ -285,16 +218,22 @@ def _shown_quantities(snapshot: Snapshot, layer: int) -> list[Quantity]:
 
 
 def _label_width(snapshot: Snapshot) -> int:
-    return max((cell_len(quantity_label(q, snapshot.quantities)) for q in snapshot.quantities), default=8) + 1
+    labels = (cell_len(quantity_label(q, snapshot.quantities)) for q in snapshot.quantities)
+    return max(labels, default=_NO_LABELS_WIDTH) + _LABEL_GAP
+
+
+def _label_style(symbol: str) -> Style:
+    return make_style(quantity_colour(symbol), bold=True)
 
 
 # ----------------------------------------------------------------------------- bars
 
 
 def _unsigned_bar(fraction: float, width: int) -> str:
-    eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
-    full, rest = divmod(eighths, 8)
-    return ("█" * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
+    fraction = fraction if math.isfinite(fraction) else 0.0
+    eighths = round(min(max(fraction, 0.0), 1.0) * width * _EIGHTHS_PER_CELL)
+    full, rest = divmod(eighths, _EIGHTHS_PER_CELL)
+    return (_FULL_BLOCK * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
 
 
 def _signed_bar(value: float, low: float, high: float, width: int) -> str:
@@ -302,9 +241,9 @@ def _signed_bar(value: float, low: float, high: float, width: int) -> str:
     half = width // 2
     if value >= 0:
         return " " * half + _unsigned_bar(value / high if high > 0 else 0.0, width - half)
-    halves = round(min(value / low if low < 0 else 0.0, 1.0) * half * 2)
-    full, rest = divmod(halves, 2)
-    return ("▐" * rest + "█" * full).rjust(half) + " " * (width - half)
+    halves = round(min(value / low if low < 0 else 0.0, 1.0) * half * _HALVES_PER_CELL)
+    full, rest = divmod(halves, _HALVES_PER_CELL)
+    return (_RIGHT_HALF_BLOCK * rest + _FULL_BLOCK * full).rjust(half) + " " * (width - half)
 
 
 def value_bar(value: float, q: Quantity, width: int) -> str:
@@ -317,17 +256,21 @@ def value_bar(value: float, q: Quantity, width: int) -> str:
     return _unsigned_bar((value - q.low) / span if span > 0 else 0.0, width)
 
 
+def _column_width(bar: int) -> int:
+    return _COLUMN_GAPS + bar + _NUMBER
+
+
 def _bar_geometry(width: int, label_width: int, max_units: int) -> tuple[int, int]:
-    """(bar cells, units that fit): the widest bars that still fit max_units columns, else narrow
-    bars and fewer units. A column is ' ' + bar + ' ' + 5-cell number."""
-    for bar in (8, 6, 4):
-        if label_width + max_units * (bar + 2 + _NUMBER) <= width:
+    """(bar cells, units that fit): the widest bars that still fit max_units columns, else the
+    narrowest bars and fewer units."""
+    for bar in _BAR_WIDTHS:
+        if label_width + max_units * _column_width(bar) <= width:
             return bar, max_units
-    bar = 4
-    return bar, max(0, min(max_units, (width - label_width) // (bar + 2 + _NUMBER)))
+    bar = _BAR_WIDTHS[-1]
+    return bar, max(0, min(max_units, (width - label_width) // _column_width(bar)))
 
 
-def units_that_fit(snapshot: Snapshot, width: int, max_units: int = 12) -> int:
+def units_that_fit(snapshot: Snapshot, width: int, max_units: int = DEFAULT_MAX_UNITS) -> int:
     return _bar_geometry(width, _label_width(snapshot), max_units)[1]
 
 
@@ -336,36 +279,47 @@ def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int,
     if not snapshot.layers or not units:
         return Lines()
     layer = _clamp_layer(snapshot, layer)
-    values = snapshot.layers[layer]
     label_width = _label_width(snapshot)
     if bar is None:
         bar = _bar_geometry(width, label_width, len(units))[0]
-    column = bar + 2 + _NUMBER
+    column = _column_width(bar)
     units = units[: max(0, (width - label_width) // column)]
     if not units:
         return Lines()
-    head = _Line().add("unit", _DIM, label_width)
+    shown = _shown_quantities(snapshot, layer)
+    values = snapshot.layers[layer]
+    rows = [_bar_row(snapshot, q, values[q.symbol], units, label_width, bar) for q in shown]
+    return Lines.of([_unit_header(units, label_width, column), *rows, *_derived_notes(snapshot, shown, width)])
+
+
+def _unit_header(units: list[int], label_width: int, column: int) -> Line:
+    head = Line().add("unit", DIM, label_width)
     for unit in units:
-        head.add(" " + _centre(f"#{unit}", column - 1), _BOLD)
-    lines = [head]
-    for q in _shown_quantities(snapshot, layer):
-        colour = quantity_colour(q.symbol)
-        bar_style = _style(colour, _TRACK)
-        line = _Line().add(quantity_label(q, snapshot.quantities), _style(colour, bold=True), label_width)
-        row = values[q.symbol]
-        for unit in units:
-            v = float(row[unit])
-            outside = math.isfinite(v) and not (q.low <= v <= q.high)
-            line.add(" ").add(value_bar(v, q, bar), bar_style).add(" ")
-            line.add(format_value(v), _BOLD if outside else _PLAIN)
-        lines.append(line)
-    for q in _shown_quantities(snapshot, layer):
+        head.add(" " + centre(f"#{unit}", column - 1), BOLD)  # '#17' centred after the column's first gap
+    return head
+
+
+def _bar_row(snapshot: Snapshot, q: Quantity, row: np.ndarray, units: list[int], label_width: int, bar: int) -> Line:
+    """The quantity's label, then per unit a bar and its value (bold when outside the range)."""
+    bar_style = make_style(quantity_colour(q.symbol), _TRACK)
+    line = Line().add(quantity_label(q, snapshot.quantities), _label_style(q.symbol), label_width)
+    for unit in units:
+        value = float(row[unit])
+        outside = math.isfinite(value) and not (q.low <= value <= q.high)
+        line.add(" ").add(value_bar(value, q, bar), bar_style).add(" ")
+        line.add(format_value(value), BOLD if outside else PLAIN)
+    return line
+
+
+def _derived_notes(snapshot: Snapshot, shown: list[Quantity], width: int) -> list[Line]:
+    notes = []
+    for q in shown:
         if q.derived:
             hint = _derived_hint(q, snapshot.quantities)
             how = f"{q.symbol} = {hint}" if hint else "computed from the others"
             text = f"{q.name} {q.symbol} is derived: {how}, not a gate with weights of its own"
-            lines.append(_Line().add(text, _DIM, min(width, cell_len(text))))
-    return Lines.of(lines)
+            notes.append(Line().add(text, DIM, min(width, cell_len(text))))
+    return notes
 
 
 # ----------------------------------------------------------------------------- strip
@@ -373,22 +327,25 @@ def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int,
 
 @lru_cache(maxsize=None)
 def _strip_styles(symbol: str, signed: bool) -> tuple[Style, ...]:
+    """A style per spark level, fading in from _DARK: signed quantities towards _NEGATIVE below
+    zero and their colour above it, the others towards their colour as the level rises."""
     colour = quantity_colour(symbol)
     styles = []
     for level in range(len(_SPARK)):
         if signed:
-            magnitude = abs(level - 3.5) / 3.5
-            target = colour if level >= 4 else _NEGATIVE
-            styles.append(_style(_mix(_DARK, target, 0.3 + 0.7 * magnitude)))
+            magnitude = abs(level - _SPARK_MIDDLE) / _SPARK_MIDDLE
+            target = colour if level > _SPARK_MIDDLE else _NEGATIVE
+            share = _SIGNED_FAINTEST + (1 - _SIGNED_FAINTEST) * magnitude
         else:
-            styles.append(_style(_mix(_DARK, colour, 0.25 + 0.75 * level / 7)))
+            target, share = colour, _UNSIGNED_FAINTEST + (1 - _UNSIGNED_FAINTEST) * level / _SPARK_TOP
+        styles.append(make_style(mix_colours(_DARK, target, share)))
     return tuple(styles)
 
 
 def _strip_levels(row: np.ndarray, q: Quantity) -> np.ndarray:
     span = q.high - q.low if q.high > q.low else 1.0
     t = (np.nan_to_num(np.asarray(row, dtype=np.float32), nan=q.low) - q.low) / span
-    return np.clip((t * len(_SPARK)).astype(np.int64), 0, len(_SPARK) - 1)
+    return np.clip((t * len(_SPARK)).astype(np.int64), 0, _SPARK_TOP)
 
 
 def _strip_runs(levels: np.ndarray, styles: tuple[Style, ...]) -> list[Run]:
@@ -402,13 +359,13 @@ def _strip_runs(levels: np.ndarray, styles: tuple[Style, ...]) -> list[Run]:
 
 
 def _strip_per_line(hidden: int, room: int) -> int:
-    """Units per strip line: all of them if they fit, else a multiple of 8 (easier to count);
+    """Units per strip line: all of them if they fit, else a multiple of _STRIP_GROUP;
     0 when the terminal is too narrow for a strip."""
-    if room < 8:
+    if room < _STRIP_MIN_UNITS:
         return 0
     per_line = room
-    if 16 <= per_line < hidden:
-        per_line -= per_line % 8
+    if _STRIP_GROUPED_FROM <= per_line < hidden:
+        per_line -= per_line % _STRIP_GROUP
     return per_line
 
 
@@ -420,7 +377,7 @@ def strip_height(snapshot: Snapshot, layer: int, width: int) -> int:
     per_line = _strip_per_line(_hidden(snapshot, layer), width - _label_width(snapshot) - _MEAN)
     if not per_line:
         return 0
-    return 2 + len(_shown_quantities(snapshot, layer)) * _lines_per_strip(snapshot, layer, per_line)
+    return _STRIP_HEAD_LINES + len(_shown_quantities(snapshot, layer)) * _lines_per_strip(snapshot, layer, per_line)
 
 
 def _lines_per_strip(snapshot: Snapshot, layer: int, per_line: int) -> int:
@@ -429,7 +386,7 @@ def _lines_per_strip(snapshot: Snapshot, layer: int, per_line: int) -> int:
 
 def _strip_order(quantities: list[Quantity]) -> list[Quantity]:
     """Which strips go first when not all fit: the memory (c, else h), then display order."""
-    memory = next((q for q in quantities if q.symbol == "c"), None) or next((q for q in quantities if q.symbol == "h"), None)
+    memory = next((q for symbol in _MEMORY_SYMBOLS for q in quantities if q.symbol == symbol), None)
     return ([memory] if memory else []) + [q for q in quantities if q is not memory]
 
 
@@ -444,49 +401,54 @@ def strip_view(snapshot: Snapshot, layer: int, width: int, max_lines: int | None
     label_width = _label_width(snapshot)
     hidden = _hidden(snapshot, layer)
     per_line = _strip_per_line(hidden, width - label_width - _MEAN)
-    if not per_line or (max_lines is not None and max_lines < 2 + _lines_per_strip(snapshot, layer, per_line)):
+    if not per_line:
+        return Lines()
+    per_strip = _lines_per_strip(snapshot, layer, per_line)
+    if max_lines is not None and max_lines < _STRIP_HEAD_LINES + per_strip:
         return Lines()
     shown = _shown_quantities(snapshot, layer)
-    room = len(shown) if max_lines is None else (max_lines - 2) // _lines_per_strip(snapshot, layer, per_line)
+    room = len(shown) if max_lines is None else (max_lines - _STRIP_HEAD_LINES) // per_strip
     chosen = {q.symbol for q in _strip_order(shown)[:room]}
     title = f"all {hidden} units of layer {layer + 1}: height = value ({_SPARK[0]} low … {_SPARK[-1]} high)"
-    lines = [_Line().add(title, _DIM, min(width, cell_len(title))), _means_line(snapshot, values, shown, width)]
+    lines = [Line().add(title, DIM, min(width, cell_len(title))), _means_line(snapshot, values, shown, width)]
     for q in shown:
         if q.symbol in chosen:
             lines.extend(_strip_lines(snapshot, q, values[q.symbol], label_width, per_line))
     return Lines.of(lines)
 
 
-def _means_line(snapshot: Snapshot, values: dict, shown: list[Quantity], width: int) -> _Line:
-    line = _Line().add("means".ljust(_label_width(snapshot)), _DIM)
+def _row_mean(row: np.ndarray) -> float:
+    finite = np.isfinite(row)
+    return float(np.mean(row[finite])) if finite.any() else float("nan")
+
+
+def _means_line(snapshot: Snapshot, values: dict, shown: list[Quantity], width: int) -> Line:
+    line = Line().add("means".ljust(_label_width(snapshot)), DIM)
     for q in shown:
-        row = values[q.symbol]
-        finite = np.isfinite(row)
-        piece = f"{q.symbol} {format_value(float(np.mean(row[finite])) if finite.any() else float('nan'))}   "
+        piece = f"{q.symbol} {format_value(_row_mean(values[q.symbol]))}   "
         if line.width + len(piece) > width:
             break
-        line.add(piece, _style(quantity_colour(q.symbol), bold=True))
+        line.add(piece, _label_style(q.symbol))
     return line
 
 
-def _strip_lines(snapshot: Snapshot, q: Quantity, row: np.ndarray, label_width: int, per_line: int) -> list[_Line]:
+def _strip_lines(snapshot: Snapshot, q: Quantity, row: np.ndarray, label_width: int, per_line: int) -> list[Line]:
+    """The quantity's strip: its label and the first units, the mean at the end of that line;
+    further lines (indented under the label) for the units that did not fit."""
     levels = _strip_levels(row, q)
     styles = _strip_styles(q.symbol, q.low < 0 < q.high)
-    finite = np.isfinite(row)
-    mean = float(np.mean(row[finite])) if finite.any() else float("nan")
     lines = []
     for start in range(0, len(row), per_line):
-        line = _Line()
+        line = Line()
         if start == 0:
-            line.add(quantity_label(q, snapshot.quantities), _style(quantity_colour(q.symbol), bold=True), label_width)
+            line.add(quantity_label(q, snapshot.quantities), _label_style(q.symbol), label_width)
         else:
             line.add(" " * label_width)
         chunk = levels[start : start + per_line]
-        line.runs.extend(_strip_runs(chunk, styles))
-        line.width += len(chunk)
+        line.add_runs(_strip_runs(chunk, styles), len(chunk))
         if start == 0:
             line.add(" " * (per_line - len(chunk)))
-            line.add(" mean", _DIM).add(" " + format_value(mean))
+            line.add(" mean", DIM).add(" " + format_value(_row_mean(row)))
         lines.append(line)
     return lines
 
@@ -498,16 +460,17 @@ def top_k_view(snapshot: Snapshot, k: int, width: int) -> Lines:
     """'next token' and the k most likely next tokens, each with a probability bar and percent."""
     top = snapshot.top[: max(0, k)]
     title = f"next token (top {len(top)})" if top else "next token: no predictions"
-    lines = [_Line().add(title, _DIM, min(width, cell_len(title)))]
-    if not top or width < 14:
+    lines = [Line().add(title, DIM, min(width, cell_len(title)))]
+    if not top or width < _TOP_K_MIN_WIDTH:
         return Lines.of(lines)
     shown = [visible_token(text) for text, _ in top]
-    token_width = min(max(3, max(cell_len(s) for s in shown)), max(3, width // 4))
-    bar_width = max(1, min(40, width - 2 - token_width - 1 - 1 - 6))
-    bar_style = _style(_PROB_COLOUR, _TRACK)
+    widest = max(_TOKEN_MIN, max(cell_len(s) for s in shown))
+    token_width = min(widest, max(_TOKEN_MIN, width // _TOKEN_MAX_SHARE))
+    bar_width = max(1, min(_PROB_BAR_MAX, width - _TOP_K_INDENT - token_width - _TOP_K_GAPS - _PERCENT))
+    bar_style = make_style(_PROB_COLOUR, _TRACK)
     for rank, (text, (_, p)) in enumerate(zip(shown, top)):
-        line = _Line().add("  ").add(text, _BOLD if rank == 0 else _PLAIN, token_width).add(" ")
-        line.add(_unsigned_bar(p, bar_width), bar_style).add(" ").add(_percent(p).rjust(6))
+        line = Line().add(" " * _TOP_K_INDENT).add(text, BOLD if rank == 0 else PLAIN, token_width).add(" ")
+        line.add(_unsigned_bar(p, bar_width), bar_style).add(" ").add(_percent(p).rjust(_PERCENT))
         lines.append(line)
     return Lines.of(lines)
 
@@ -522,44 +485,60 @@ def _percent(p: float) -> str:
 
 def header_view(snapshot: Snapshot, settings: PanelSettings, units: list[int], width: int) -> Lines:
     """Token just read, its probability and surprisal, the layer, and which units are drawn."""
-    pieces: list[list[tuple[str, Style]]] = []
-    if snapshot.token is None:
-        pieces.append([("nothing read yet", _DIM)])
-    else:
-        token = visible_token(snapshot.token)
-        pieces.append([("read ", _DIM), (token, _BOLD), (f" (token {snapshot.position})", _DIM)])
-        if snapshot.surprisal_bits is not None:
-            surprise = [("surprisal ", _DIM), (f"{snapshot.surprisal_bits:.2f} bits", _BOLD)]
-            if snapshot.probability is not None:
-                surprise.append((f" (p {snapshot.probability:.3f})", _DIM))
-            pieces.append(surprise)
+    pieces = _token_pieces(snapshot)
     if snapshot.layers:
-        layer = _clamp_layer(snapshot, settings.layer)
-        pieces.append([("layer ", _DIM), (f"{layer + 1} of {len(snapshot.layers)}", _BOLD)])
-        if units:
-            pinned = _valid_pinned(_hidden(snapshot, layer), settings.units)
-            why = "pinned" if pinned else f"largest |Δ{'c' if 'c' in snapshot.layers[layer] else 'h'}|"
-            if len(pinned) > len(units):
-                why += f", {len(pinned) - len(units)} more do not fit"
-            pieces.append([("units ", _DIM), (" ".join(map(str, units)), _PLAIN), (f" ({why})", _DIM)])
-    return Lines.of(_wrap_pieces(pieces, width))
+        pieces += _layer_pieces(snapshot, settings, units)
+    return Lines.of(wrap_pieces(pieces, width))
+
+
+def _token_pieces(snapshot: Snapshot) -> list[list[Run]]:
+    if snapshot.token is None:
+        return [[("nothing read yet", DIM)]]
+    token = visible_token(snapshot.token)
+    unknown = " as the unknown token" if snapshot.extras.get("unknown") else ""
+    pieces = [[("read ", DIM), (token, BOLD), (f"{unknown} (token {snapshot.position})", DIM)]]
+    if snapshot.surprisal_bits is not None:
+        surprise = [("surprisal ", DIM), (f"{snapshot.surprisal_bits:.2f} bits", BOLD)]
+        if snapshot.probability is not None:
+            surprise.append((f" (p {snapshot.probability:.3f})", DIM))
+        pieces.append(surprise)
+    return pieces
+
+
+def _layer_pieces(snapshot: Snapshot, settings: PanelSettings, units: list[int]) -> list[list[Run]]:
+    layer = _clamp_layer(snapshot, settings.layer)
+    pieces = [[("layer ", DIM), (f"{layer + 1} of {len(snapshot.layers)}", BOLD)]]
+    if units:
+        pinned = _valid_pinned(_hidden(snapshot, layer), settings.units)
+        why = "pinned" if pinned else f"largest |Δ{_memory_symbol(snapshot.layers[layer])}|"
+        if len(pinned) > len(units):
+            why += f", {len(pinned) - len(units)} more do not fit"
+        pieces.append([("units ", DIM), (" ".join(map(str, units)), PLAIN), (f" ({why})", DIM)])
+    return pieces
 
 
 # ----------------------------------------------------------------------------- the panel
 
 
 def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height: int | None = None) -> Lines:
-    """Header, top-k, gate bars, strip; every line fits `width`. With a `height`, strips go first
-    (the cell state's last), then the derived-quantity note, then top-k rows, then quantity rows."""
+    """Header, top-k, gate bars, strip; every line fits `width`. With a `height`, see _within_height."""
     width = max(1, width)
     layer = _clamp_layer(snapshot, settings.layer) if snapshot.layers else 0
-    fit = units_that_fit(snapshot, width, max(1, settings.max_units))
-    units = select_units(snapshot, layer, fit, settings.units)
+    fitting = units_that_fit(snapshot, width, max(1, settings.max_units))
+    units = select_units(snapshot, layer, fitting, settings.units)
     header = header_view(snapshot, settings, units, width)
     top = top_k_view(snapshot, settings.top_k, width)
     bars = gate_bars_view(snapshot, layer, units, width)
     if height is None:
         return header + top + bars + strip_view(snapshot, layer, width)
+    return _within_height(snapshot, layer, width, height, header, top, bars)
+
+
+def _within_height(
+    snapshot: Snapshot, layer: int, width: int, height: int, header: Lines, top: Lines, bars: Lines
+) -> Lines:
+    """The panel in `height` lines. What gives way first: the strips (the cell state's last), then
+    the derived-quantity note, then top-k rows, then quantity rows."""
     budget = max(0, height - len(header))
     header = header.head(height)
     if len(top) + len(bars) <= budget:  # the strip takes what is left: as many quantities as fit
@@ -567,10 +546,10 @@ def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height
         return header + top + bars + strip_view(snapshot, layer, width, room)
     derived_notes = sum(q.derived for q in _shown_quantities(snapshot, layer)) if snapshot.layers else 0
     bars = bars.head(len(bars) - derived_notes)
-    if len(bars) + 2 <= budget:  # keep all bars, top-k gets the rest (title + at least one row)
+    if len(bars) + _TOP_K_MIN_LINES <= budget:  # keep all bars, top-k gets the rest
         return header + top.head(budget - len(bars)) + bars
-    if len(top) >= 2 and budget >= 2:
-        top = top.head(2)  # title + the most likely token
+    if len(top) >= _TOP_K_MIN_LINES and budget >= _TOP_K_MIN_LINES:
+        top = top.head(_TOP_K_MIN_LINES)
     else:
         top = Lines()
     return header + top + bars.head(budget - len(top))

@@ -1,0 +1,110 @@
+"""Click options that several commands share, and the parsers of their values.
+
+Defaults are read from the config dataclasses, so `lstm-repl train FILE` trains with exactly
+TrainConfig() and ModelConfig(), and `bench quality` measures those same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+import click
+
+from lstm_repl.cells import cell_kinds
+from lstm_repl.config import DEVICES, LEVELS, PRECISIONS, SCHEDULES, ModelConfig, TrainConfig
+
+MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights")  # ModelConfig, vocab_size aside
+
+
+def default(config_class: type, name: str):
+    return next(f.default for f in dataclasses.fields(config_class) if f.name == name)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '10m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not match or not any(match.groups()):
+        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 90s, 10m or 1h30m", param_hint="--time")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise click.BadParameter("must be longer than zero", param_hint="--time")
+    return total
+
+
+def _train(name: str, *flags: str, **kwargs):
+    return click.option(*flags, default=default(TrainConfig, name), show_default=True, **kwargs)
+
+
+def _model(name: str, *flags: str, **kwargs):
+    return click.option(*flags, default=default(ModelConfig, name), show_default=True, **kwargs)
+
+
+POSITIVE = click.FloatRange(min=0, min_open=True)
+COUNT = click.IntRange(min=1)
+
+# What a training run is made of, shared by train and compare (each adds its own bounds and folders).
+TRAINING_OPTIONS = [
+    _train("level", "--level", type=click.Choice(LEVELS)),
+    _train("vocab_size", "--vocab-size", type=click.IntRange(min=2), help="Word level: vocabulary cap."),
+    _train("min_count", "--min-count", type=COUNT, help="Word level: drop rarer words."),
+    _model("layers", "--layers", type=COUNT),
+    _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
+    _model("embed", "--embed", type=COUNT, help="Embedding size."),
+    _model("dropout", "--dropout", type=click.FloatRange(0, 1, max_open=True),
+           help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
+    click.option("--tie-weights", is_flag=True,
+                 help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
+    _train("seq_len", "--seq-len", type=COUNT, help="TBPTT chunk length."),
+    _train("batch_size", "--batch-size", type=COUNT, help="Parallel streams."),
+    _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
+    _train("schedule", "--schedule", type=click.Choice(SCHEDULES),
+           help="After the warm-up: cosine decay over the run, or constant."),
+    _train("warmup", "--warmup", type=click.FloatRange(0, 1, max_open=True),
+           help="Warm-up as a fraction of the run (time or steps)."),
+    _train("grad_clip", "--grad-clip", type=POSITIVE, help="Largest gradient norm."),
+    _train("weight_decay", "--weight-decay", type=click.FloatRange(min=0),
+           help="Decoupled weight decay, matrices only."),
+    _train("val_fraction", "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+           help="The end of the corpus held out for validation."),
+    _train("eval_interval", "--eval-interval", type=COUNT, help="Steps between validations (and checkpoints)."),
+    _train("log_interval", "--log-interval", type=COUNT, help="Steps between log lines."),
+    _train("device", "--device", type=click.Choice(DEVICES)),
+    _train("precision", "--precision", type=click.Choice(PRECISIONS),
+           help="auto: bf16 or fp16 where it runs here and is faster, else fp32."),
+    _train("encoding", "--encoding", help="Text encoding of the corpus."),
+    _train("seed", "--seed", type=int),
+]
+
+CELL_OPTION = _model("cell", "--cell", type=click.Choice(cell_kinds()), help="Recurrent cell kind (docs/cells.md).")
+
+SHELL_OPTIONS = [
+    click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="0 is greedy."),
+    click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True),
+    click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True),
+    click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
+    click.option("--seed", type=int, help="Seed the sampler."),
+]
+
+
+def with_options(options: list) -> Callable:
+    """Apply a list of click options to a command, in the order listed (as --help shows them)."""
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def split_settings(opts: dict) -> tuple[dict, dict]:
+    """A command's parsed options -> (TrainConfig fields, ModelConfig fields); others are left out."""
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = {name: value for name, value in opts.items() if name in train_names}
+    model = {name: opts[name] for name in MODEL_FIELDS if name in opts}
+    return train, model
