@@ -25,7 +25,7 @@ from lstm_repl.config import SampleConfig
 from lstm_repl.model import State
 from lstm_repl.sampling import choose, greedy_ids, make_generator
 from lstm_repl.snapshot import Snapshot
-from lstm_repl.state_store import StateStore
+from lstm_repl.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.tracing import document_header, gates_to_numpy, token_json, top_predictions
 from lstm_repl.vocab import UNK_ID
 
@@ -200,37 +200,47 @@ class Session:
             self._ends.append(self._end(len(self.ids) - 1) + len(piece))
 
     def _read_fused(self, ids: list[int], pieces: list[str]) -> None:
-        for offset in range(0, len(ids), FUSED_CHUNK):
-            chunk = ids[offset : offset + FUSED_CHUNK]
+        """Read a run of tokens through the fused path, in chunks that end on the store's kept
+        positions (so a paste leaves its states behind, every CHECKPOINT_EVERY tokens)."""
+        offset = 0
+        while offset < len(ids):
             start = len(self.ids)
+            size = CHECKPOINT_EVERY - start % CHECKPOINT_EVERY
+            chunk = ids[offset : offset + size]
             before = self.logits(start)
-            state = self.state(start)
-            logits, state = self.model(torch.tensor([chunk], device=self.model.device), state)
+            logits, state = self.model(torch.tensor([chunk], device=self.model.device), self.state(start))
             predicted = torch.cat([before[None], logits[0, :-1]]).float().log_softmax(-1)
             probabilities = predicted.gather(1, torch.tensor(chunk, device=predicted.device)[:, None]).exp()
-            for token, piece, p in zip(chunk, pieces[offset : offset + FUSED_CHUNK], probabilities[:, 0].tolist()):
+            for token, piece, p in zip(chunk, pieces[offset : offset + size], probabilities[:, 0].tolist()):
                 self._append(token, piece, p)
             self.store.put(len(self.ids), state)
+            offset += len(chunk)
 
-    def _step(self, token: int, piece: str) -> None:
+    def _step(self, token: int, piece: str) -> torch.Tensor:
+        """Read one token through the gate path -> the next-token logits after it."""
         position = len(self.ids)
         probability = float(self.logits(position).float().softmax(-1)[token])
-        _, state, gates = self.model.step(torch.tensor([token], device=self.model.device), self.state(position))
+        logits, state, gates = self.model.step(torch.tensor([token], device=self.model.device), self.state(position))
         self._append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
+        return logits[0]
 
     # ------------------------------------------------------------ states, recomputed where not kept
 
     @torch.inference_mode()
     def state(self, position: int) -> State:
-        """The state after `position` tokens: kept, or recomputed from the nearest kept one."""
+        """The state after `position` tokens: kept, or recomputed from the nearest kept one
+        (the recurrent stack only, no decoder: at most CHECKPOINT_EVERY tokens)."""
         kept = self.store.state(position)
         if kept is not None:
             return kept
         base, state = self.store.nearest(position)
-        ids = torch.tensor([self.ids[base:position]], device=self.model.device)
-        _, state = self.model(ids, state)
-        self.store.put(position, state)
+        while base < position:
+            end = min(position, (base // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+            ids = torch.tensor([self.ids[base:end]], device=self.model.device)
+            _, state = self.model.rnn.run(self.model.embedding(ids), state)
+            self.store.put(end, state)
+            base = end
         return state
 
     @torch.inference_mode()
@@ -343,8 +353,9 @@ class Session:
         for _ in range(config.length):
             token = choose(self.logits(len(self.ids)), config, self.generator)
             piece = self.vocab.token_text(token)
-            self._step(token, piece)
+            logits = self._step(token, piece)
             self._changed()  # the snapshot is built when someone looks: a stream draws ~30 tokens a second
+            self._logits_cache = (len(self.ids), logits)
             yield piece
 
     def reseed(self, seed: int | None) -> None:
@@ -360,9 +371,11 @@ class Session:
 
     def trace_tokens(self, gates_for: int | None = None) -> Iterator[dict]:
         """Each token's trace in turn: its probability, the top predictions after it, and its
-        gates for the last `gates_for` tokens (all when None). The predictions come from one
-        fused call per chunk from the kept states, so a long text costs little and no memory."""
+        gates for the last `gates_for` tokens (all when None). Predictions come from one fused
+        call per chunk from the kept states, gates from one walk of steps through the gated end,
+        so a long text costs one reading of it and no memory."""
         first_gated = self._first_gated(gates_for)
+        gates = self._gates_from(first_gated)
         with torch.inference_mode():
             for start in range(0, len(self.ids), FUSED_CHUNK):
                 chunk = self.ids[start : start + FUSED_CHUNK].tolist()
@@ -370,9 +383,24 @@ class Session:
                 probs = logits[0].float().softmax(-1)
                 for offset, token in enumerate(chunk):
                     index = start + offset
-                    layers = self.token_gates(index) if index >= first_gated else None
+                    layers = next(gates) if index >= first_gated else None
                     yield token_json(index, token, self.piece(index), float(self.probs[index]),
                                      top_predictions(probs[offset], self.settings.shown), layers, self.vocab)
+
+    def _gates_from(self, first: int) -> Iterator[Layers]:
+        """The gates of every token from `first` on: kept ones as kept, the rest stepped, the
+        state carried from one to the next."""
+        state = None
+        for index in range(first, len(self.ids)):
+            kept = self.store.gates(index + 1)
+            if kept is not None:
+                state = None
+                yield kept
+                continue
+            with torch.inference_mode():
+                token = torch.tensor([self.ids[index]], device=self.model.device)
+                _, state, raw = self.model.step(token, self.state(index) if state is None else state)
+            yield gates_to_numpy(raw)
 
     def trace_document(self, gates_for: int | None = None) -> dict:
         """The whole document in memory (for short texts; :save streams it with trace_tokens)."""

@@ -28,6 +28,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from lstm_repl.checkpoint import Checkpoint
+from lstm_repl.repl.app import PASTE_GAP_S
 
 BACKSPACE, ENTER, CTRL_C, LEFT = "\x7f", "\r", "\x03", "\x1b[D"
 SAMPLE = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
@@ -63,7 +64,12 @@ class Headless:
     app: object  # ShellApp
     pipe: object
     renders: int = 0
+    frames: list[tuple[float, bool, int]] = field(default_factory=list)  # (time, settled, text length)
     errors: list[str] = field(default_factory=list)
+
+    def drew(self) -> None:
+        self.renders += 1
+        self.frames = self.frames[-50:] + [(time.perf_counter(), self.app.settled, self.session.text_length())]
 
     @property
     def session(self):
@@ -73,7 +79,14 @@ class Headless:
         """The model has read everything on the screen and nothing is streaming."""
         shell = self.app.shell
         return (self.app.streaming is None and not self.app.app.key_processor.input_queue
+                and self.app.settled
                 and self.session.text_length() == len(shell.history) + len(self.app.reader.line()))
+
+    async def settle(self) -> None:
+        """Let the app read what was sent (a pipe's keys are not visible until read), then wait
+        until it is synced: keys sent after this are a new batch, not part of a paste."""
+        await asyncio.sleep(3 * PASTE_GAP_S)
+        await self.until(self.synced, timeout=300)
 
     async def send(self, keys: str) -> None:
         for start in range(0, len(keys), SEND_CHUNK):
@@ -106,7 +119,7 @@ def run_headless(loaded: Checkpoint, script: Callable[[Headless], Awaitable], pr
             app = ShellApp(shell, color=True)
             app.app.min_redraw_interval = None  # every frame drawn: the cost, not the 30-a-second cap
             headless = Headless(app, pipe)
-            app.app.after_render += lambda _: setattr(headless, "renders", headless.renders + 1)
+            app.app.after_render += lambda _: headless.drew()
             asyncio.get_running_loop().set_exception_handler(
                 lambda _loop, context: headless.errors.append(str(context.get("exception") or context["message"])))
             task = asyncio.ensure_future(app.run_async())
@@ -125,21 +138,24 @@ def run_headless(loaded: Checkpoint, script: Callable[[Headless], Awaitable], pr
 # ------------------------------------------------------------ keystrokes
 
 
-def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300) -> list[float]:
-    """ms from each key's arrival to the frame showing it, with `typed_before` characters read."""
+def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300) -> tuple[list[float], list[float]]:
+    """ms from each key's arrival to the first frame that shows it read (its token's gates and
+    predictions drawn), and to the frame with its ghost text, with `typed_before` characters read."""
     prefix = (SAMPLE * (typed_before // len(SAMPLE) + 1))[:typed_before]
 
-    async def script(h: Headless) -> list[float]:
-        times = []
+    async def script(h: Headless) -> tuple[list[float], list[float]]:
+        to_frame, to_ghost = [], []
         for index in range(keys):
             key = BACKSPACE if index % 17 == 16 else SAMPLE[index % len(SAMPLE)].replace("\n", " ")
             expected = h.session.text_length() + (-1 if key == BACKSPACE else 1)
-            renders = h.renders
             start = time.perf_counter()
             h.pipe.send_text(key)
-            await h.until(lambda: h.renders > renders and h.synced() and h.session.text_length() == expected)
-            times.append((time.perf_counter() - start) * 1e3)
-        return times
+            await h.until(lambda: any(t >= start and settled for t, settled, _ in h.frames)
+                          and h.session.text_length() == expected)
+            frames = [(t, settled) for t, settled, length in h.frames if t >= start and length == expected]
+            to_frame.append((frames[0][0] - start) * 1e3)
+            to_ghost.append((next(t for t, settled in frames if settled) - start) * 1e3)
+        return to_frame, to_ghost
 
     return run_headless(loaded, script, prefix)
 
@@ -228,15 +244,17 @@ def soak(loaded: Checkpoint, minutes: float, seed: int = 1, report: Callable[[st
         start = time.monotonic()
         next_sample = start
         while time.monotonic() - start < minutes * 60:
-            name, keys, wait_stream = _soak_action(rng, h)
+            name, keys = _soak_action(rng, h)
             actions[name] = actions.get(name, 0) + 1
-            await h.send(keys)
-            if wait_stream:
-                await h.until(lambda: h.app.streaming is not None or h.synced(), timeout=60)
-                if name == "stream, stopped" and h.app.streaming is not None:
+            for part in keys:  # each part its own batch: a command, then the Enter that streams
+                await h.send(part)
+                await asyncio.sleep(3 * PASTE_GAP_S)
+            if name.startswith("stream"):
+                await h.until(lambda: h.app.streaming is not None or h.app.message.startswith("streamed"), 60)
+                if name == "stream, stopped":
                     await asyncio.sleep(rng.uniform(0.05, 0.5))
                     await h.send(CTRL_C)
-            await h.until(h.synced, timeout=300)
+            await h.settle()
             if h.app.message.startswith("⚠"):
                 h.errors.append(f"{name}: {h.app.message}")
             if time.monotonic() >= next_sample:
@@ -249,24 +267,25 @@ def soak(loaded: Checkpoint, minutes: float, seed: int = 1, report: Callable[[st
     return run_headless(loaded, script)
 
 
-def _soak_action(rng: random.Random, h: Headless) -> tuple[str, str, bool]:
+def _soak_action(rng: random.Random, h: Headless) -> tuple[str, list[str]]:
+    """An action's name and its keys, in parts sent as separate batches."""
     roll = rng.random()
     if roll < 0.35:
         start = rng.randrange(len(SAMPLE))
-        return "type", SAMPLE[start : start + rng.randint(1, 40)].replace("\n", " "), False
+        return "type", [SAMPLE[start : start + rng.randint(1, 40)].replace("\n", " ")]
     if roll < 0.5:
-        return "backspace", BACKSPACE * rng.randint(1, 6), False
+        return "backspace", [BACKSPACE * rng.randint(1, 6)]
     if roll < 0.6:
-        return "edit inside the line", LEFT * rng.randint(1, 8) + rng.choice("aeiou ,."), False
+        return "edit inside the line", [LEFT * rng.randint(1, 8) + rng.choice("aeiou ,.")]
     if roll < 0.75:
-        return "stream", f":len {rng.randint(20, 400)}{ENTER}" + ENTER, True
+        return "stream", [f":len {rng.randint(20, 400)}{ENTER}", ENTER]
     if roll < 0.88:
-        return "stream, stopped", f":len 5000{ENTER}" + ENTER, True
+        return "stream, stopped", [f":len 5000{ENTER}", ENTER]
     if roll < 0.94:
-        return "clear the line", CTRL_C, False
+        return "clear the line", [CTRL_C]
     if roll < 0.97:
-        return ":reset", f":reset{ENTER}", False
-    return ":load", f":load {h.session.loaded.name}{ENTER}", False
+        return ":reset", [CTRL_C, f":reset{ENTER}"]
+    return ":load", [CTRL_C, f":load {h.session.loaded.name}{ENTER}"]
 
 
 # ------------------------------------------------------------ start-up
@@ -289,14 +308,18 @@ READY_MARK = b"Enter streams"  # in the status bar once the app has drawn its fi
 
 
 def _shell_ready_seconds(ckpt: str, timeout: float = 120.0) -> float:
+    import fcntl
     import pty
     import select
+    import struct
+    import termios
 
     env = {**os.environ, "XDG_STATE_HOME": str(Path(os.environ.get("TMPDIR", "/tmp")) / "lstm-repl-bench"),
            "COLUMNS": "120", "LINES": "36"}
     start = time.perf_counter()
     pid, fd = pty.fork()
-    if pid == 0:  # the child: the shell, as a person starts it
+    if pid == 0:  # the child: the shell, as a person starts it, in a 120 x 36 terminal
+        fcntl.ioctl(sys.stdout.fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
         os.execve(sys.executable, [sys.executable, "-m", "lstm_repl", "repl", ckpt], env)
     seen = b""
     try:
@@ -316,16 +339,18 @@ def _shell_ready_seconds(ckpt: str, timeout: float = 120.0) -> float:
 def _reap(pid: int, fd: int) -> None:
     import signal
 
+    import select
+
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            os.read(fd, 65536)
+            if select.select([fd], [], [], 0.05)[0]:
+                os.read(fd, 65536)
         except OSError:
             pass
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        time.sleep(0.05)
     else:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -421,21 +421,22 @@ def test_reset_forgets_and_load_switches_models(loaded, word_loaded):
 
 
 class TokensRead:
-    """Counts the tokens the model reads, through either path (wraps the real methods)."""
+    """Counts the tokens the model reads, one at a time (step) or many (the stack's fused run,
+    which forward also goes through); wraps the real methods."""
 
     def __init__(self, model):
         self.count = 0
-        real_step, real_forward = model.step, model.forward
+        real_step, real_run = model.step, model.rnn.run
 
         def step(token, *args, **kwargs):
             self.count += token.shape[0]
             return real_step(token, *args, **kwargs)
 
-        def forward(tokens, *args, **kwargs):
-            self.count += tokens.shape[1]
-            return real_forward(tokens, *args, **kwargs)
+        def run(x, *args, **kwargs):
+            self.count += x.shape[1]
+            return real_run(x, *args, **kwargs)
 
-        model.step, model.forward = step, forward
+        model.step, model.rnn.run = step, run
 
 
 def test_what_is_kept_stays_within_its_bound_over_a_long_session(loaded):
@@ -491,3 +492,17 @@ def test_a_keystroke_reads_one_token_however_long_the_text(loaded):
         session.edit(session.text_length(), char)
         session.snapshot
     assert reads.count == 3
+
+
+def test_a_paste_leaves_kept_states_behind_it(loaded):
+    from lstm_repl.state_store import CHECKPOINT_EVERY, RECENT
+
+    session = make(loaded)
+    session.edit(0, "x" * 100)
+    session.edit(100, "abcdefgh " * 600)  # 5,400 characters read through the fused path
+    n = len(session.ids)
+    kept = [p for p in range(CHECKPOINT_EVERY, n - RECENT, CHECKPOINT_EVERY)]
+    assert kept and all(session.store.state(p) is not None for p in kept)
+    reads = TokensRead(session.model)
+    session.state(3000)  # from the state kept at 2816, not from the start of the paste
+    assert reads.count == 3000 - 2816

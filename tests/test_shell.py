@@ -74,7 +74,8 @@ class Driver:
         """Type text at the end of the buffer and wait until the model has read it."""
         expected = self.buffer.text + text
         self.send(text)
-        await self.until(lambda: self.buffer.text == expected and self.session.text == self.shell_app.model_text(),
+        await self.until(lambda: self.buffer.text == expected and self.session.text == self.shell_app.model_text()
+                         and self.shell_app.settled,
                          f"buffer {expected!r}")
 
     async def command(self, line: str) -> str:
@@ -87,7 +88,7 @@ class Driver:
     def idle(self) -> bool:
         """Nothing left to handle: no stream, no queued key, and the model has read the screen's text."""
         app = self.shell_app
-        return (app.streaming is None and not app.app.key_processor.input_queue and not app._sync_scheduled
+        return (app.streaming is None and not app.app.key_processor.input_queue and app.settled
                 and self.session.text_length() == len(self.shell.history) + len(app.reader.line()))
 
     async def clear(self) -> None:
@@ -591,6 +592,63 @@ def test_one_very_long_line_keeps_the_input_line_bounded(loaded):
         d.send(BACKSPACE)
         await d.until(lambda: d.session.text == text and d.idle(), "the backspace read")
         assert_fits(panel_text(d.shell_app), 100)
+
+    drive(loaded, script)
+
+
+def test_typing_keeps_no_undo_copies_of_the_line(loaded):
+    async def script(d: Driver):
+        for _ in range(30):
+            d.send("abcdefghij")
+            await asyncio.sleep(0.001)
+        await d.until(lambda: d.session.text_length() == 300 and d.idle(), "the keys read")
+        assert len(d.buffer._undo_stack) <= 2  # each saved copy is the whole line
+
+    drive(loaded, script)
+
+
+def test_a_pasted_line_that_starts_with_a_colon_is_text(loaded):
+    async def script(d: Driver):
+        d.send("x" + ENTER + ":len 5" + ENTER + "more text")
+        expected = "x\n:len 5\nmore text"
+        await d.until(lambda: d.session.text_length() == len(expected) and d.idle(), "the paste read")
+        assert d.session.text == expected and d.session.settings.length != 5
+
+    drive(loaded, script)
+
+
+def test_two_enters_split_across_batches_are_two_newlines(loaded):
+    async def script(d: Driver):
+        d.send("a" + ENTER)
+        await asyncio.sleep(0.005)  # the next part of the paste comes within the paste gap
+        d.send(ENTER + "b")
+        await d.until(lambda: d.session.text_length() == 4 and d.idle(), "the paste read")
+        assert d.session.text == "a\n\nb" and d.shell_app.streaming is None
+
+    drive(loaded, script)
+
+
+def test_enter_then_ctrl_c_at_once_starts_the_stream_and_stops_it(loaded):
+    async def script(d: Driver):
+        await d.command(":len 100000")
+        await d.type("All")
+        d.send(ENTER + CTRL_C)
+        await d.until(lambda: d.shell_app.message.startswith("stopped after"), "the stream stopped")
+        await d.until(d.idle, "idle")
+        assert d.shell.history.startswith("All") and d.session.text == d.shell.history
+
+    drive(loaded, script)
+
+
+def test_a_bracketed_paste_with_a_very_long_last_line_keeps_the_input_line_bounded(loaded):
+    from lstm_repl.repl.reading import LINE_LIMIT
+
+    text = "first line\n" + "y" * 10_000
+
+    async def script(d: Driver):
+        d.send("\x1b[200~" + text + "\x1b[201~")
+        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the paste read")
+        assert len(d.buffer.text) <= LINE_LIMIT and d.session.text == text
 
     drive(loaded, script)
 

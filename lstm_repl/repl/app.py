@@ -75,6 +75,7 @@ class ShellApp:
         )
         self.reader = LineReader(shell, self.buffer, self.print_above)
         self._sync_scheduled = False
+        self._ghost_scheduled = False
         self._lone_enter: asyncio.TimerHandle | None = None  # an Enter that may yet turn out to be pasted
         self.app = self._build()
         self.refresh_ghost()
@@ -166,11 +167,52 @@ class ShellApp:
         self.app.loop.call_soon(self.sync)
 
     def sync(self) -> None:
+        """The model reads what changed and the frame is drawn; the ghost text (several model
+        steps) comes just after, so it never delays a key's frame, and not at all while more
+        keys are arriving."""
         self._sync_scheduled = False
         if self.streaming is None:
+            seen, ghost = self.reader.line_seen, self.ghost_pieces
             self.reader.sync()
-            self.refresh_ghost()
+            self._keep_what_is_left_of_the_ghost(seen, ghost)
             self.app.invalidate()
+            self._schedule_ghost()
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is waiting to be read, drawn or decided (a sync, the ghost, a lone Enter)."""
+        return not (self._sync_scheduled or self._ghost_scheduled or self._lone_enter is not None)
+
+    def _keep_what_is_left_of_the_ghost(self, seen: str, ghost: list[str]) -> None:
+        """Typing what the ghost showed keeps the rest of it on screen until the new one is ready."""
+        typed, left = self.reader.line(), "".join(ghost)
+        if not (typed.startswith(seen) and len(typed) > len(seen) and (seen + left).startswith(typed)):
+            self.ghost_pieces = []
+            self.buffer.suggestion = None
+            return
+        consumed, pieces = len(typed) - len(seen), []
+        for piece in ghost:
+            if consumed >= len(piece):
+                consumed -= len(piece)
+                continue
+            pieces.append(piece[consumed:])
+            consumed = 0
+        self.ghost_pieces = pieces
+        self.buffer.suggestion = Suggestion("".join(pieces)) if pieces else None
+
+    def _schedule_ghost(self) -> None:
+        if not self.app.is_running:
+            self.refresh_ghost()
+        elif not self._ghost_scheduled:
+            self._ghost_scheduled = True
+            self.app.loop.call_soon(self._ghost_when_idle)
+
+    def _ghost_when_idle(self) -> None:
+        self._ghost_scheduled = False
+        if self._sync_scheduled or self.streaming is not None:
+            return  # more keys came: their sync asks again
+        self.refresh_ghost()
+        self.app.invalidate()
 
     def clear_line(self) -> None:
         """Drop the line being typed, as a shell's Ctrl-C does; the model unreads it."""
@@ -186,10 +228,21 @@ class ShellApp:
         batch waits PASTE_GAP_S for the next part of a paste before it counts as typed."""
         if self.streaming is not None:
             return
-        if more_keys_pending or self._lone_enter is not None:
+        if self._lone_enter is not None:  # the Enter before this one had this one right behind it
+            self._newline_pasted()
+        if more_keys_pending:
             self._newline_pasted()
             return
         self._lone_enter = self.app.loop.call_later(PASTE_GAP_S, self._enter_typed)
+
+    def settle_enter(self) -> bool:
+        """A key that is not text came while an Enter waited: that Enter was typed, and acts
+        first. -> whether it did (the key's own action may then no longer apply)."""
+        if self._lone_enter is None:
+            return False
+        self._cancel_lone_enter()
+        self.submit()
+        return True
 
     def pasting(self) -> bool:
         """Keys are arriving as a paste: more right behind this one, or an Enter just before it."""
@@ -200,9 +253,10 @@ class ShellApp:
         self.submit()
 
     def _newline_pasted(self) -> None:
+        """A newline inside a paste: the line so far becomes text above, whatever it starts with
+        (a pasted line that starts with ":" is text, not a command)."""
         self._cancel_lone_enter()
-        if not self.buffer.text.startswith(":"):
-            self.reader.newline()
+        self.reader.newline()
 
     def _cancel_lone_enter(self) -> None:
         if self._lone_enter is not None:
@@ -220,7 +274,8 @@ class ShellApp:
 
     def paste(self, text: str) -> None:
         """A bracketed paste: read as typed text, newlines included."""
-        self._cancel_lone_enter()
+        if self._lone_enter is not None:
+            self._newline_pasted()
         self.reader.paste(text)
 
     def recall(self, backward: bool) -> None:
@@ -256,6 +311,7 @@ class ShellApp:
             self._run_command(text)
             return
         self.streaming = self.app.create_background_task(self._stream())
+        self.streaming.add_done_callback(self._stream_done)
 
     def _run_command(self, line: str) -> None:
         try:
@@ -297,7 +353,12 @@ class ShellApp:
             self.message = f"streamed {count} tokens at {count / max(time.perf_counter() - start, 1e-9):,.0f} tok/s"
         except asyncio.CancelledError:
             self.message = f"stopped after {count} tokens"
-        finally:
+
+    def _stream_done(self, task: asyncio.Task) -> None:
+        """However the stream ended (even cancelled before it began), the shell takes the text back."""
+        if task.cancelled():
+            self.message = f"stopped after {len(self.stream_pieces)} tokens"
+        if self.streaming is task:
             self._finish_stream()
 
     def _finish_stream(self) -> None:

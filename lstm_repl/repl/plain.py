@@ -43,15 +43,25 @@ def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[Stat
     for text in _decoded_blocks(source):
         seen_text = seen_text or bool(text.strip())
         pieces = vocab.split(carried + text)
-        carried = pieces.pop() if vocab.level == "word" and pieces and WORD.fullmatch(pieces[-1]) else ""
+        carried = pieces.pop() if vocab.level == "word" and pieces and _may_go_on(pieces[-1]) else ""
         ids = [vocab.ids.get(p, 0) for p in pieces]
         for start in range(0, len(ids), MAX_TOKENS_PER_CALL):
-            out, state = model(torch.tensor([ids[start : start + MAX_TOKENS_PER_CALL]], device=model.device), state)
-            logits = out[0, -1]
+            state, logits = _read(model, ids[start : start + MAX_TOKENS_PER_CALL], state)
     if carried:  # the last word of the input
-        out, state = model(torch.tensor([[vocab.ids.get(carried, 0)]], device=model.device), state)
-        logits = out[0, -1]
+        state, logits = _read(model, [vocab.ids.get(carried, 0)], state)
     return state, logits if seen_text else None
+
+
+def _may_go_on(piece: str) -> bool:
+    """A word or a run of spaces at the end of a block may continue in the next one."""
+    return bool(WORD.fullmatch(piece)) or (piece.isspace() and "\n" not in piece)
+
+
+def _read(model: LanguageModel, ids: list[int], state: State) -> tuple[State, torch.Tensor]:
+    """The stack reads ids; only the last position is decoded (a block's logits would be
+    tokens x vocabulary: hundreds of MB at word level)."""
+    out, state = model.rnn.run(model.embedding(torch.tensor([ids], device=model.device)), state)
+    return state, model.decoder(out[0, -1])
 
 
 def _decoded_blocks(source: BinaryIO):

@@ -64,13 +64,16 @@ class LineReader:
         self._set_line(document.text_after_cursor, 0)
 
     def insert(self, data: str) -> None:
-        """Type data at the cursor; a line grown too long loses its start to the transcript."""
+        """Type data at the cursor; a line grown too long (a command line too: nothing that long
+        is a command) keeps only LINE_KEEP characters before the cursor, the rest goes above."""
         document = self.buffer.document
-        if len(document.text) + len(data) > LINE_LIMIT and not document.text.startswith(":"):
-            cut = max(0, min(document.cursor_position, len(document.text) + len(data) - LINE_KEEP))
-            self.commit(document.text[:cut])
-            self._set_line(document.text[cut:], document.cursor_position - cut)
-        self.buffer.insert_text(data)
+        if len(document.text) + len(data) <= LINE_LIMIT:
+            self.buffer.insert_text(data)
+            return
+        before = document.text_before_cursor + data
+        cut = max(0, len(before) - LINE_KEEP)
+        self.commit(before[:cut])
+        self._set_line(before[cut:] + document.text_after_cursor, len(before) - cut)
 
     def paste(self, text: str) -> None:
         """A bracketed paste: its lines go to the transcript, its last line onto the input line."""
