@@ -17,7 +17,7 @@ from typing import Callable
 
 from lstm_repl import checkpoint, runs
 from lstm_repl.config import ModelConfig, TrainConfig
-from lstm_repl.data import read_corpus
+from lstm_repl.data import read_corpus, split_ids
 from lstm_repl.errors import CorpusError
 from lstm_repl.evaluation import evaluate_text
 from lstm_repl.model import LanguageModel
@@ -86,8 +86,11 @@ def run_project(split: Split, config: TrainConfig, model_args: dict, out: Path, 
 
 
 def run_reference(split: Split, recipe: Recipe, max_steps: int | None, time_limit_s: float | None,
-                  curve_every: int | None, report: Callable[[str], None]) -> Side:
+                  curve_every: int | None, report: Callable[[str], None], val_fraction: float) -> Side:
+    """The plain loop on exactly the tokens lstm-repl trains on: the training part less the
+    val_fraction lstm-repl holds out for choosing its best/ (the same batches, step for step)."""
     vocab = CharVocab.build(split.train_text)  # as the project builds it from the same text
+    train_ids, _ = split_ids(vocab.encode_array(split.train_text), val_fraction)
     side = Side("reference")
     curve_text = split.held_out[:CURVE_CHARS]
 
@@ -98,8 +101,7 @@ def run_reference(split: Split, recipe: Recipe, max_steps: int | None, time_limi
             report(f"  reference  step {step:>6}  {seconds:7.1f} s  held-out bpc {bpc:.3f}")
         side.steps, side.seconds = step, seconds
 
-    model = train_reference(vocab.encode_array(split.train_text), len(vocab), recipe, max_steps, time_limit_s,
-                            on_step)
+    model = train_reference(train_ids, len(vocab), recipe, max_steps, time_limit_s, on_step)
     side.tokens_per_s = side.steps * recipe.batch_size * recipe.seq_len / max(side.seconds, 1e-9)
     side.bpc = score(as_language_model(model, len(vocab), recipe), vocab, split.held_out)
     return side
@@ -142,6 +144,6 @@ def compare_quality(paths: list[str], config: TrainConfig, model_args: dict, rec
         project = run_project(split, config, model_args, keep or Path(scratch) / "run", curve_every, report)
         report(f"lstm-repl: {project.steps} steps, held-out bpc {project.bpc:.4f} "
                f"({time.perf_counter() - started:.0f} s with validation)")
-        reference = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report)
+        reference = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report, config.val_fraction)
         report(f"reference: {reference.steps} steps, held-out bpc {reference.bpc:.4f}")
     return split, project, reference

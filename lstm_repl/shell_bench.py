@@ -67,9 +67,21 @@ class Headless:
     frames: list[tuple[float, bool, int]] = field(default_factory=list)  # (time, settled, text length)
     errors: list[str] = field(default_factory=list)
 
+    drawn: asyncio.Event = field(default_factory=asyncio.Event)
+
     def drew(self) -> None:
         self.renders += 1
         self.frames = self.frames[-50:] + [(time.perf_counter(), self.app.settled, self.session.text_length())]
+        self.drawn.set()
+
+    async def until_drawn(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait for a frame after which `condition` holds, without polling (a polling task would
+        keep the loop busy, and prompt_toolkit postpones drawing while the loop is busy)."""
+        while True:
+            self.drawn.clear()
+            if condition():
+                return
+            await asyncio.wait_for(self.drawn.wait(), timeout)
 
     @property
     def session(self):
@@ -150,8 +162,8 @@ def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300) -> tupl
             expected = h.session.text_length() + (-1 if key == BACKSPACE else 1)
             start = time.perf_counter()
             h.pipe.send_text(key)
-            await h.until(lambda: any(t >= start and settled for t, settled, _ in h.frames)
-                          and h.session.text_length() == expected)
+            await h.until_drawn(lambda: any(t >= start and settled and length == expected
+                                            for t, settled, length in h.frames))
             frames = [(t, settled) for t, settled, length in h.frames if t >= start and length == expected]
             to_frame.append((frames[0][0] - start) * 1e3)
             to_ghost.append((next(t for t, settled in frames if settled) - start) * 1e3)

@@ -35,6 +35,7 @@ from lstm_repl.repl.views import render_panel
 FRAME_S = 1 / 30  # redraws are capped at about 30 a second
 STREAM_TAIL = 400  # characters of the stream shown live; the rest is printed when it ends
 PASTE_GAP_S = 0.03  # an Enter that ends a batch of keys is typed if nothing follows within this
+GHOST_DELAY_S = 0.002  # the ghost text is worked out this long after the frame that shows a key
 HISTORY_LINE_MAX = 4000  # longer lines are not kept in the history file
 
 
@@ -205,7 +206,9 @@ class ShellApp:
             self.refresh_ghost()
         elif not self._ghost_scheduled:
             self._ghost_scheduled = True
-            self.app.loop.call_soon(self._ghost_when_idle)
+            # a timer, not call_soon: prompt_toolkit draws when the loop has nothing ready to run,
+            # so the key's frame goes out first and the ghost's work comes after it
+            self.app.loop.call_later(GHOST_DELAY_S, self._ghost_when_idle)
 
     def _ghost_when_idle(self) -> None:
         self._ghost_scheduled = False
