@@ -163,19 +163,19 @@ def test_ghost_text_right_arrow_and_tab(loaded):
         assert d.shell_app.ghost_pieces == pieces
 
         d.send(TAB)  # one token
-        await d.until(lambda: d.buffer.text == "You are" + pieces[0], "tab to accept one token")
+        await d.until(lambda: d.buffer.text == "You are" + pieces[0] and d.shell_app.settled, "tab to accept a token")
         assert d.session.text == "You are" + pieces[0]
         rest = d.session.ghost_pieces()
         assert d.buffer.suggestion is not None and d.buffer.suggestion.text == "".join(rest)
 
         d.send(RIGHT)  # all of it
         expected = "You are" + pieces[0] + "".join(rest)
-        await d.until(lambda: d.buffer.text == expected, "right arrow to accept the ghost")
+        await d.until(lambda: d.buffer.text == expected and d.shell_app.settled, "right arrow to accept the ghost")
         assert d.session.snapshot.position == len(expected)
         assert d.buffer.cursor_position == len(expected)
 
         d.send(BACKSPACE)  # the ghost comes back after a backspace, too
-        await d.until(lambda: d.buffer.text == expected[:-1], "backspace")
+        await d.until(lambda: d.buffer.text == expected[:-1] and d.shell_app.settled, "backspace")
         assert d.buffer.suggestion is not None
         assert d.buffer.suggestion.text == d.session.ghost()
 
@@ -436,7 +436,7 @@ def test_up_arrow_recalls_history(loaded):
         await d.until(lambda: d.shell_app.streaming is None and d.shell_app.shell.history, "a stream")
         await d.until(lambda: "To be" in d.buffer._working_lines, "the history to load")
         d.send(UP)
-        await d.until(lambda: d.buffer.text == "To be", "Up to recall the last line")
+        await d.until(lambda: d.buffer.text == "To be" and d.shell_app.settled, "Up to recall the last line")
         assert d.session.text == d.shell_app.shell.history + "To be"
         assert d.buffer.suggestion is not None and d.buffer.suggestion.text == d.session.ghost()
         d.send(UP)
