@@ -238,7 +238,7 @@ class Session:
         while base < position:
             end = min(position, (base // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
             ids = torch.tensor([self.ids[base:end]], device=self.model.device)
-            _, state = self.model.rnn.run(self.model.embedding(ids), state)
+            _, state = self.model.read(ids, state)
             self.store.put(end, state)
             base = end
         return state

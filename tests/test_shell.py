@@ -91,6 +91,12 @@ class Driver:
         return (app.streaming is None and not app.app.key_processor.input_queue and app.settled
                 and self.session.text_length() == len(self.shell.history) + len(app.reader.line()))
 
+    async def long_stream(self, produced: int) -> None:
+        """Start a stream far longer than the test and wait until it has produced some text."""
+        await self.command(":len 100000")
+        self.send(ENTER)
+        await self.until(lambda: len(self.shell_app.stream_text) > produced, "a stream")
+
     async def clear(self) -> None:
         self.send(CTRL_C)
         await self.until(lambda: self.buffer.text == "", "an empty line")
@@ -235,9 +241,7 @@ def test_ctrl_c_stops_a_long_stream(loaded):
 
 def test_keys_are_ignored_while_streaming(loaded):
     async def script(d: Driver):
-        await d.command(":len 100000")
-        d.send(ENTER)
-        await d.until(lambda: len(d.shell_app.stream_text) > 5, "a stream")
+        await d.long_stream(5)
         d.send("abc" + CTRL_C)  # keys are handled in order: the letters come to the line before Ctrl-C stops
         await d.until(lambda: d.shell_app.streaming is None, "the stream to stop")
         stopped = re.fullmatch(r"stopped after (\d+) tokens", d.shell_app.message)
@@ -698,9 +702,7 @@ def test_an_unknown_character_is_shown_as_such_with_its_surprisal(loaded):
 
 def test_resizing_while_streaming(loaded):
     async def script(d: Driver):
-        await d.command(":len 100000")
-        d.send(ENTER)
-        await d.until(lambda: len(d.shell_app.stream_text) > 10, "a stream")
+        await d.long_stream(10)
         for columns, rows in [(40, 10), (20, 6), (140, 50), (1, 1), (80, 24)]:
             d.screen.size = Size(rows=rows, columns=columns)
             renders = d.shell_app.app.render_counter

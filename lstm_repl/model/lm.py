@@ -41,9 +41,14 @@ class LanguageModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Fused path. tokens: (B, T) int64 -> logits (B, T, V), final state."""
-        assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
-        out, state = self.rnn.run(self.embedding(tokens), state)  # (B, T, H)
+        out, state = self.read(tokens, state)
         return self.decoder(out), state
+
+    def read(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Fused path without the decoder, for reading text whose logits are not all wanted (a
+        T x V tensor is hundreds of MB at word level). tokens: (B, T) -> top h (B, T, H), state."""
+        assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
+        return self.rnn.run(self.embedding(tokens), state)
 
     def step(
         self, token: torch.Tensor, state: State | None = None, precision: str = "fp32"

@@ -282,12 +282,11 @@ class ShellApp:
         self.reader.paste(text)
 
     def recall(self, backward: bool) -> None:
-        """The previous (or next) line of the history, with its ghost text."""
+        """The previous (or next) line of the history; its ghost text follows as for typing."""
         if backward:
             self.buffer.history_backward()
         else:
             self.buffer.history_forward()
-        self.refresh_ghost()  # the text changed before the cursor moved to its end: no ghost was set
 
     def refresh_ghost(self) -> None:
         """Ghost text: set here, since every change to the buffer clears the suggestion."""

@@ -60,7 +60,7 @@ def _may_go_on(piece: str) -> bool:
 def _read(model: LanguageModel, ids: list[int], state: State) -> tuple[State, torch.Tensor]:
     """The stack reads ids; only the last position is decoded (a block's logits would be
     tokens x vocabulary: hundreds of MB at word level)."""
-    out, state = model.rnn.run(model.embedding(torch.tensor([ids], device=model.device)), state)
+    out, state = model.read(torch.tensor([ids], device=model.device), state)
     return state, model.decoder(out[0, -1])
 
 
