@@ -234,6 +234,7 @@ def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400
     fragments; then streaming with the panel drawn at most 30 times a second."""
     from lstm_repl.repl.fragments import to_fragments
     from lstm_repl.repl.views import PanelSettings, render_panel
+    from lstm_repl.ghost import ghost_pieces
     from lstm_repl.session import Session
 
     session = Session(loaded)
@@ -249,7 +250,7 @@ def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400
         typed = typed[:-1] if index % 17 == 16 else typed + char  # now and then a backspace
         start = time.perf_counter()
         session.set_text(typed)
-        session.ghost_pieces()
+        ghost_pieces(session)
         frame()
         times.append(time.perf_counter() - start)
     times.sort()

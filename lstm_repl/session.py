@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
-from array import array
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -23,15 +21,15 @@ import torch
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.config import SampleConfig
 from lstm_repl.model import State
-from lstm_repl.sampling import choose, greedy_ids, make_generator
+from lstm_repl.sampling import choose, make_generator
 from lstm_repl.snapshot import Snapshot
 from lstm_repl.state_store import CHECKPOINT_EVERY, StateStore
-from lstm_repl.tracing import document_header, gates_to_numpy, token_json, top_predictions
+from lstm_repl.token_text import TokenText, common_prefix_length
+from lstm_repl.tracing import gates_to_numpy, top_predictions
 from lstm_repl.vocab import UNK_ID
 
 FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fused path, in chunks this long
 PRIMER = "\n"  # read before the text, so the first typed token already has a prediction
-WORD = re.compile(r"\w+")
 Layers = list[dict[str, np.ndarray]]
 
 
@@ -59,11 +57,7 @@ class Session:
         self.model = loaded.model.eval()
         self.vocab = loaded.vocab
         self._sorted_tokens: list[tuple[str, int]] = []
-        self.ids = array("i")  # token ids read so far
-        self.probs = array("f")  # the model's probability for each of them, before reading it
-        self._ends = array("q")  # word level: where each token ends in the text (char level: i + 1)
-        self._unknown: dict[int, str] = {}  # index -> the text typed there, for tokens read as <unk>
-        self.partial = ""  # word level: the word being typed, not yet read by the model
+        self.read = TokenText(loaded.vocab)  # the tokens read so far, with their probabilities
         self.store: StateStore = StateStore()
         self._logits_cache: tuple[int, torch.Tensor] | None = None  # (position, next-token logits there)
         self.version = 0  # changes with every change of what the panel shows: views cache on it
@@ -80,7 +74,7 @@ class Session:
         self.reset()
 
     def reset(self) -> None:
-        self.ids, self.probs, self._ends, self._unknown, self.partial = array("i"), array("f"), array("q"), {}, ""
+        self.read = TokenText(self.vocab)
         primer_ids = self.vocab.encode(PRIMER) or [1]
         with torch.inference_mode():
             _, state = self.model(torch.tensor([primer_ids], device=self.model.device))
@@ -95,26 +89,22 @@ class Session:
         self._logits_cache = None
 
     @property
-    def text(self) -> str:
-        """Everything read so far, as typed (O(length): for saving and tests, not per keystroke)."""
-        return "".join(self.piece(i) for i in range(len(self.ids))) + self.partial
+    def ids(self):
+        return self.read.ids
 
     @property
-    def pieces(self) -> list[str]:
-        return [self.piece(i) for i in range(len(self.ids))]
+    def partial(self) -> str:
+        return self.read.partial
+
+    @property
+    def text(self) -> str:
+        return self.read.text
 
     def piece(self, index: int) -> str:
-        """The text of token `index` as typed (an unknown character keeps its own text)."""
-        return self._unknown.get(index) or self.vocab.token_text(self.ids[index])
+        return self.read.piece(index)
 
     def text_length(self) -> int:
-        return self._end(len(self.ids)) + len(self.partial)
-
-    def _end(self, count: int) -> int:
-        """Characters covered by the first `count` tokens."""
-        if count == 0:
-            return 0
-        return self._ends[count - 1] if self.vocab.level == "word" else count
+        return self.read.text_length()
 
     def set_text(self, text: str) -> Snapshot:
         """Make the model have read `text`, reusing every state the new text shares with the old.
@@ -128,58 +118,19 @@ class Session:
     def edit(self, start: int, tail: str) -> Snapshot:
         """The text from character `start` on becomes `tail`. Costs what the change costs: the
         tokens from the first changed one on are read again, from the nearest kept state."""
-        first = self._first_token_touched(start)
-        pieces, partial = self._split(self._text_between(first, start) + tail)
+        read = self.read
+        first = read.first_token_touched(start)
+        pieces, partial = read.split(read.text_between(first, start) + tail)
         new_ids = [self.vocab.ids.get(p, UNK_ID) for p in pieces]
-        keep = first + self._same_tokens(first, new_ids, pieces)
-        if keep == len(self.ids) == first + len(new_ids) and partial == self.partial:
+        keep = first + read.same_tokens(first, new_ids, pieces)
+        if keep == len(read) == first + len(new_ids) and partial == read.partial:
             return self.snapshot
-        self._truncate(keep)
-        self.partial = partial
+        read.truncate(keep)
+        self.store.truncate(keep)
+        read.partial = partial
         self._advance(new_ids[keep - first :], pieces[keep - first :])
         self._changed()
         return self.snapshot
-
-    def _text_between(self, first: int, start: int) -> str:
-        """The text from where token `first` starts up to character `start` (a token or two)."""
-        need, parts, index = start - self._end(first), [], first
-        while need > sum(map(len, parts)) and index < len(self.ids):
-            parts.append(self.piece(index))
-            index += 1
-        if index == len(self.ids):
-            parts.append(self.partial)
-        return "".join(parts)[:need]
-
-    def _same_tokens(self, first: int, new_ids: list[int], pieces: list[str]) -> int:
-        """How many of the tokens from `first` on stay: same id, and for <unk> the same text."""
-        same = common_prefix_length(self.ids[first : first + len(new_ids)].tolist(), new_ids)
-        unknown = self._unknown_between(first, first + same)
-        return next((i - first for i in unknown if self._unknown[i] != pieces[i - first]), same)
-
-    def _unknown_between(self, low: int, high: int) -> list[int]:
-        """Sorted indices of <unk> tokens in [low, high), in whichever way is shorter to look."""
-        if high - low < len(self._unknown):
-            return [i for i in range(low, high) if i in self._unknown]
-        return sorted(i for i in self._unknown if low <= i < high)
-
-    def _first_token_touched(self, start: int) -> int:
-        """The first token an edit at character `start` may change: at word level the one before
-        it too (typing "m" after "the" makes "them")."""
-        if self.vocab.level == "char":
-            return min(start, len(self.ids))
-        return min(bisect.bisect_right(self._ends, max(0, start - 1)), len(self.ids))
-
-    def _split(self, text: str) -> tuple[list[str], str]:
-        pieces = self.vocab.split(text)
-        if self.vocab.level == "word" and pieces and WORD.fullmatch(pieces[-1]):
-            return pieces[:-1], pieces[-1]  # a word still being typed: it ends at the next space or mark
-        return pieces, ""
-
-    def _truncate(self, length: int) -> None:
-        for index in self._unknown_between(length, len(self.ids)):
-            del self._unknown[index]
-        del self.ids[length:], self.probs[length:], self._ends[length:]
-        self.store.truncate(length)
 
     @torch.inference_mode()
     def _advance(self, new_ids: list[int], pieces: list[str]) -> None:
@@ -191,20 +142,12 @@ class Session:
         for token, piece in zip(new_ids, pieces):
             self._step(token, piece)
 
-    def _append(self, token: int, piece: str, probability: float) -> None:
-        if token == UNK_ID:
-            self._unknown[len(self.ids)] = piece
-        self.ids.append(token)
-        self.probs.append(probability)
-        if self.vocab.level == "word":
-            self._ends.append(self._end(len(self.ids) - 1) + len(piece))
-
     def _read_fused(self, ids: list[int], pieces: list[str]) -> None:
         """Read a run of tokens through the fused path, in chunks that end on the store's kept
         positions (so a paste leaves its states behind, every CHECKPOINT_EVERY tokens)."""
         offset = 0
         while offset < len(ids):
-            start = len(self.ids)
+            start = len(self.read)
             size = CHECKPOINT_EVERY - start % CHECKPOINT_EVERY
             chunk = ids[offset : offset + size]
             before = self.logits(start)
@@ -212,16 +155,16 @@ class Session:
             predicted = torch.cat([before[None], logits[0, :-1]]).float().log_softmax(-1)
             probabilities = predicted.gather(1, torch.tensor(chunk, device=predicted.device)[:, None]).exp()
             for token, piece, p in zip(chunk, pieces[offset : offset + size], probabilities[:, 0].tolist()):
-                self._append(token, piece, p)
-            self.store.put(len(self.ids), state)
+                self.read.append(token, piece, p)
+            self.store.put(len(self.read), state)
             offset += len(chunk)
 
     def _step(self, token: int, piece: str) -> torch.Tensor:
         """Read one token through the gate path -> the next-token logits after it."""
-        position = len(self.ids)
+        position = len(self.read)
         probability = float(self.logits(position).float().softmax(-1)[token])
         logits, state, gates = self.model.step(torch.tensor([token], device=self.model.device), self.state(position))
-        self._append(token, piece, probability)
+        self.read.append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
         return logits[0]
 
@@ -237,7 +180,7 @@ class Session:
         base, state = self.store.nearest(position)
         while base < position:
             end = min(position, (base // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
-            ids = torch.tensor([self.ids[base:end]], device=self.model.device)
+            ids = torch.tensor([self.read.ids[base:end]], device=self.model.device)
             _, state = self.model.read(ids, state)
             self.store.put(end, state)
             base = end
@@ -257,7 +200,8 @@ class Session:
         """Every gate of token `index` (0-based), kept or recomputed from the state before it."""
         gates = self.store.gates(index + 1)
         if gates is None:
-            _, _, raw = self.model.step(torch.tensor([self.ids[index]], device=self.model.device), self.state(index))
+            token = torch.tensor([self.read.ids[index]], device=self.model.device)
+            _, _, raw = self.model.step(token, self.state(index))
             gates = gates_to_numpy(raw)
         return gates
 
@@ -271,9 +215,9 @@ class Session:
         return self._snapshot
 
     def _make_snapshot(self) -> Snapshot:
-        n = len(self.ids)
+        n = len(self.read)
         layers = self.token_gates(n - 1) if n else self._zero_gates()
-        probability = float(self.probs[n - 1]) if n else None
+        probability = float(self.read.probs[n - 1]) if n else None
         return Snapshot(
             position=n,
             token=self.piece(n - 1) if n else None,
@@ -284,7 +228,7 @@ class Session:
             previous_cell=self._previous_cell(n, layers),
             quantities=self.model.rnn.quantities,
             cell_kind=self.model.config.cell,
-            extras={"partial": self.partial, "unknown": bool(n) and self.ids[-1] == UNK_ID},
+            extras={"partial": self.partial, "unknown": bool(n) and self.read.ids[-1] == UNK_ID},
         )
 
     def _zero_gates(self) -> Layers:
@@ -300,7 +244,7 @@ class Session:
 
     def predictions(self) -> list[tuple[str, float]]:
         """Top next tokens; at word level, only those starting with the word being typed."""
-        probs = self.logits(len(self.ids)).float().softmax(-1)
+        probs = self.logits(len(self.read)).float().softmax(-1)
         if not self.partial:
             return [(self.vocab.token_text(i), p) for i, p in top_predictions(probs, self.settings.shown)]
         candidates = self._tokens_starting_with(self.partial)
@@ -316,32 +260,7 @@ class Session:
         end = bisect.bisect_left(tokens, (prefix + "\U0010ffff", -1))
         return [i for _, i in tokens[start:end]]
 
-    # ------------------------------------------------------------ ghost text and streaming
-
-    def ghost(self, max_tokens: int | None = None) -> str:
-        return "".join(self.ghost_pieces(max_tokens))
-
-    @torch.inference_mode()
-    def ghost_pieces(self, max_tokens: int | None = None) -> list[str]:
-        """The greedy continuation after the cursor, token by token, up to the end of the line."""
-        limit = max_tokens or self.settings.ghost_tokens
-        n = len(self.ids)
-        logits, state = self.logits(n), self.state(n)
-        out: list[str] = []
-        if self.partial:
-            completion = self.predictions()
-            if not completion:
-                return []
-            word = completion[0][0]
-            out.append(word[len(self.partial):])
-            logits, state, _ = self.model.step(torch.tensor([self.vocab.ids[word]], device=self.model.device), state)
-            logits = logits[0]
-        for token in greedy_ids(self.model, logits, state, limit - len(out)):
-            piece = self.vocab.token_text(token)
-            if "\n" in piece:
-                break
-            out.append(piece)
-        return out
+    # ------------------------------------------------------------ streaming
 
     @torch.inference_mode()
     def stream(self, length: int | None = None) -> Iterator[str]:
@@ -351,76 +270,13 @@ class Session:
             self.edit(self.text_length(), " ")
             yield " "
         for _ in range(config.length):
-            token = choose(self.logits(len(self.ids)), config, self.generator)
+            token = choose(self.logits(len(self.read)), config, self.generator)
             piece = self.vocab.token_text(token)
             logits = self._step(token, piece)
             self._changed()  # the snapshot is built when someone looks: a stream draws ~30 tokens a second
-            self._logits_cache = (len(self.ids), logits)
+            self._logits_cache = (len(self.read), logits)
             yield piece
 
     def reseed(self, seed: int | None) -> None:
         self.settings = replace(self.settings, seed=seed)
         self.generator = make_generator(seed)
-
-    # ------------------------------------------------------------ saving
-
-    def trace_header(self, gates_for: int | None = None) -> dict:
-        """The trace document's header (docs/trace-format.md), without its tokens."""
-        first_gated = self._first_gated(gates_for)
-        return document_header(self.model, self.vocab, self.loaded.name, self.text, self.probs, first_gated)
-
-    def trace_tokens(self, gates_for: int | None = None) -> Iterator[dict]:
-        """Each token's trace in turn: its probability, the top predictions after it, and its
-        gates for the last `gates_for` tokens (all when None). Predictions come from one fused
-        call per chunk from the kept states, gates from one walk of steps through the gated end,
-        so a long text costs one reading of it and no memory."""
-        first_gated = self._first_gated(gates_for)
-        gates = self._gates_from(first_gated)
-        with torch.inference_mode():
-            for start in range(0, len(self.ids), FUSED_CHUNK):
-                chunk = self.ids[start : start + FUSED_CHUNK].tolist()
-                logits, _ = self.model(torch.tensor([chunk], device=self.model.device), self.state(start))
-                probs = logits[0].float().softmax(-1)
-                for offset, token in enumerate(chunk):
-                    index = start + offset
-                    layers = next(gates) if index >= first_gated else None
-                    yield token_json(index, token, self.piece(index), float(self.probs[index]),
-                                     top_predictions(probs[offset], self.settings.shown), layers, self.vocab)
-
-    def _gates_from(self, first: int) -> Iterator[Layers]:
-        """The gates of every token from `first` on: kept ones as kept, the rest stepped, the
-        state carried from one to the next."""
-        state = None
-        for index in range(first, len(self.ids)):
-            kept = self.store.gates(index + 1)
-            if kept is not None:
-                state = None
-                yield kept
-                continue
-            with torch.inference_mode():
-                token = torch.tensor([self.ids[index]], device=self.model.device)
-                _, state, raw = self.model.step(token, self.state(index) if state is None else state)
-            yield gates_to_numpy(raw)
-
-    def trace_document(self, gates_for: int | None = None) -> dict:
-        """The whole document in memory (for short texts; :save streams it with trace_tokens)."""
-        return {**self.trace_header(gates_for), "tokens": list(self.trace_tokens(gates_for))}
-
-    def _first_gated(self, gates_for: int | None) -> int:
-        return 0 if gates_for is None else max(0, len(self.ids) - gates_for)
-
-
-def common_prefix_length(a, b) -> int:
-    """Length of the common prefix of two sequences (str, list or array), by halving: the
-    comparisons run in C, so a long text costs microseconds."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    low, high = 0, n  # a[:low] == b[:low], a[:high] != b[:high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        if a[low:middle] == b[low:middle]:
-            low = middle
-        else:
-            high = middle
-    return low

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from contextlib import contextmanager
@@ -19,8 +18,9 @@ from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
 from lstm_repl.data import StreamBatches, check_fits, split_ids, validation_batches
 from lstm_repl.devices import resolve_device
 from lstm_repl.errors import ConfigError, TrainingInterrupted
-from lstm_repl.model import LanguageModel, State, count_parameters
+from lstm_repl.model import LanguageModel, State
 from lstm_repl.precision import autocast, resolve_training_precision
+from lstm_repl.run_records import checkpoint_info, final_summary, metric_names, quality, start_record, step_record
 from lstm_repl.runlog import LOG_FILE, RunLog, Throughput
 from lstm_repl.sampling import generate
 from lstm_repl.schedule import Bounds, Position, learning_rate
@@ -40,15 +40,6 @@ class Event:
 
 
 Report = Callable[[Event], None]
-
-
-def metric_names(level: str) -> str:
-    return "bpc" if level == "char" else "ppl"
-
-
-def quality(level: str, loss_nats: float) -> float:
-    """Bits per character (char level) or perplexity (word level) from a loss in nats."""
-    return loss_nats / math.log(2) if level == "char" else math.exp(min(loss_nats, 50.0))
 
 
 def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:
@@ -96,7 +87,7 @@ class Trainer:
 
     def run(self, report: Report = lambda event: None) -> dict:
         pos, config = self.position, self.config
-        report(Event("start", pos.step, self._start_record()))
+        report(Event("start", pos.step, start_record(self)))
         started = time.perf_counter() - pos.elapsed_s
         window = Throughput(self.device)
         with _stop_on_sigint(self):
@@ -107,7 +98,7 @@ class Trainer:
                 pos.elapsed_s = time.perf_counter() - started
                 evaluate_now = pos.step % config.eval_interval == 0 or self.done()
                 if pos.step % config.log_interval == 0 or evaluate_now:
-                    record = self._log_record(*window.read())
+                    record = step_record(self, *window.read())
                     if evaluate_now:
                         self._evaluate_and_save(record, report)
                         started = time.perf_counter() - pos.elapsed_s  # validation time is not training time
@@ -118,7 +109,9 @@ class Trainer:
                     self.save_last()
                     raise TrainingInterrupted(
                         f"stopped at step {pos.step}; resume with: lstm-repl train --resume {self.out_dir}", pos.step)
-        return self._final_summary(report)
+        summary = final_summary(self)
+        report(Event("end", pos.step, summary))
+        return summary
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step on the next TBPTT chunk; -> its loss (a tensor on the device)."""
@@ -185,42 +178,7 @@ class Trainer:
             if resume
             else None
         )
-        checkpoint.save(path, self.model, self.vocab, self.config, self._info(), state)
-
-    def _info(self) -> dict:
-        pos, level = self.position, metric_names(self.config.level)
-        best = pos.best_val_loss if math.isfinite(pos.best_val_loss) else None
-        metrics = {"step": pos.step, "tokens_seen": pos.tokens_seen, "best_val_loss": best,
-                   f"best_val_{level}": None if best is None else quality(self.config.level, best)}
-        return {"corpus": self.corpus_info, "metrics": metrics, "parameters": count_parameters(self.model),
-                "train_time_s": round(pos.elapsed_s, 2), "device": self.device.type,
-                "device_name": _device_name(self.device), "precision": self.precision}
-
-    def _log_record(self, train_loss: float, tokens_per_s: float) -> dict:
-        pos = self.position
-        return {"step": pos.step, "elapsed_s": round(pos.elapsed_s, 3), "tokens_seen": pos.tokens_seen,
-                "train_loss": train_loss, "val_loss": None, "tokens_per_s": round(tokens_per_s, 1),
-                "lr": self.optimizer.param_groups[0]["lr"], "epoch": pos.step / max(1, self.batches.chunks_per_epoch),
-                "progress": min(1.0, self.bounds.used(pos)), "eta_s": self.bounds.eta_s(pos)}
-
-    def _start_record(self) -> dict:
-        return {"device": self.device.type, "device_name": _device_name(self.device), "precision": self.precision,
-                "parameters": count_parameters(self.model)["total"], "train_tokens": int(self.batches.streams.size),
-                "val_tokens": int(len(self.val_ids)), "vocab_size": len(self.vocab), "out_dir": str(self.out_dir),
-                "resumed_at": self.position.step}
-
-    def _final_summary(self, report: Report) -> dict:
-        pos, metric = self.position, metric_names(self.config.level)
-        summary = {"step": pos.step, "elapsed_s": pos.elapsed_s, "best_val_loss": pos.best_val_loss,
-                   f"best_val_{metric}": quality(self.config.level, pos.best_val_loss), "out_dir": str(self.out_dir),
-                   "history": self.history}
-        report(Event("end", pos.step, summary))
-        return summary
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-
+        checkpoint.save(path, self.model, self.vocab, self.config, checkpoint_info(self), state)
 
 @contextmanager
 def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:

@@ -15,8 +15,10 @@ import torch
 
 from lstm_repl import checkpoint
 from lstm_repl.config import SampleConfig
+from lstm_repl.ghost import ghost, ghost_pieces
 from lstm_repl.sampling import choose
 from lstm_repl.session import FUSED_CHUNK, PRIMER, Session, Settings
+from lstm_repl.session_trace import trace_document
 from lstm_repl.vocab import UNK_ID
 
 TOL = 1e-5
@@ -266,7 +268,7 @@ def test_word_level_partial_word_is_not_read(word_loaded):
     assert "Citizen" in [t for t, _ in session.snapshot.top]
     snapshot = session.set_text("First Citizen ")
     assert snapshot.position == 4 and session.partial == ""
-    assert session.pieces[-2:] == ["Citizen", " "]
+    assert [session.piece(i) for i in (2, 3)] == ["Citizen", " "]
     assert snapshot.token == " "
 
 
@@ -274,13 +276,13 @@ def test_word_level_no_candidates_for_a_prefix(word_loaded):
     session = Session(word_loaded)
     session.set_text("Qzx")
     assert session.snapshot.top == []
-    assert session.ghost_pieces() == []
+    assert ghost_pieces(session) == []
 
 
 def test_word_level_ghost_completes_the_word(word_loaded):
     session = Session(word_loaded)
     session.set_text("First Cit")
-    ghost = session.ghost_pieces()
+    ghost = ghost_pieces(session)
     assert ghost and ghost[0] == "izen"
     snapshot = session.set_text("First Cit" + "".join(ghost))
     assert session.text == "First Cit" + "".join(ghost)
@@ -310,9 +312,9 @@ def test_ghost_is_the_greedy_continuation_up_to_a_newline(loaded, text):
     session = make(loaded, ghost_tokens=24)
     session.set_text(text)
     position, version = session.snapshot.position, session.version
-    ghost = session.ghost_pieces()
+    ghost = ghost_pieces(session)
     assert ghost == greedy_reference(loaded, text, 24)
-    assert ghost == session.ghost_pieces()  # deterministic
+    assert ghost == ghost_pieces(session)  # deterministic
     assert "\n" not in "".join(ghost) and len(ghost) <= 24
     assert (session.snapshot.position, session.version) == (position, version)  # looking is free
     snapshot = session.set_text(text + "".join(ghost))  # accepting it
@@ -326,7 +328,7 @@ def test_ghost_stops_at_a_newline(loaded):
     stops = []
     for text in ["First Citizen:", "All:", "Speak, speak.", "Resolved. resolved."]:
         session.set_text(text)
-        ghost = session.ghost_pieces()
+        ghost = ghost_pieces(session)
         if len(ghost) < 200:
             stops.append(text)
             logits, state, _ = fresh_reference(loaded.model, loaded.vocab, text + "".join(ghost))
@@ -337,8 +339,8 @@ def test_ghost_stops_at_a_newline(loaded):
 def test_ghost_max_tokens(loaded):
     session = make(loaded)
     session.set_text("You are")
-    assert len(session.ghost_pieces(3)) <= 3
-    assert session.ghost(3) == "".join(session.ghost_pieces(3))
+    assert len(ghost_pieces(session, 3)) <= 3
+    assert ghost(session, 3) == "".join(ghost_pieces(session, 3))
 
 
 # ---------------------------------------------------------------- streaming
@@ -386,7 +388,7 @@ def test_stream_at_word_level_finishes_the_partial_word_first(word_loaded):
 def test_trace_document_round_trips(loaded):
     session = make(loaded)
     session.set_text("Speak, speak.")
-    document = session.trace_document()
+    document = trace_document(session)
     assert json.loads(json.dumps(document)) == document
     assert document["format"] == "lstm-repl-trace"
     assert document["text"] == "Speak, speak."
@@ -453,7 +455,7 @@ def test_what_is_kept_stays_within_its_bound_over_a_long_session(loaded):
     n = len(session.ids)
     assert len(session.store) <= 1 + n // CHECKPOINT_EVERY + RECENT + 1 == session.store.bound(n)
     assert session.store.gates_kept() <= RECENT + 1
-    assert len(session.ids) == len(session.probs) == n  # per token: an id and a probability, no more
+    assert len(session.ids) == len(session.read.probs) == n  # per token: an id and a probability, no more
 
     # what is not kept is recomputed: the gates of a token far back equal a fresh reading's
     far = 700

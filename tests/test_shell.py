@@ -21,6 +21,7 @@ from prompt_toolkit.utils import get_cwidth
 
 from lstm_repl import checkpoint
 from lstm_repl.cli import cli
+from lstm_repl.ghost import ghost, ghost_pieces
 from lstm_repl.repl.app import ShellApp, history_path
 from lstm_repl.repl.commands import Shell
 from lstm_repl.session import FUSED_CHUNK, Session, Settings
@@ -163,7 +164,7 @@ def test_typing_updates_the_session_and_backspace_pops(loaded):
 def test_ghost_text_right_arrow_and_tab(loaded):
     async def script(d: Driver):
         await d.type("You are")
-        pieces = d.session.ghost_pieces()
+        pieces = ghost_pieces(d.session)
         assert pieces, "the tiny model should continue 'You are' on the same line"
         assert d.buffer.suggestion is not None and d.buffer.suggestion.text == "".join(pieces)
         assert d.shell_app.ghost_pieces == pieces
@@ -171,7 +172,7 @@ def test_ghost_text_right_arrow_and_tab(loaded):
         d.send(TAB)  # one token
         await d.until(lambda: d.buffer.text == "You are" + pieces[0] and d.shell_app.settled, "tab to accept a token")
         assert d.session.text == "You are" + pieces[0]
-        rest = d.session.ghost_pieces()
+        rest = ghost_pieces(d.session)
         assert d.buffer.suggestion is not None and d.buffer.suggestion.text == "".join(rest)
 
         d.send(RIGHT)  # all of it
@@ -183,7 +184,7 @@ def test_ghost_text_right_arrow_and_tab(loaded):
         d.send(BACKSPACE)  # the ghost comes back after a backspace, too
         await d.until(lambda: d.buffer.text == expected[:-1] and d.shell_app.settled, "backspace")
         assert d.buffer.suggestion is not None
-        assert d.buffer.suggestion.text == d.session.ghost()
+        assert d.buffer.suggestion.text == ghost(d.session)
 
     drive(loaded, script)
 
@@ -442,7 +443,7 @@ def test_up_arrow_recalls_history(loaded):
         d.send(UP)
         await d.until(lambda: d.buffer.text == "To be" and d.shell_app.settled, "Up to recall the last line")
         assert d.session.text == d.shell_app.shell.history + "To be"
-        assert d.buffer.suggestion is not None and d.buffer.suggestion.text == d.session.ghost()
+        assert d.buffer.suggestion is not None and d.buffer.suggestion.text == ghost(d.session)
         d.send(UP)
         await d.until(lambda: d.buffer.text == ":len 4", "Up again")
         d.send(DOWN)

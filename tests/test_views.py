@@ -13,19 +13,10 @@ from rich.text import Text
 
 from lstm_repl.quantities import GATE_01, GATE_11, LSTM_QUANTITIES, Quantity
 from lstm_repl.repl.fragments import to_fragments, to_text
-from lstm_repl.repl.views import (
-    PALETTE,
-    PanelSettings,
-    gate_bars_view,
-    quantity_colour,
-    quantity_label,
-    render_panel,
-    select_units,
-    strip_height,
-    strip_view,
-    value_bar,
-    visible_token,
-)
+from lstm_repl.repl.drawing import PALETTE, quantity_colour, quantity_label, value_bar, visible_token
+from lstm_repl.repl.strip_view import strip_height, strip_view
+from lstm_repl.repl.units_view import gate_bars_view, select_units
+from lstm_repl.repl.views import PanelSettings, render_panel
 from lstm_repl.snapshot import Snapshot
 
 GRU_QUANTITIES = (

@@ -25,6 +25,7 @@ from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
 from prompt_toolkit.renderer import print_formatted_text
 
+from lstm_repl.ghost import ghost_pieces
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import to_fragments
 from lstm_repl.repl.keys import shell_key_bindings
@@ -294,7 +295,7 @@ class ShellApp:
             self.ghost_pieces = []
             self.buffer.suggestion = None
             return
-        self.ghost_pieces = self.shell.session.ghost_pieces()
+        self.ghost_pieces = ghost_pieces(self.shell.session)
         self.buffer.suggestion = Suggestion("".join(self.ghost_pieces)) if self.ghost_pieces else None
 
     def accept_ghost(self, tokens: int | None = None) -> None:

@@ -12,6 +12,7 @@ from typing import Callable
 from lstm_repl.errors import LstmReplError
 from lstm_repl.repl.views import PanelSettings
 from lstm_repl.session import Session
+from lstm_repl.session_trace import trace_header, trace_tokens
 
 HELP = {
     ":help": "this list",
@@ -165,7 +166,7 @@ def _save(shell: Shell, arg: str) -> CommandResult:
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            count = write_document(f, session.trace_header(SAVED_GATES), session.trace_tokens(SAVED_GATES))
+            count = write_document(f, trace_header(session, SAVED_GATES), trace_tokens(session, SAVED_GATES))
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -82,7 +82,7 @@ def style_string(style: Style | None, color: bool = True) -> str:
 def to_fragments(renderable: RenderableType, width: int, color: bool = True) -> Fragments:
     """Render to (style, text) fragments with a ("", "\\n") fragment between lines; adjacent runs of
     the same style on a line are merged. color=False (NO_COLOR): no fg/bg in any style string.
-    A views.Lines that fits the width skips rich entirely (its lines are already laid out)."""
+    A layout.Lines that fits the width skips rich entirely (its lines are already laid out)."""
     if isinstance(renderable, Lines) and renderable.width <= width:
         lines: Iterable[Iterable[tuple[Any, ...]]] = renderable.lines
     else:

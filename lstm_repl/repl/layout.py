@@ -2,7 +2,7 @@
 
 It owns the Lines renderable, the Line builder, cropping and centring text to a width, cached styles
 and colour mixing, and wrapping pieces of text onto lines. It knows nothing of models or quantities;
-views.py decides what the lines say.
+the views (views.py, units_view.py, strip_view.py) decide what the lines say.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ import torch
 from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.sampling import Sampler, continue_from
-from lstm_repl.session import PRIMER, WORD, Settings
+from lstm_repl.session import PRIMER, Settings
+from lstm_repl.token_text import WORD
 from lstm_repl.vocab import Vocab
 
 BLOCK_BYTES = 1 << 16  # read at a time

@@ -15,7 +15,7 @@ from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.document import Document
 
 from lstm_repl.repl.commands import Shell
-from lstm_repl.session import common_prefix_length
+from lstm_repl.token_text import common_prefix_length
 
 LINE_LIMIT = 2000  # characters on the input line at most
 LINE_KEEP = 500  # of which stay on the line when it is cut (the rest goes to the transcript)
