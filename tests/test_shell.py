@@ -6,6 +6,7 @@ The model is a tiny real one; assertions are on the session, the buffer and the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import re
@@ -23,6 +24,7 @@ from lstm_repl import checkpoint
 from lstm_repl.cli import cli
 from lstm_repl.ghost import ghost, ghost_pieces
 from lstm_repl.repl.app import ShellApp, history_path
+from lstm_repl.repl.collector import NO_AUTOMATIC_FULL
 from lstm_repl.repl.commands import Shell
 from lstm_repl.session import FUSED_CHUNK, Session, Settings
 
@@ -458,7 +460,8 @@ def test_up_arrow_recalls_history(loaded):
 
 
 def panel_text(shell_app: ShellApp) -> str:
-    return "".join(text for _, text in shell_app._panel_fragments())
+    lines = shell_app.panel_lines(shell_app.app.output.get_size().columns)
+    return "\n".join("".join(text for _, text in line) for line in lines)
 
 
 def assert_fits(text: str, width: int) -> None:
@@ -715,6 +718,23 @@ def test_resizing_while_streaming(loaded):
         assert d.running and d.session.text == d.shell.history
 
     drive(loaded, script)
+
+
+# ---------------------------------------------------------------- the cycle collector
+
+
+def test_full_collections_wait_for_the_shell_to_be_idle_and_everything_is_put_back(loaded):
+    thresholds = gc.get_threshold()
+
+    async def script(d: Driver):
+        assert gc.get_freeze_count() > 0  # what start-up made is out of the collector's sight
+        assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
+        await d.type("To be")
+        collections = d.shell_app.collector.collections
+        await d.until(lambda: d.shell_app.collector.collections > collections, "a collection while idle", 10)
+
+    drive(loaded, script)
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
 
 
 # ---------------------------------------------------------------- not a terminal

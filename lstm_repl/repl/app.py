@@ -26,9 +26,11 @@ from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
 from prompt_toolkit.renderer import print_formatted_text
 
 from lstm_repl.ghost import ghost_pieces
+from lstm_repl.repl.collector import Collector, paced_collection
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
-from lstm_repl.repl.fragments import to_fragments
+from lstm_repl.repl.fragments import to_fragment_lines
 from lstm_repl.repl.keys import shell_key_bindings
+from lstm_repl.repl.panel_control import FragmentLines, PanelControl
 from lstm_repl.repl.reading import LineReader
 from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
@@ -66,7 +68,7 @@ class ShellApp:
         self.stream_pieces: list[str] = []  # what the running stream wrote so far
         self.stream_rate = 0.0
         self.ghost_pieces: list[str] = []
-        self._panel_cache: tuple[tuple, list] | None = None
+        self._panel_cache: tuple[tuple, FragmentLines] | None = None
         self.buffer = Buffer(
             multiline=False,
             history=_file_history(),
@@ -79,6 +81,7 @@ class ShellApp:
         self._sync_scheduled = False
         self._ghost_scheduled = False
         self._lone_enter: asyncio.TimerHandle | None = None  # an Enter that may yet turn out to be pasted
+        self.collector: Collector | None = None  # while running
         self.app = self._build()
         self.refresh_ghost()
 
@@ -94,7 +97,7 @@ class ShellApp:
             Window(FormattedTextControl(self._stream_fragments), wrap_lines=True, dont_extend_height=True),
             filter=Condition(lambda: bool(self.stream_pieces)),
         )
-        panel = Window(FormattedTextControl(self._panel_fragments), dont_extend_height=True, wrap_lines=False)
+        panel = Window(PanelControl(self.panel_lines), dont_extend_height=True, wrap_lines=False)
         status = Window(FormattedTextControl(self._status_fragments), height=1)
         body = HSplit([input_window, stream_window, Window(height=1, char="─", style="class:rule"), panel, status])
         return Application(
@@ -117,14 +120,14 @@ class ShellApp:
     def _height(self) -> int:
         return max(1, self.app.output.get_size().rows - 4)
 
-    def _panel_fragments(self):
+    def panel_lines(self, width: int) -> FragmentLines:
         session = self.shell.session
         settings = self.shell.panel
-        key = (session.version, id(session.model), self._width(), self._height(), settings.layer,
+        key = (session.version, id(session.model), width, self._height(), settings.layer,
                tuple(settings.units or ()), self.color)
         if self._panel_cache is None or self._panel_cache[0] != key:
-            lines = render_panel(session.snapshot, settings, self._width(), self._height())
-            self._panel_cache = (key, to_fragments(lines, self._width(), self.color))
+            lines = render_panel(session.snapshot, settings, width, self._height())
+            self._panel_cache = (key, to_fragment_lines(lines, width, self.color))
         return self._panel_cache[1]
 
     def _stream_fragments(self):
@@ -173,6 +176,8 @@ class ShellApp:
         steps) comes just after, so it never delays a key's frame, and not at all while more
         keys are arriving."""
         self._sync_scheduled = False
+        if self.collector is not None:
+            self.collector.key_seen()
         if self.streaming is None:
             seen, ghost = self.reader.line_seen, self.ghost_pieces
             self.reader.sync()
@@ -394,12 +399,13 @@ class ShellApp:
 
     # ------------------------------------------------------------ running
 
-    async def run_async(self) -> None:
-        await self.app.run_async()
+    async def run_async(self, handle_sigint: bool = False) -> None:
+        with paced_collection(asyncio.get_running_loop(), lambda: not self.settled) as self.collector:
+            await self.app.run_async(handle_sigint=handle_sigint)
 
     def run(self) -> None:
         # Keys typed while the shell was starting were echoed by the terminal: the app reads
         # them again, so their echo goes, or the first line would show them twice. (Only the
         # cursor's line: a type-ahead that wrapped or held Enter leaves its earlier lines.)
         self.app.output.write_raw("\r\x1b[2K")
-        self.app.run()
+        asyncio.run(self.run_async(handle_sigint=True))  # as Application.run does

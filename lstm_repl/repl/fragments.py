@@ -83,38 +83,48 @@ def to_fragments(renderable: RenderableType, width: int, color: bool = True) -> 
     """Render to (style, text) fragments with a ("", "\\n") fragment between lines; adjacent runs of
     the same style on a line are merged. color=False (NO_COLOR): no fg/bg in any style string.
     A layout.Lines that fits the width skips rich entirely (its lines are already laid out)."""
+    out: Fragments = []
+    for number, line in enumerate(to_fragment_lines(renderable, width, color)):
+        if number:
+            out.append(_NEWLINE)
+        out.extend(line)
+    return out
+
+
+def to_fragment_lines(renderable: RenderableType, width: int, color: bool = True) -> list[Fragments]:
+    """As to_fragments, one list of fragments per line (what a UIContent hands out line by line)."""
     if isinstance(renderable, Lines) and renderable.width <= width:
         lines: Iterable[Iterable[tuple[Any, ...]]] = renderable.lines
     else:
         console = console_for(width, color)
         lines = console.render_lines(renderable, console.options, pad=False)
+    return [_merged_line(line, _by_id[color], color) for line in lines]
+
+
+def _merged_line(line: Iterable[tuple[Any, ...]], cache: dict, color: bool) -> Fragments:
     out: Fragments = []
-    cache = _by_id[color]
-    for number, line in enumerate(lines):
-        if number:
-            out.append(_NEWLINE)
-        last_style = None
-        texts: list[str] = []
-        for run in line:
-            text, style = run[0], run[1]
-            if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
-                continue
-            entry = cache.get(id(style))
-            if entry is not None and entry[0] is style:
-                name = entry[1]
-            else:
-                name = style_string(style, color)
-                if len(cache) > 4096:
-                    cache.clear()
-                cache[id(style)] = (style, name)  # holding the style keeps its id from being reused
-            if name != last_style:
-                if texts:
-                    out.append((last_style, "".join(texts)))
-                last_style, texts = name, [text]
-            else:
-                texts.append(text)
-        if texts:
-            out.append((last_style, "".join(texts)))
+    last_style = None
+    texts: list[str] = []
+    for run in line:
+        text, style = run[0], run[1]
+        if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
+            continue
+        entry = cache.get(id(style))
+        if entry is not None and entry[0] is style:
+            name = entry[1]
+        else:
+            name = style_string(style, color)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[id(style)] = (style, name)  # holding the style keeps its id from being reused
+        if name != last_style:
+            if texts:
+                out.append((last_style, "".join(texts)))
+            last_style, texts = name, [text]
+        else:
+            texts.append(text)
+    if texts:
+        out.append((last_style, "".join(texts)))
     return out
 
 
