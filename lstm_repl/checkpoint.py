@@ -117,8 +117,8 @@ def save(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
     except OSError as exc:
-        raise CheckpointError(f"cannot write a checkpoint in {path.parent}: {exc.strerror}; "
-                              "choose a writable --out") from None
+        raise CheckpointError(f"cannot write a checkpoint in {path.parent} ({exc.strerror}); "
+                              "free some space or choose a writable --out") from None
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         _fsync(tmp / WEIGHTS_FILE)
@@ -130,10 +130,11 @@ def save(
             config["files"][RESUME_TENSORS_FILE] = _file_digest(tmp / RESUME_TENSORS_FILE)
         _write_json(tmp / CONFIG_FILE, config)
         _swap_into_place(tmp, path)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
         shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).rpartition(": ")[2]
         raise CheckpointError(
-            f"could not write checkpoint {path} ({exc.strerror}); free some space or pick another --out "
+            f"could not write checkpoint {path} ({reason}); free some space or pick another --out "
             "(the previous checkpoint there is untouched)"
         ) from None
     except BaseException:  # Ctrl-C or an error from safetensors: no half-written folder stays behind
@@ -163,13 +164,44 @@ def _fsync(path: Path) -> None:
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Rename tmp to path. If path exists it is first renamed aside, so one copy is always whole."""
+    """Rename tmp to path. If path exists it is first renamed aside, so one copy is always whole;
+    the folder is synced after each rename, so the renames reach the disk in that order."""
+    _fsync_dir(tmp)
     old = _old_path(path)
-    shutil.rmtree(old, ignore_errors=True)
     if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
+        _fsync_dir(path.parent)
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform without directory descriptors (Windows): renames are what it offers
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some filesystems refuse to sync a folder; the files themselves are synced
+    finally:
+        os.close(descriptor)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove what a killed save left in a run folder: half-written `.NAME.tmpXXXX` folders, and a
+    `.NAME.old` copy whose NAME is whole again. -> what was removed."""
+    removed = []
+    for entry in folder.glob(".*"):
+        name = entry.name
+        stale_tmp = ".tmp" in name and entry.is_dir()
+        stale_old = name.endswith(".old") and (folder / name[1:-4] / CONFIG_FILE).is_file()
+        if stale_tmp or stale_old:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 # ---------------------------------------------------------------- loading

@@ -16,6 +16,7 @@ LEVELS = ("char", "word")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # of a training step: autocast to bf16 or fp16 (loss-scaled)
 INFERENCE_PRECISIONS = ("auto", "fp16", "fp32")  # of the weights a generation step reads
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_LR = 100.0  # Adam moves each weight by about lr a step: more than this is a typo, and overflows fp32
 SCHEDULES = ("wsd", "cosine", "constant")  # of the learning rate after warm-up (schedule.learning_rate)
 
 
@@ -71,7 +72,7 @@ class TrainConfig:
             (self.level in LEVELS, f"--level must be one of {', '.join(LEVELS)}"),
             (self.seq_len >= 1, "--seq-len must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
+            (0 < self.lr <= MAX_LR, f"--lr must be above 0 and at most {MAX_LR:g} (Adam takes steps of about lr)"),
             (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the run, from 0 to below 1"),
             (self.grad_clip > 0, "--grad-clip must be positive"),
             (self.weight_decay >= 0, "--weight-decay must be 0 or more"),

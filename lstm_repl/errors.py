@@ -23,3 +23,7 @@ class TrainingInterrupted(LstmReplError):
     def __init__(self, message: str, step: int):
         super().__init__(message)
         self.step = step
+
+
+class TrainingDiverged(LstmReplError):
+    """Training stopped: losses or gradients kept coming out non-finite, or the weights did."""

@@ -94,6 +94,7 @@ def _validation_table(history: list[dict], level: str) -> list[str]:
     table = ["| step | minutes | tokens seen | train loss | val loss | " + key.replace("val_", "val ") + " |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        table.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.1f} | {r['tokens_seen']:,} | {r['train_loss']:.3f} | "
+        table.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.1f} | {r['tokens_seen']:,} | "
+                     f"{'n/a' if r['train_loss'] is None else format(r['train_loss'], '.3f')} | "
                      f"{r['val_loss']:.3f} | {r.get(key, float('nan')):.3f} |")
     return table

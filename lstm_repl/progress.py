@@ -47,10 +47,12 @@ class PlainReporter:
             self._line(start_text(r))
         elif event.kind == "log":
             self._line(
-                f"step {r['step']:>6}  loss {r['train_loss']:.4f}  {metric_text(r) or ' ' * 0}"
+                f"step {r['step']:>6}  loss {loss_text(r)}  {metric_text(r) or ' ' * 0}"
                 f"  {r['tokens_per_s']:,.0f} tok/s  lr {r['lr']:.2e}  {format_duration(r['elapsed_s'])} elapsed"
                 f"  eta {format_duration(r['eta_s'])}".replace("    ", "  ")
             )
+        elif event.kind == "warning":
+            self._line(f"warning at step {event.step}: {r['message']}")
         elif event.kind == "eval":
             self._line(f"sample at step {event.step}{' (best so far)' if r.get('best') else ''}: "
                        f"{event.sample[:200]!r}")
@@ -90,9 +92,11 @@ class RichReporter:
             if metric_text(r):
                 self.best = metric_text(r)
             self.progress.update(
-                self.task, completed=int(1000 * r["progress"]), step=r["step"], loss=f"{r['train_loss']:.4f}",
+                self.task, completed=int(1000 * r["progress"]), step=r["step"], loss=loss_text(r),
                 val=self.best, speed=f"{r['tokens_per_s']:,.0f}",
             )
+        elif event.kind == "warning":
+            self.progress.console.print(Text(f"warning at step {event.step}: {r['message']}", style="yellow"))
         elif event.kind == "eval":
             marker = " best" if r.get("best") else ""
             self.progress.console.print(
@@ -101,6 +105,13 @@ class RichReporter:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def loss_text(record: dict) -> str:
+    """The window's mean training loss, and the steps skipped so far (non-finite) if any."""
+    loss = "  n/a " if record["train_loss"] is None else f"{record['train_loss']:.4f}"
+    skipped = record.get("skipped_steps") or 0
+    return loss + (f" ({skipped} skipped)" if skipped else "")
 
 
 def loss_curve(history: list[dict], width: int = 60, height: int = 12) -> str:

@@ -5,7 +5,7 @@ the carried recurrent state and the loss scale. checkpoint.py writes and reads t
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import torch
 
@@ -40,26 +40,155 @@ def capture(position: Position, optimizer: torch.optim.Optimizer, scaler: torch.
 
 
 def restore(resume: dict, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-            device: torch.device) -> tuple[Position, State | None]:
-    """Load the optimizer, random and loss-scale state; -> the position and the carried state."""
-    try:
-        saved = resume["position"]
-        best = saved["best_val_loss"]
-        position = Position(**{**saved, "best_val_loss": best if best is not None else math.inf})
-        tensors = resume["tensors"]
-        state: dict = {}
-        for name, value in tensors.items():
-            if name.startswith("optimizer."):
-                _, index, key = name.split(".", 2)
-                state.setdefault(int(index), {})[key] = value
-        optimizer.load_state_dict({"state": state, "param_groups": resume["optimizer_param_groups"]})
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
-        carry = [tensors[f"carry.{k}"] for k in range(len(tensors)) if f"carry.{k}" in tensors]
-        dtype = getattr(torch, resume.get("carry_dtype") or "float32")
-        if resume.get("loss_scale") and scaler.is_enabled():
-            scaler.load_state_dict(resume["loss_scale"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"the training state in the checkpoint is broken ({exc}); start a new run") from None
-    return position, tuple(c.to(device, dtype) for c in carry) if carry else None
+            device: torch.device, expected_carry: State) -> tuple[Position, State | None]:
+    """Check every field and tensor of a saved training state against this run (types, ranges,
+    shapes: anyone can edit the files and recompute their sha256), then load the optimizer,
+    random and loss-scale state; -> the position and the carried state."""
+    position = _position(resume.get("position"))
+    tensors = resume.get("tensors", {})
+    optimizer_state = _optimizer_state(tensors, optimizer)
+    groups = _param_groups(resume.get("optimizer_param_groups"), optimizer)
+    carry = _carry(tensors, expected_carry)
+    dtype = _choice("carry_dtype", resume.get("carry_dtype") or "float32", CARRY_DTYPES)
+    _rng(tensors)
+    loss_scale = _loss_scale(resume.get("loss_scale"), scaler)
+    unknown = sorted(set(tensors) - set(optimizer_state["names"]) - {"rng.torch", "rng.cuda"}
+                     - {f"carry.{k}" for k in range(len(carry))})
+    if unknown:
+        raise _broken(f"resume.safetensors holds unexpected tensors ({', '.join(unknown[:3])})")
+    optimizer.load_state_dict({"state": optimizer_state["state"], "param_groups": groups})
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    if loss_scale is not None and scaler.is_enabled():
+        scaler.load_state_dict(loss_scale)
+    return position, tuple(c.to(device, getattr(torch, dtype)) for c in carry) if carry else None
+
+
+CARRY_DTYPES = ("float32", "bfloat16", "float16")
+_COUNTS = ("step", "epoch", "chunk", "tokens_seen", "skipped_steps")
+_NUMBERS = ("elapsed_s", "progress")
+
+
+def _broken(what: str) -> CheckpointError:
+    return CheckpointError(f"the run's training state is broken: {what}; "
+                           "resume from another checkpoint of the run, or start a new run")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _position(saved: object) -> Position:
+    if not isinstance(saved, dict):
+        raise _broken("resume.json has no position object")
+    known = {f.name for f in fields(Position)}
+    if unknown := sorted(set(saved) - known):
+        raise _broken(f"resume.json position has unknown fields ({', '.join(unknown)})")
+    for name in _COUNTS:
+        value = saved.get(name, 0)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise _broken(f"resume.json position.{name} must be a whole number >= 0, not {value!r}")
+    for name in _NUMBERS:
+        if not (_is_number(saved.get(name, 0.0)) and saved.get(name, 0.0) >= 0):
+            raise _broken(f"resume.json position.{name} must be a number >= 0, not {saved.get(name)!r}")
+    if saved.get("progress", 0.0) > 1.0:
+        raise _broken(f"resume.json position.progress must be between 0 and 1, not {saved['progress']!r}")
+    best = saved.get("best_val_loss")
+    if best is not None and not (_is_number(best) and best >= 0):
+        raise _broken(f"resume.json position.best_val_loss must be null or a number >= 0, not {best!r}")
+    anchor = saved.get("anchor")
+    if anchor is not None and not (isinstance(anchor, list) and len(anchor) == 2
+                                   and all(_is_number(a) and a >= 0 for a in anchor)):
+        raise _broken(f"resume.json position.anchor must be null or two numbers >= 0, not {anchor!r}")
+    return Position(**{**saved, "best_val_loss": best if best is not None else math.inf})
+
+
+def _param_groups(saved: object, optimizer: torch.optim.Optimizer) -> list[dict]:
+    """This optimizer's groups with the saved hyperparameters (lr, betas, eps, weight decay),
+    each checked; settings that belong to the device or the torch version (fused, foreach, ...)
+    stay this run's own."""
+    current = optimizer.state_dict()["param_groups"]
+    if not (isinstance(saved, list) and len(saved) == len(current) and all(isinstance(g, dict) for g in saved)):
+        raise _broken(f"resume.json optimizer_param_groups must be a list of {len(current)} objects")
+    groups = []
+    for index, (group, ours) in enumerate(zip(saved, current)):
+        where = f"resume.json optimizer_param_groups[{index}]"
+        if group.get("params") != ours["params"]:
+            raise _broken(f"{where}.params does not list this model's parameters")
+        for key in _HYPERPARAMETERS:
+            if key in ours and not _same_kind(group.get(key), ours[key]):
+                raise _broken(f"{where}.{key} is {group.get(key)!r}, not a value of its kind (like {ours[key]!r})")
+        groups.append({**ours, **{key: group[key] for key in _HYPERPARAMETERS if key in ours}})
+    return groups
+
+
+_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
+
+
+def _same_kind(value: object, reference: object) -> bool:
+    if isinstance(reference, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(reference)
+                and all(_same_kind(v, r) for v, r in zip(value, reference)))
+    return _is_number(value) and value >= 0
+
+
+def _optimizer_state(tensors: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """optimizer.{index}.{key} tensors -> the optimizer's state, each shaped like its parameter."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    state: dict[int, dict] = {}
+    names = [name for name in tensors if name.startswith("optimizer.")]
+    for name in names:
+        parts = name.split(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params):
+            raise _broken(f"resume.safetensors has a tensor {name} for no parameter of this model")
+        index, key, value = int(parts[1]), parts[2], tensors[name]
+        expected = () if key == "step" else tuple(params[index].shape)
+        if key not in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            raise _broken(f"resume.safetensors has a tensor {name} the optimizer does not keep")
+        if tuple(value.shape) != expected and not (key == "step" and value.numel() == 1):
+            raise _broken(f"resume.safetensors {name} has shape {tuple(value.shape)}, the parameter needs {expected}")
+        if not value.is_floating_point() or not torch.isfinite(value).all() or (key != "exp_avg" and (value < 0).any()):
+            raise _broken(f"resume.safetensors {name} holds values the optimizer cannot have")
+        state.setdefault(index, {})[key] = value.reshape(expected)
+    if state and any({"step", "exp_avg", "exp_avg_sq"} - set(kept) for kept in state.values()):
+        raise _broken("resume.safetensors lacks part of the optimizer state (step, exp_avg, exp_avg_sq)")
+    return {"state": state, "names": names}
+
+
+def _carry(tensors: dict, expected: State) -> list[torch.Tensor]:
+    carry = [tensors[f"carry.{k}"] for k in range(len(expected)) if f"carry.{k}" in tensors]
+    if not carry:
+        return []
+    if len(carry) != len(expected):
+        raise _broken(f"resume.safetensors carries {len(carry)} state tensors, this cell has {len(expected)}")
+    for k, (value, reference) in enumerate(zip(carry, expected)):
+        if value.shape != reference.shape or not value.is_floating_point() or not torch.isfinite(value).all():
+            raise _broken(f"resume.safetensors carry.{k} has shape {tuple(value.shape)} or values that do not fit "
+                          f"this run (expected finite numbers of shape {tuple(reference.shape)})")
+    return carry
+
+
+def _rng(tensors: dict) -> None:
+    value = tensors.get("rng.torch")
+    expected = torch.get_rng_state()
+    if value is None or value.dtype != torch.uint8 or value.shape != expected.shape:
+        raise _broken("resume.safetensors lacks a valid rng.torch (the random generator's state)")
+    cuda = tensors.get("rng.cuda")
+    if cuda is not None and (cuda.dtype != torch.uint8 or cuda.dim() != 1):
+        raise _broken("resume.safetensors rng.cuda is not a random generator's state")
+
+
+def _loss_scale(saved: object, scaler: torch.amp.GradScaler) -> dict | None:
+    if saved is None:
+        return None
+    if not (isinstance(saved, dict) and saved and all(isinstance(k, str) and _is_number(v) and v >= 0
+                                                      for k, v in saved.items())):
+        raise _broken(f"resume.json loss_scale must be null or an object of numbers >= 0, not {saved!r}")
+    return saved
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise _broken(f"resume.json {name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value  # type: ignore[return-value]

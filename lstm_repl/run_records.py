@@ -30,13 +30,14 @@ def start_record(trainer: Trainer) -> dict:
             "vocab_size": len(trainer.vocab), "out_dir": str(trainer.out_dir), "resumed_at": trainer.position.step}
 
 
-def step_record(trainer: Trainer, train_loss: float, tokens_per_s: float) -> dict:
+def step_record(trainer: Trainer, train_loss: float | None, tokens_per_s: float) -> dict:
     pos = trainer.position
     return {"step": pos.step, "elapsed_s": round(pos.elapsed_s, 3), "tokens_seen": pos.tokens_seen,
             "train_loss": train_loss, "val_loss": None, "tokens_per_s": round(tokens_per_s, 1),
             "lr": trainer.optimizer.param_groups[0]["lr"],
             "epoch": pos.step / max(1, trainer.batches.chunks_per_epoch),
-            "progress": min(1.0, trainer.bounds.used(pos)), "eta_s": trainer.bounds.eta_s(pos)}
+            "progress": min(1.0, trainer.bounds.used(pos)), "eta_s": trainer.bounds.eta_s(pos),
+            "skipped_steps": pos.skipped_steps}
 
 
 def checkpoint_info(trainer: Trainer) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,23 +20,46 @@ class RunLog:
     def __init__(self, out_dir: Path):
         self.path = out_dir / LOG_FILE
         self.history: list[dict] = []
+        self._written = 0  # records of history already in the file
 
     def append(self, record: dict) -> None:
+        """Add a record; on a write error (a full disk) the file is cut back to its last whole
+        line and CheckpointError says so: the record stays in `history`, and the next append
+        writes every record the file lacks."""
         self.history.append(record)
+        data = "".join(json.dumps(r) + "\n" for r in self.history[self._written :]).encode("utf-8")
         try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            _append_whole(self.path, data)
         except OSError as exc:
-            raise CheckpointError(f"cannot write the training log {self.path} ({exc.strerror}); "
-                                  "free some space") from None
+            raise CheckpointError(f"cannot write the training log {self.path} ({exc.strerror}); free some space "
+                                  "(training goes on, and the log catches up at its next record)") from None
+        self._written = len(self.history)
 
     def truncate(self, step: int) -> None:
         """Drop records past `step` (a crash after the last checkpoint left them)."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text("utf-8").splitlines() if _record_step(line) <= step]
+        lines = self.path.read_text("utf-8").splitlines()
+        kept = [line for line in lines if 0 <= _record_step(line) <= step]  # a line a kill cut short goes too
         self.path.write_text("".join(line + "\n" for line in kept), "utf-8")
         self.history = [json.loads(line) for line in kept if _record_step(line) >= 0]
+        self._written = len(self.history)
+
+
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append `data` all or nothing: a failed write (a full disk) cuts the file back to where it was."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.lseek(descriptor, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        except OSError:
+            os.ftruncate(descriptor, start)
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def _record_step(line: str) -> int:
@@ -53,15 +77,18 @@ class Throughput:
         self.loss = torch.zeros((), device=device)
         self.steps, self.tokens, self.start = 0, 0, time.perf_counter()
 
-    def add(self, loss: torch.Tensor, tokens: int) -> None:
-        self.loss += loss
-        self.steps += 1
+    def add(self, loss: torch.Tensor | None, tokens: int) -> None:
+        """A step's loss, or None for a step that was skipped (its tokens still took time)."""
+        if loss is not None:
+            self.loss += loss
+            self.steps += 1
         self.tokens += tokens
 
-    def read(self) -> tuple[float, float]:
-        """(mean loss, tokens/s) since the last read, and start a new window."""
+    def read(self) -> tuple[float | None, float]:
+        """(mean loss, None if every step was skipped; tokens/s) since the last read; starts a new window."""
         now = time.perf_counter()
-        mean, rate = float(self.loss) / max(self.steps, 1), self.tokens / max(now - self.start, 1e-9)
+        mean = float(self.loss) / self.steps if self.steps else None
+        rate = self.tokens / max(now - self.start, 1e-9)
         self.loss.zero_()
         self.steps, self.tokens, self.start = 0, 0, now
         return mean, rate

@@ -18,6 +18,7 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
     ids = encode_cached(corpus, vocab)
     model = new_model(len(vocab), model_args, config.seed)
+    checkpoint.remove_stale_temporaries(out_dir)
     return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)))
 
 
@@ -32,6 +33,7 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     if out is not None and Path(out).resolve() != out_dir.resolve():
         raise ConfigError(f"--out {out} is not the folder of the run being resumed ({out_dir}); drop --out")
     check_writable(out_dir)
+    checkpoint.remove_stale_temporaries(out_dir)
     config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
     corpus_info = saved.info.get("corpus", {})
     corpus = read_corpus(corpus_paths or corpus_info.get("files", []), config.encoding)
@@ -56,7 +58,7 @@ def _check_restated(saved: checkpoint.Checkpoint, restated: dict) -> None:
             was = run_settings[name] if not isinstance(value, bool) else ("on" if run_settings[name] else "off")
             raise ConfigError(
                 f"{flag} {shown} differs from the run's {was}: a resumed run keeps its model and training "
-                "settings (only --max-steps, --time, --epochs, --device, --precision and the intervals change); "
+                "settings (only --max-steps, --time, --epochs, --lr, --device, --precision and the intervals change); "
                 f"drop {flag}, or start a new run with --out"
             )
 

@@ -27,6 +27,7 @@ class Position:
     elapsed_s: float = 0.0  # training time, validation excluded
     best_val_loss: float = math.inf
     progress: float = 0.0  # where the schedule stood (0 to 1) when saved
+    skipped_steps: int = 0  # steps whose loss or gradients were not finite (not applied)
     # [schedule position, budget used] where a resume changed the bounds; see Bounds.schedule
     anchor: list[float] | None = None
 

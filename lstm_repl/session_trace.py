@@ -25,16 +25,17 @@ def trace_tokens(session: Session, gates_for: int | None = None) -> Iterator[dic
     first_gated = _first_gated(session, gates_for)
     gates = _gates_from(session, first_gated)
     ids, model = session.ids, session.model
-    with torch.inference_mode():
-        for start in range(0, len(ids), FUSED_CHUNK):
-            chunk = ids[start : start + FUSED_CHUNK].tolist()
+    for start in range(0, len(ids), FUSED_CHUNK):
+        chunk = ids[start : start + FUSED_CHUNK].tolist()
+        with torch.inference_mode():  # never around a yield: a reader that stops would leave it on
             logits, _ = model(torch.tensor([chunk], device=model.device), session.state(start))
             probs = logits[0].float().softmax(-1)
-            for offset, token in enumerate(chunk):
-                index = start + offset
-                layers = next(gates) if index >= first_gated else None
-                yield token_json(index, token, session.piece(index), float(session.read.probs[index]),
-                                 top_predictions(probs[offset], session.settings.shown), layers, session.vocab)
+            tops = [top_predictions(row, session.settings.shown) for row in probs]
+        for offset, token in enumerate(chunk):
+            index = start + offset
+            layers = next(gates) if index >= first_gated else None
+            yield token_json(index, token, session.piece(index), float(session.read.probs[index]), tops[offset],
+                             layers, session.vocab)
 
 
 def trace_document(session: Session, gates_for: int | None = None) -> dict:

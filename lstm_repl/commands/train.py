@@ -9,7 +9,7 @@ import click
 
 from lstm_repl.commands.options import CELL_OPTION, TRAINING_OPTIONS, parse_duration, split_settings, with_options
 
-RESUMABLE = ("max_steps", "time_limit", "epochs", "device", "precision", "eval_interval", "log_interval")
+RESUMABLE = ("max_steps", "time_limit", "epochs", "device", "precision", "eval_interval", "log_interval", "lr")
 DEFAULT_TIME = "10m"  # with no bound given
 
 

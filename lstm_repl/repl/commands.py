@@ -170,7 +170,8 @@ def _save(shell: Shell, arg: str) -> CommandResult:
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {path}: {exc.strerror}; the file is unchanged") from None
+        raise CommandError(f"cannot write {path}: {exc.strerror}; free some space or choose another file "
+                           "(the file is unchanged)") from None
     gated = f", gates for the last {SAVED_GATES:,}" if count > SAVED_GATES else ""
     return CommandResult(f"saved {count:,} tokens with their traces{gated} to {path}")
 
