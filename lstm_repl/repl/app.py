@@ -124,7 +124,7 @@ class ShellApp:
         session = self.shell.session
         settings = self.shell.panel
         key = (session.version, id(session.model), width, self._height(), settings.layer,
-               tuple(settings.units or ()), self.color)
+               tuple(settings.units or ()), tuple(settings.labels.items()), self.color)
         if self._panel_cache is None or self._panel_cache[0] != key:
             lines = render_panel(session.snapshot, settings, width, self._height())
             self._panel_cache = (key, to_fragment_lines(lines, width, self.color))

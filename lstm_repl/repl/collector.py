@@ -5,8 +5,10 @@ objects made while starting (torch, the model, the app) and took 130-200 ms, abo
 keys; after those were frozen, the few thousand live tensors still made each full collection
 cost 7-10 ms, on top of a frame of about 14. So, while the shell runs: what start-up made is
 frozen (never scanned), full collections do not start on their own, and the shell runs one
-itself whenever it has been idle for a moment (or between frames of a stream). Young
-collections, which only look at new objects, go on as usual. Everything is put back on exit.
+itself whenever it has been idle for a moment, and at the latest every LONGEST_WAIT_S when it
+never is (a demo streaming for hours, a script typing): one slow key in that while, instead of
+memory that grows. Young collections, which only look at new objects, go on as usual.
+Everything is put back on exit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 IDLE_S = 0.5  # a full collection waits for this long without keys
+LONGEST_WAIT_S = 10.0  # ... but not longer than this since the last one
 CHECK_EVERY_S = 1.0  # how often the shell looks whether it is time for one
 NO_AUTOMATIC_FULL = 1_000_000  # gen-2 threshold: never reached in practice
 
@@ -27,7 +30,7 @@ class Collector:
         """busy() -> whether a key is being handled right now (a stream is not busy: its frames
         can take a collection)."""
         self.loop, self.busy = loop, busy
-        self.last_key = time.monotonic()
+        self.last_key = self.last_collection = time.monotonic()
         self.collections = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -42,9 +45,12 @@ class Collector:
             self._timer.cancel()
 
     def _check(self) -> None:
-        if time.monotonic() - self.last_key >= IDLE_S and not self.busy():
+        now = time.monotonic()
+        due = now - self.last_key >= IDLE_S or now - self.last_collection >= LONGEST_WAIT_S
+        if due and not self.busy():
             gc.collect()
             self.collections += 1
+            self.last_collection = time.monotonic()
         self.start()
 
 

@@ -22,6 +22,8 @@ HELP = {
     ":len N": "tokens streamed by Enter",
     ":layer N": "show layer N (1 = nearest the input)",
     ":units A B C": "pin these units in the bar charts (no numbers: back to the units that changed most)",
+    ":find FEATURE": "rank units on the text so far against a feature (in-quotes, in-brackets, line-position, "
+                     "indent, word-start, uppercase, digit, newline, or /regex/) and pin the best",
     ":seed N": "seed the sampler (same seed, same text); ':seed' alone unseeds it",
     ":reset": "forget all text read so far",
     ":load CKPT": "open another checkpoint (folder or bundled name)",
@@ -44,6 +46,18 @@ class Shell:
     panel: PanelSettings = field(default_factory=PanelSettings)
     history: str = ""  # text committed above the prompt, read by the model before the buffer
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
+
+    def __post_init__(self) -> None:
+        if not self.panel.labels:
+            self.panel.labels = _saved_labels(self.session)
+
+
+def _saved_labels(session: Session) -> dict[tuple[int, int], str]:
+    """The labels `lstm-repl units --save` kept beside the checkpoint (none for a model in memory)."""
+    from lstm_repl.unit_labels import read_labels
+
+    path = getattr(session.loaded, "path", None)
+    return read_labels(path) if path is not None else {}
 
 
 @dataclass
@@ -144,7 +158,40 @@ def _load(shell: Shell, arg: str) -> CommandResult:
     shell.history = ""
     shell.panel.layer = min(shell.panel.layer, loaded.model.config.layers - 1)
     shell.panel.units = None
+    shell.panel.labels = _saved_labels(shell.session)
     return CommandResult(f"loaded {loaded.name}")
+
+
+FIND_PINS = 6  # units pinned by :find
+FIND_MIN_TOKENS = 20
+
+
+def _find(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.features import find_feature
+    from lstm_repl.unit_search import score_units
+
+    if not arg:
+        raise CommandError(":find needs a feature (in-quotes, in-brackets, line-position, ...) or a /regex/")
+    try:
+        feature = find_feature(arg)
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+    session = shell.session
+    if len(session.ids) < FIND_MIN_TOKENS:
+        raise CommandError(f":find scores units on the text read so far: type or stream some first "
+                           f"(at least {FIND_MIN_TOKENS} tokens)")
+    result = score_units(session.model, session.vocab, session.text, feature)
+    if feature.binary and result.positives in (0, result.tokens):
+        where = "inside" if result.positives == 0 else "outside"
+        raise CommandError(f"{feature.name}: no token of the text so far is {where} it; type some text that is")
+    ranking = result.ranked()
+    layer = ranking[0].layer
+    best = list({s.unit: s for s in ranking if s.layer == layer}.values())[:FIND_PINS]
+    shell.panel.layer, shell.panel.units = layer, [s.unit for s in best]
+    shell.panel.labels = {**shell.panel.labels, **{(layer, s.unit): f"{feature.name} {s.score:.2f}" for s in best}}
+    found = ", ".join(f"#{s.unit} {s.quantity} {s.score:.2f}{' low' if s.direction == 'low inside' else ''}"
+                      for s in best[:3])
+    return CommandResult(f"{feature.name} on {result.tokens:,} tokens: layer {layer + 1} {found} · pinned")
 
 
 def _info(shell: Shell, arg: str) -> CommandResult:
@@ -182,6 +229,6 @@ def _quit(shell: Shell, arg: str) -> CommandResult:
 
 _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
-    ":units": _units, ":seed": _seed, ":reset": _reset, ":load": _load, ":info": _info, ":save": _save,
+    ":units": _units, ":find": _find, ":seed": _seed, ":reset": _reset, ":load": _load, ":info": _info, ":save": _save,
     ":quit": _quit, ":q": _quit,
 }

@@ -86,8 +86,10 @@ def units_that_fit(snapshot: Snapshot, width: int, max_units: int = DEFAULT_MAX_
     return _bar_geometry(width, label_column_width(snapshot), max_units)[1]
 
 
-def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int, bar: int | None = None) -> Lines:
-    """One column per unit (header '#17'), one row per quantity: a bar and the value."""
+def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int, bar: int | None = None,
+                   labels: dict[int, str] | None = None) -> Lines:
+    """One column per unit (header '#17'), one row per quantity: a bar and the value; under the
+    header, what a unit was found to track (`labels`: unit -> "in-quotes 0.93"), if any is shown."""
     if not snapshot.layers or not units:
         return Lines()
     layer = clamp_layer(snapshot, layer)
@@ -101,7 +103,17 @@ def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int,
     shown = shown_quantities(snapshot, layer)
     values = snapshot.layers[layer]
     rows = [_bar_row(snapshot, q, values[q.symbol], units, label_width, bar) for q in shown]
-    return Lines.of([_unit_header(units, label_width, column), *rows, *_derived_notes(snapshot, shown, width)])
+    head = [_unit_header(units, label_width, column)]
+    if labels and any(unit in labels for unit in units):
+        head.append(_label_row(units, labels, label_width, column))
+    return Lines.of([*head, *rows, *_derived_notes(snapshot, shown, width)])
+
+
+def _label_row(units: list[int], labels: dict[int, str], label_width: int, column: int) -> Line:
+    row = Line().add("tracks", DIM, label_width)
+    for unit in units:
+        row.add(" " + centre(labels.get(unit, ""), column - 1), DIM)
+    return row
 
 
 def _unit_header(units: list[int], label_width: int, column: int) -> Line:

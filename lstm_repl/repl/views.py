@@ -10,7 +10,7 @@ and rich never has to wrap or shrink anything. How single values are drawn is in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.cells import cell_len
 
@@ -47,6 +47,7 @@ class PanelSettings:
     units: list[int] | None = None  # pinned unit indices; None or []: the units that changed most
     top_k: int = 5  # next-token predictions listed
     max_units: int = DEFAULT_MAX_UNITS  # unit columns at most (fewer when the width does not fit them)
+    labels: dict[tuple[int, int], str] = field(default_factory=dict)  # (layer, unit) -> "in-quotes 0.93"
 
 
 
@@ -122,7 +123,8 @@ def render_panel(snapshot: Snapshot, settings: PanelSettings, width: int, height
     units = select_units(snapshot, layer, fitting, settings.units)
     header = header_view(snapshot, settings, units, width)
     top = top_k_view(snapshot, settings.top_k, width)
-    bars = gate_bars_view(snapshot, layer, units, width)
+    labels = {unit: text for (at, unit), text in settings.labels.items() if at == layer}
+    bars = gate_bars_view(snapshot, layer, units, width, labels=labels)
     if height is None:
         return header + top + bars + strip_view(snapshot, layer, width)
     return _within_height(snapshot, layer, width, height, header, top, bars)
