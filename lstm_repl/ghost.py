@@ -22,9 +22,9 @@ def ghost_pieces(session: Session, max_tokens: int | None = None) -> list[str]:
         word = completion[0][0]
         out.append(word[len(session.partial):])
         token = torch.tensor([session.vocab.ids[word]], device=session.model.device)
-        logits, state, _ = session.model.step(token, state)
+        logits, state, _ = session.model.step(token, state, edits=session.interventions or None)
         logits = logits[0]
-    for token in greedy_ids(session.model, logits, state, limit - len(out)):
+    for token in greedy_ids(session.model, logits, state, limit - len(out), session.interventions or None):
         piece = session.vocab.token_text(token)
         if "\n" in piece:
             break

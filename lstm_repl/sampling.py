@@ -7,6 +7,7 @@ from typing import Iterator
 import torch
 
 from lstm_repl.config import SampleConfig
+from lstm_repl.interventions import Interventions
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.model.packed import pick_token
 from lstm_repl.precision import resolve_generation_precision
@@ -93,11 +94,16 @@ def make_generator(seed: int | None) -> torch.Generator:
 
 
 def read_prompt(
-    model: LanguageModel, ids: list[int], state: State | None = None
+    model: LanguageModel, ids: list[int], state: State | None = None, edits: Interventions | None = None
 ) -> tuple[torch.Tensor | None, State | None]:
-    """Run a prompt through the fused path in one call: logits after its last token, and state."""
+    """Run a prompt through the fused path in one call (with interventions, the gate path step by
+    step): logits after its last token, and state."""
     if not ids:
         return None, state
+    if edits:
+        for token in ids:
+            logits, state, _ = model.step(torch.tensor([token], device=model.device), state, edits=edits)
+        return logits[0], state
     tokens = torch.tensor([ids], dtype=torch.long, device=model.device)
     logits, state = model(tokens, state)
     return logits[0, -1], state
@@ -113,26 +119,28 @@ def generate(
     config: SampleConfig,
     state: State | None = None,
     start_id: int = 0,
+    edits: Interventions | None = None,
 ) -> Iterator[int]:
     """Yield token ids as they are chosen (the gate path, batch 1).
 
     The prompt is read by the fused path in one call. Without a prompt, generation starts from
-    `start_id` (say, a newline) and the zero state.
+    `start_id` (say, a newline) and the zero state. `edits`: interventions on every step.
     """
     model.eval()
     precision = resolve_generation_precision(config.precision, model.device, model.config.cell)
-    logits, state = read_prompt(model, prompt_ids, state)
+    logits, state = read_prompt(model, prompt_ids, state, edits)
     if logits is None:
-        logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state, precision)
+        logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state, precision, edits)
         logits = logits[0]
-    yield from _continue(model, logits, state, Sampler(config), config.length, precision)
+    yield from _continue(model, logits, state, Sampler(config), config.length, precision, edits)
 
 
 @torch.inference_mode()
-def greedy_ids(model: LanguageModel, logits: torch.Tensor, state: State, count: int) -> list[int]:
+def greedy_ids(model: LanguageModel, logits: torch.Tensor, state: State, count: int,
+               edits: Interventions | None = None) -> list[int]:
     """The `count` most likely next token ids in turn after logits (V,) and state, as temperature 0
     would generate them (the shell's ghost text)."""
-    return list(_continue(model, logits, state, Sampler(SampleConfig(temperature=0)), count, "fp32"))
+    return list(_continue(model, logits, state, Sampler(SampleConfig(temperature=0)), count, "fp32", edits))
 
 
 @torch.inference_mode()
@@ -144,7 +152,7 @@ def continue_from(model: LanguageModel, logits: torch.Tensor, state: State, samp
 
 
 def _continue(model: LanguageModel, logits: torch.Tensor, state: State, sampler: Sampler, length: int,
-              precision: str) -> Iterator[int]:
+              precision: str, edits: Interventions | None = None) -> Iterator[int]:
     """`length` tokens chosen after logits (V,) and state. A kind with a packed form generates
     stretches of DECODE_CHUNK tokens without returning to Python, unless top-k/top-p need every
     logit; otherwise a step per token."""
@@ -152,12 +160,12 @@ def _continue(model: LanguageModel, logits: torch.Tensor, state: State, sampler:
         return
     token = sampler.choose(logits)
     yield token
-    packed = model.packed(precision)
+    packed = None if edits else model.packed(precision)
     if packed is not None and not sampler.filters:
         yield from _decode(packed, token, state, sampler, length - 1, len(logits))
         return
     for _ in range(length - 1):
-        step_logits, state, _ = model.step(torch.tensor([token], device=model.device), state, precision)
+        step_logits, state, _ = model.step(torch.tensor([token], device=model.device), state, precision, edits)
         token = sampler.choose(step_logits[0])
         yield token
 
@@ -173,11 +181,12 @@ def _decode(packed, token: int, state: State, sampler: Sampler, length: int, voc
         token, length = chosen[-1], length - len(chosen)
 
 
-def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig) -> Iterator[str]:
+def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig,
+                  edits: Interventions | None = None) -> Iterator[str]:
     """Yield the text of each generated token; stop early once the output ends with config.stop."""
     produced = ""
     start_id = vocab.ids.get("\n", 1)
-    for token in generate(model, vocab.encode(prompt), config, start_id=start_id):
+    for token in generate(model, vocab.encode(prompt), config, start_id=start_id, edits=edits):
         piece = vocab.token_text(token)
         yield piece
         if config.stop:

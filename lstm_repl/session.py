@@ -20,6 +20,7 @@ import torch
 
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.config import SampleConfig
+from lstm_repl.interventions import Interventions
 from lstm_repl.model import State
 from lstm_repl.sampling import choose, make_generator
 from lstm_repl.snapshot import Snapshot
@@ -59,6 +60,8 @@ class Session:
         self._sorted_tokens: list[tuple[str, int]] = []
         self.read = TokenText(loaded.vocab)  # the tokens read so far, with their probabilities
         self.store: StateStore = StateStore()
+        self.interventions = Interventions()  # taken by every step while set (interventions.py)
+        self._intervened_from: int | None = None  # the first position whose kept state took them
         self._logits_cache: tuple[int, torch.Tensor] | None = None  # (position, next-token logits there)
         self.version = 0  # changes with every change of what the panel shows: views cache on it
         self._snapshot: Snapshot | None = None
@@ -71,6 +74,7 @@ class Session:
         self.model = loaded.model.eval()
         self.vocab = loaded.vocab
         self._sorted_tokens = sorted((text, i) for i, text in enumerate(self.vocab.tokens) if i != UNK_ID)
+        self.interventions, self._intervened_from = Interventions(), None  # another model: other layers and units
         self.reset()
 
     def reset(self) -> None:
@@ -136,7 +140,7 @@ class Session:
     def _advance(self, new_ids: list[int], pieces: list[str]) -> None:
         if not new_ids:
             return
-        if len(new_ids) > FUSED_CHUNK:  # a paste: fused path up to the last token, in chunks
+        if len(new_ids) > FUSED_CHUNK and not self.interventions:  # a paste: fused path up to the last token
             self._read_fused(new_ids[:-1], pieces[:-1])
             new_ids, pieces = new_ids[-1:], pieces[-1:]
         for token, piece in zip(new_ids, pieces):
@@ -163,9 +167,10 @@ class Session:
         """Read one token through the gate path -> the next-token logits after it."""
         position = len(self.read)
         probability = float(self.logits(position).float().softmax(-1)[token])
-        logits, state, gates = self.model.step(torch.tensor([token], device=self.model.device), self.state(position))
+        logits, state, gates = self.gate_step(token, self.state(position))
         self.read.append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
+        self._note_intervened(position + 1)
         return logits[0]
 
     # ------------------------------------------------------------ states, recomputed where not kept
@@ -180,11 +185,40 @@ class Session:
         base, state = self.store.nearest(position)
         while base < position:
             end = min(position, (base // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
-            ids = torch.tensor([self.read.ids[base:end]], device=self.model.device)
-            _, state = self.model.read(ids, state)
+            if self.interventions:  # only the gate path can take them
+                for token in self.read.ids[base:end]:
+                    _, state, _ = self.gate_step(token, state)
+                self._note_intervened(base + 1)
+            else:
+                _, state = self.model.read(torch.tensor([self.read.ids[base:end]], device=self.model.device), state)
             self.store.put(end, state)
             base = end
         return state
+
+    def gate_step(self, token: int, state: State):
+        """One token through the gate path, with the interventions set -> logits, state, gates."""
+        return self.model.step(torch.tensor([token], device=self.model.device), state,
+                               edits=self.interventions or None)
+
+    def intervene(self, interventions: Interventions) -> None:
+        """Set the interventions every step takes from now on. States the earlier ones shaped are
+        forgotten (recomputed with the new ones when looked at), and the last token is read again,
+        so the predictions after it (and the ghost text) show the change at once."""
+        if self._intervened_from is not None:
+            self.store.truncate(self._intervened_from - 1)
+            self._intervened_from = None
+        self.interventions = interventions
+        n = len(self.read)
+        if n and interventions:
+            with torch.inference_mode():
+                _, state, gates = self.gate_step(self.read.ids[n - 1], self.state(n - 1))
+            self.store.put(n, state, gates_to_numpy(gates))
+            self._note_intervened(n)
+        self._changed()
+
+    def _note_intervened(self, position: int) -> None:
+        if self.interventions:
+            self._intervened_from = min(position, self._intervened_from or position)
 
     @torch.inference_mode()
     def logits(self, position: int) -> torch.Tensor:
@@ -200,8 +234,7 @@ class Session:
         """Every gate of token `index` (0-based), kept or recomputed from the state before it."""
         gates = self.store.gates(index + 1)
         if gates is None:
-            token = torch.tensor([self.read.ids[index]], device=self.model.device)
-            _, _, raw = self.model.step(token, self.state(index))
+            _, _, raw = self.gate_step(self.read.ids[index], self.state(index))
             gates = gates_to_numpy(raw)
         return gates
 

@@ -14,8 +14,11 @@ from lstm_repl.tracing import document_header, gates_to_numpy, token_json, top_p
 def trace_header(session: Session, gates_for: int | None = None) -> dict:
     """The document's header, without its tokens."""
     first_gated = _first_gated(session, gates_for)
-    return document_header(session.model, session.vocab, session.loaded.name, session.text,
-                           session.read.probs, first_gated)
+    header = document_header(session.model, session.vocab, session.loaded.name, session.text,
+                             session.read.probs, first_gated)
+    if session.interventions:
+        header["interventions"] = session.interventions.to_json()
+    return header
 
 
 def trace_tokens(session: Session, gates_for: int | None = None) -> Iterator[dict]:
@@ -24,12 +27,11 @@ def trace_tokens(session: Session, gates_for: int | None = None) -> Iterator[dic
     chunk from the kept states, gates from one walk of steps through the gated end."""
     first_gated = _first_gated(session, gates_for)
     gates = _gates_from(session, first_gated)
-    ids, model = session.ids, session.model
+    ids = session.ids
     for start in range(0, len(ids), FUSED_CHUNK):
         chunk = ids[start : start + FUSED_CHUNK].tolist()
         with torch.inference_mode():  # never around a yield: a reader that stops would leave it on
-            logits, _ = model(torch.tensor([chunk], device=model.device), session.state(start))
-            probs = logits[0].float().softmax(-1)
+            probs = _chunk_logits(session, start, chunk).float().softmax(-1)
             tops = [top_predictions(row, session.settings.shown) for row in probs]
         for offset, token in enumerate(chunk):
             index = start + offset
@@ -54,9 +56,21 @@ def _gates_from(session: Session, first: int) -> Iterator[Layers]:
             yield kept
             continue
         with torch.inference_mode():
-            token = torch.tensor([session.ids[index]], device=session.model.device)
-            _, state, raw = session.model.step(token, session.state(index) if state is None else state)
+            _, state, raw = session.gate_step(session.ids[index], session.state(index) if state is None else state)
         yield gates_to_numpy(raw)
+
+
+def _chunk_logits(session: Session, start: int, chunk: list[int]) -> torch.Tensor:
+    """Next-token logits after each token of the chunk: one fused call, or with interventions
+    set, the gate path step by step."""
+    state = session.state(start)
+    if not session.interventions:
+        return session.model(torch.tensor([chunk], device=session.model.device), state)[0][0]
+    rows = []
+    for token in chunk:
+        logits, state, _ = session.gate_step(token, state)
+        rows.append(logits[0])
+    return torch.stack(rows)
 
 
 def _first_gated(session: Session, gates_for: int | None) -> int:

@@ -14,6 +14,7 @@ from typing import Iterable, TextIO
 import numpy as np
 import torch
 
+from lstm_repl.interventions import Interventions
 from lstm_repl.model import Gates, LanguageModel, State
 from lstm_repl.vocab import UNK_ID, Vocab
 
@@ -53,6 +54,7 @@ def trace_ids(
     top_k: int = 5,
     state: State | None = None,
     probs: torch.Tensor | None = None,
+    edits: Interventions | None = None,
 ) -> tuple[list[TokenTrace], State | None, torch.Tensor | None]:
     """Read ids one at a time through the gate path. `probs` is the prediction before ids[0].
 
@@ -62,7 +64,7 @@ def trace_ids(
     traces = []
     for token in ids:
         probability = None if probs is None else float(probs[token])
-        logits, state, gates = model.step(torch.tensor([token], device=model.device), state)
+        logits, state, gates = model.step(torch.tensor([token], device=model.device), state, edits=edits)
         probs = logits[0].float().softmax(-1)
         traces.append(TokenTrace(token, probability, top_predictions(probs, top_k), gates_to_numpy(gates)))
     return traces, state, probs
@@ -76,10 +78,13 @@ def quantities_json(model: LanguageModel) -> list[dict]:
 
 
 def trace_json(
-    model: LanguageModel, vocab: Vocab, traces: list[TokenTrace], checkpoint_name: str, pieces: list[str]
+    model: LanguageModel, vocab: Vocab, traces: list[TokenTrace], checkpoint_name: str, pieces: list[str],
+    edits: Interventions | None = None,
 ) -> dict:
     """The documented trace document (docs/trace-format.md). pieces: each token's text as typed."""
     header = document_header(model, vocab, checkpoint_name, "".join(pieces), [t.probability for t in traces])
+    if edits:
+        header["interventions"] = edits.to_json()
     tokens = [token_json(i, t.id, piece, t.probability, t.top, t.layers, vocab)
               for i, (t, piece) in enumerate(zip(traces, pieces))]
     return {**header, "tokens": tokens}

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from, with_options
+
 
 @click.command()
 @click.argument("ckpt")
@@ -21,13 +23,16 @@ import click
                    "on CPUs with fbgemm (x86), else fp32, the weights as trained, as `trace` and the shell "
                    "read them. Only the lstm kind has fp16.")
 @click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
-def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo) -> None:
+@with_options(INTERVENTION_OPTIONS)
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, clamp, ablate,
+             force) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
     from lstm_repl import checkpoint
     from lstm_repl.config import SampleConfig
     from lstm_repl.sampling import generate_text
 
     loaded = checkpoint.load(ckpt)
+    edits = interventions_from(loaded.model, clamp, ablate, force)
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     prompt = prompt or ""
@@ -35,6 +40,6 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
                           precision=precision)
     if echo and prompt:
         click.echo(prompt, nl=False)  # echo flushes: the text streams as it comes
-    for piece in generate_text(loaded.model, loaded.vocab, prompt, config):
+    for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
         click.echo(piece, nl=False)
     click.echo()

@@ -108,3 +108,23 @@ def split_settings(opts: dict) -> tuple[dict, dict]:
     train = {name: value for name, value in opts.items() if name in train_names}
     model = {name: opts[name] for name in MODEL_FIELDS if name in opts}
     return train, model
+
+
+INTERVENTION_OPTIONS = [
+    click.option("--clamp", multiple=True, metavar="LAYER:UNIT=VALUE",
+                 help="Hold a unit's cell state at VALUE at every step (repeatable), e.g. 1:244=0.5."),
+    click.option("--ablate", multiple=True, metavar="LAYER:UNIT", help="Zero a unit at every step (repeatable)."),
+    click.option("--force", multiple=True, metavar="LAYER:GATE=VALUE",
+                 help="Hold a gate of every unit of a layer at VALUE (repeatable): 1:f=1 never forgets."),
+]
+
+
+def interventions_from(model, clamp: tuple[str, ...], ablate: tuple[str, ...], force: tuple[str, ...]):
+    """The --clamp/--ablate/--force options, checked against the model (a bad one: one line)."""
+    from lstm_repl.interventions import Interventions, parse
+
+    gates = tuple(q.symbol for q in model.rnn.quantities if q.symbol not in ("c", "h"))
+    config = model.config
+    items = [parse(kind, spec, config.layers, config.hidden, gates)
+             for kind, specs in (("clamp", clamp), ("ablate", ablate), ("force", force)) for spec in specs]
+    return Interventions(items) if items else None

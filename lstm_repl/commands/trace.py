@@ -6,6 +6,8 @@ import json
 
 import click
 
+from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from, with_options
+
 
 @click.command()
 @click.argument("ckpt")
@@ -16,7 +18,8 @@ import click
 @click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
 @click.option("--layer", type=click.IntRange(min=1), default=1, show_default=True,
               help="Layer shown in the table, 1 = nearest the input (as the shell starts).")
-def trace(ckpt, text, as_json, top_k, units, layer) -> None:
+@with_options(INTERVENTION_OPTIONS)
+def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> None:
     """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
     from lstm_repl import checkpoint
     from lstm_repl.tracing import trace_ids, trace_json
@@ -26,8 +29,9 @@ def trace(ckpt, text, as_json, top_k, units, layer) -> None:
     if not pieces:
         raise click.BadParameter("the text is empty", param_hint="TEXT")
     ids = loaded.vocab.encode(text)
-    traces, _, _ = trace_ids(loaded.model, ids, top_k)
-    document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces)
+    edits = interventions_from(loaded.model, clamp, ablate, force)
+    traces, _, _ = trace_ids(loaded.model, ids, top_k, edits=edits)
+    document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces, edits)
     if as_json:
         click.echo(json.dumps(document, ensure_ascii=False))
         return

@@ -32,8 +32,11 @@ class CellStack(Protocol):
     def run(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Training path. x: (B, T, in) -> outputs (B, T, H), final state."""
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
-        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+    def step(self, x: torch.Tensor, state: State, edits: Any = None) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates.
+        `edits` (interventions.Interventions): call edits.gates(layer, gates) once the gates are
+        computed, edits.memory(layer, c) on the new cell state (h without one) and
+        edits.output(layer, h, c) on the new h and c; use what they return."""
 
     def zero_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State: ...
 

@@ -29,15 +29,21 @@ class CoupledStack(HandWrittenStack):
     def _sequence(self, xp, w_hh, units, state):
         return CoupledSequence.apply(xp, w_hh, *state)
 
-    def _cell(self, w, x, state):
+    def _cell(self, w, x, state, edits=None):
         h_prev, c_prev = state
         z = torch.addmm(w["bias_ih"], x, w["weight_ih"].t()) + torch.addmm(w["bias_hh"], h_prev, w["weight_hh"].t())
         zf, zg, zo = z.chunk(3, 1)  # (B, H) each
-        f, g, o = torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
-        i = 1 - f
-        c = f * c_prev + i * g
-        h = o * torch.tanh(c)
-        return (h, c), {"f": f, "i": i, "g": g, "o": o, "c": c, "h": h}
+        gates = {"f": torch.sigmoid(zf), "g": torch.tanh(zg), "o": torch.sigmoid(zo)}
+        if edits:
+            gates = edits.gates(gates)
+        gates["i"] = 1 - gates["f"]  # coupled: forcing f sets i too
+        c = gates["f"] * c_prev + gates["i"] * gates["g"]
+        if edits:
+            c = edits.memory(c)
+        h = gates["o"] * torch.tanh(c)
+        if edits:
+            h, c = edits.output(h, c)
+        return (h, c), {"f": gates["f"], "i": gates["i"], "g": gates["g"], "o": gates["o"], "c": c, "h": h}
 
 
 class CoupledSequence(torch.autograd.Function):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lstm_repl.interventions import Interventions
 from lstm_repl.model.base import Gates, State, try_script
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
@@ -135,13 +136,16 @@ class HandWrittenStack(nn.Module):
             inp = F.dropout(out, self.dropout, self.training) if k < self.num_layers - 1 else out  # (T, B, H)
         return inp.transpose(0, 1), tuple(torch.stack(values) for values in finals)
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
-        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+    def step(self, x: torch.Tensor, state: State,
+             edits: Interventions | None = None) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates;
+        `edits`: interventions, applied by _cell at their points of the equations."""
         new: list[list[torch.Tensor]] = [[] for _ in self.state_names]
         gates = []
         inp = x
         for k in range(self.num_layers):
-            layer_state, layer_gates = self._cell(self.layer_weights(k), inp, tuple(s[k] for s in state))
+            hooks = _LayerEdits(edits, k) if edits else None
+            layer_state, layer_gates = self._cell(self.layer_weights(k), inp, tuple(s[k] for s in state), hooks)
             for store, value in zip(new, layer_state):
                 store.append(value)
             gates.append(layer_gates)
@@ -154,7 +158,23 @@ class HandWrittenStack(nn.Module):
         """One layer over all steps. xp: (T, B, G·H) -> outputs (T, B, H), then the final state."""
         raise NotImplementedError
 
-    def _cell(self, w: dict[str, torch.Tensor], x: torch.Tensor,
-              state: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    def _cell(self, w: dict[str, torch.Tensor], x: torch.Tensor, state: tuple[torch.Tensor, ...],
+              edits: _LayerEdits | None = None) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
         """One layer, one step, plainly: (new state, gates by quantity symbol)."""
         raise NotImplementedError
+
+
+class _LayerEdits:
+    """An Interventions object's hooks bound to one layer (what a _cell calls)."""
+
+    def __init__(self, edits: Interventions, layer: int):
+        self.edits, self.layer = edits, layer
+
+    def gates(self, gates: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.edits.gates(self.layer, gates)
+
+    def memory(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.edits.memory(self.layer, memory)
+
+    def output(self, h: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.edits.output(self.layer, h, c)

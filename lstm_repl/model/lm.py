@@ -14,6 +14,7 @@ from torch import nn
 
 from lstm_repl.cells import stack_class
 from lstm_repl.config import ModelConfig
+from lstm_repl.interventions import Interventions
 from lstm_repl.model.base import Gates, State
 
 
@@ -51,18 +52,23 @@ class LanguageModel(nn.Module):
         return self.rnn.run(self.embedding(tokens), state)
 
     def step(
-        self, token: torch.Tensor, state: State | None = None, precision: str = "fp32"
+        self, token: torch.Tensor, state: State | None = None, precision: str = "fp32",
+        edits: Interventions | None = None,
     ) -> tuple[torch.Tensor, State, Gates]:
         """Gate path. token: (B,) int64 -> logits (B, V), new state, per-layer gates. precision:
-        of the weights a packed step reads (see packed()); kinds without a pack run fp32."""
+        of the weights a packed step reads (see packed()); kinds without a pack run fp32.
+        `edits`: interventions (interventions.py), taken by the plain gate path, never packed."""
         assert token.dim() == 1, f"token must be (batch,), got {tuple(token.shape)}"
         if state is None:
             state = self.zero_state(token.shape[0])
-        packed = self.packed(precision)
+        packed = None if edits else self.packed(precision)
         if packed is not None:
             logits, new_state, gates = packed.step(token, list(state))
             return logits, tuple(new_state), gates
-        top, state, gates = self.rnn.step(self.embedding(token), state)
+        if edits:
+            top, state, gates = self.rnn.step(self.embedding(token), state, edits)
+        else:
+            top, state, gates = self.rnn.step(self.embedding(token), state)
         return self.decoder(top), state, gates
 
     def packed(self, precision: str = "fp32") -> nn.Module | None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lstm_repl.interventions import Interventions
 from lstm_repl.model.base import Gates, State, layer_weight_names
 from lstm_repl.model.packed import pack_lstm
 from lstm_repl.quantities import LSTM_QUANTITIES
@@ -37,8 +38,10 @@ class LSTMStack(nn.LSTM):
         shape = (self.num_layers, batch, self.hidden_size)
         return (torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Gates]:
-        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates."""
+    def step(self, x: torch.Tensor, state: State,
+             edits: Interventions | None = None) -> tuple[torch.Tensor, State, Gates]:
+        """Gate path, one time step. x: (B, in) -> top h (B, H), new state, per-layer gates;
+        `edits`: interventions applied at their points of the equations (interventions.py)."""
         h_prev, c_prev = state
         hs, cs, gates = [], [], []
         inp = x
@@ -46,12 +49,18 @@ class LSTMStack(nn.LSTM):
         for k in range(self.num_layers):
             w_ih, w_hh, b_ih, b_hh = (getattr(self, n) for n in layer_weight_names(k))
             z = torch.addmm(b_ih, inp, w_ih.t()).add_(torch.addmm(b_hh, h_prev[k], w_hh.t()))  # (B, 4H)
-            i, f = z[:, :H].sigmoid(), z[:, H : 2 * H].sigmoid()
-            g, o = z[:, 2 * H : 3 * H].tanh(), z[:, 3 * H :].sigmoid()
-            c = f * c_prev[k] + i * g
-            h = o * c.tanh()
+            layer = {"i": z[:, :H].sigmoid(), "f": z[:, H : 2 * H].sigmoid(),
+                     "g": z[:, 2 * H : 3 * H].tanh(), "o": z[:, 3 * H :].sigmoid()}
+            if edits:
+                layer = edits.gates(k, layer)
+            c = layer["f"] * c_prev[k] + layer["i"] * layer["g"]
+            if edits:
+                c = edits.memory(k, c)
+            h = layer["o"] * c.tanh()
+            if edits:
+                h, c = edits.output(k, h, c)
             hs.append(h)
             cs.append(c)
-            gates.append({"i": i, "f": f, "g": g, "o": o, "c": c, "h": h})
+            gates.append({**layer, "c": c, "h": h})
             inp = F.dropout(h, self.dropout, self.training) if k < self.num_layers - 1 else h
         return inp, (torch.stack(hs), torch.stack(cs)), gates

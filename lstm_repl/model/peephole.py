@@ -32,17 +32,24 @@ class PeepholeStack(HandWrittenStack):
     def _sequence(self, xp, w_hh, units, state):
         return PeepholeSequence.apply(xp, w_hh, *units, *state)
 
-    def _cell(self, w, x, state):
+    def _cell(self, w, x, state, edits=None):
         h_prev, c_prev = state
         z = torch.addmm(w["bias_ih"], x, w["weight_ih"].t()) + torch.addmm(w["bias_hh"], h_prev, w["weight_hh"].t())
         zi, zf, zg, zo = z.chunk(4, 1)  # (B, H) each
-        i = torch.sigmoid(zi + w["weight_ci"] * c_prev)
-        f = torch.sigmoid(zf + w["weight_cf"] * c_prev)
-        g = torch.tanh(zg)
-        c = f * c_prev + i * g
-        o = torch.sigmoid(zo + w["weight_co"] * c)
-        h = o * torch.tanh(c)
-        return (h, c), {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h}
+        gates = {"i": torch.sigmoid(zi + w["weight_ci"] * c_prev), "f": torch.sigmoid(zf + w["weight_cf"] * c_prev),
+                 "g": torch.tanh(zg)}
+        if edits:
+            gates = edits.gates(gates)
+        c = gates["f"] * c_prev + gates["i"] * gates["g"]
+        if edits:
+            c = edits.memory(c)
+        gates["o"] = torch.sigmoid(zo + w["weight_co"] * c)  # o peeks at the new c
+        if edits:
+            gates = edits.gates(gates)
+        h = gates["o"] * torch.tanh(c)
+        if edits:
+            h, c = edits.output(h, c)
+        return (h, c), {"i": gates["i"], "f": gates["f"], "g": gates["g"], "o": gates["o"], "c": c, "h": h}
 
 
 class PeepholeSequence(torch.autograd.Function):

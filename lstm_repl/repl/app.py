@@ -153,7 +153,9 @@ class ShellApp:
         name = self.shell.session.loaded.name
         rate = f" · {self.stream_rate:,.0f} tok/s" if self.streaming is not None else ""
         left = f" {name} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}{rate} "
-        return [("class:status", left), ("class:message", " " + self.message)]
+        edits = self.shell.session.interventions
+        shown = [("class:intervention", f" {edits} ")] if edits else []
+        return [("class:status", left), *shown, ("class:message", " " + self.message)]
 
     # ------------------------------------------------------------ typing
 

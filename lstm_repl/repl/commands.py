@@ -24,6 +24,10 @@ HELP = {
     ":units A B C": "pin these units in the bar charts (no numbers: back to the units that changed most)",
     ":find FEATURE": "rank units on the text so far against a feature (in-quotes, in-brackets, line-position, "
                      "indent, word-start, uppercase, digit, newline, or /regex/) and pin the best",
+    ":clamp L:U=V": "hold unit U of layer L's cell state at V at every step",
+    ":ablate L:U": "zero unit U of layer L at every step",
+    ":force L G=V": "hold gate G of every unit of layer L at V (:force 1 f=1: layer 1 never forgets)",
+    ":clear": "remove every :clamp, :ablate and :force",
     ":seed N": "seed the sampler (same seed, same text); ':seed' alone unseeds it",
     ":reset": "forget all text read so far",
     ":load CKPT": "open another checkpoint (folder or bundled name)",
@@ -162,6 +166,32 @@ def _load(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(f"loaded {loaded.name}")
 
 
+def _intervention(kind: str) -> Callable[[Shell, str], CommandResult]:
+    def handler(shell: Shell, arg: str) -> CommandResult:
+        from lstm_repl.interventions import parse
+
+        session = shell.session
+        config = session.model.config
+        gates = tuple(q.symbol for q in session.model.rnn.quantities if q.symbol not in ("c", "h"))
+        try:
+            item = parse(kind, arg, config.layers, config.hidden, gates)
+        except LstmReplError as exc:
+            raise CommandError(str(exc)) from None
+        session.intervene(session.interventions.with_(item))
+        return CommandResult(f"{item}: every step takes it from now on · :clear removes it")
+
+    return handler
+
+
+def _clear(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.interventions import Interventions
+
+    count = len(shell.session.interventions.items)
+    if count:
+        shell.session.intervene(Interventions())
+    return CommandResult(f"removed {count} intervention{'s' * (count != 1)}" if count else "no interventions set")
+
+
 FIND_PINS = 6  # units pinned by :find
 FIND_MIN_TOKENS = 20
 
@@ -229,6 +259,7 @@ def _quit(shell: Shell, arg: str) -> CommandResult:
 
 _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
-    ":units": _units, ":find": _find, ":seed": _seed, ":reset": _reset, ":load": _load, ":info": _info, ":save": _save,
-    ":quit": _quit, ":q": _quit,
+    ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
+    ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
+    ":info": _info, ":save": _save, ":quit": _quit, ":q": _quit,
 }

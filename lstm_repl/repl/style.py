@@ -16,6 +16,7 @@ CLASSES = {
     "rule": "fg:#444444",  # the line under the input
     "status": "reverse",  # model and settings
     "message": "",  # the status line's hint or last result
+    "intervention": "bold fg:#ff5f5f",  # interventions in force (:clamp, :ablate, :force)
 }
 _COLOUR = re.compile(r"\b(?:fg|bg):\S+")
 
