@@ -16,20 +16,28 @@ from lstm_repl.vocab import UNK_ID, Vocab
 
 
 @torch.inference_mode()
-def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int = 32, seq_len: int = 256) -> dict:
-    ids = vocab.encode_array(text)
-    if len(ids) < 2:
-        raise CorpusError("the corpus holds fewer than 2 tokens; give it more text")
-    model.eval()
-    batches = validation_batches(ids, batch_size, seq_len)
+def summed_loss(model: LanguageModel, ids: np.ndarray, batch_size: int, seq_len: int,
+                max_tokens: int | None = None) -> tuple[float, int]:
+    """Cross-entropy in nats summed over (the first max_tokens of) ids, read as `batch_size`
+    contiguous streams with the state carried, and the number of tokens it covers."""
     total, count, state = 0.0, 0, None
-    start = time.perf_counter()
-    for x, y in batches:
+    for x, y in validation_batches(ids, batch_size, seq_len, max_tokens):
         x_t = torch.from_numpy(x.astype(np.int64)).to(model.device)
         y_t = torch.from_numpy(y.astype(np.int64)).to(model.device)
         logits, state = model(x_t, state)
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y_t.reshape(-1), reduction="sum"))
         count += y.size
+    return total, count
+
+
+@torch.inference_mode()
+def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int = 32, seq_len: int = 256) -> dict:
+    ids = vocab.encode_array(text)
+    if len(ids) < 2:
+        raise CorpusError("the corpus holds fewer than 2 tokens; give it more text")
+    model.eval()
+    start = time.perf_counter()
+    total, count = summed_loss(model, ids, batch_size, seq_len)
     elapsed = time.perf_counter() - start
     loss = total / count
     unknown = int(np.count_nonzero(ids == UNK_ID))

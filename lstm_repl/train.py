@@ -5,43 +5,31 @@ from __future__ import annotations
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lstm_repl import checkpoint, resume_state
+from lstm_repl import resume_state, run_files
 from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
-from lstm_repl.data import StreamBatches, check_fits, split_ids, validation_batches
+from lstm_repl.data import StreamBatches, check_fits, split_ids
 from lstm_repl.devices import resolve_device
-from lstm_repl.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
+from lstm_repl.divergence import DivergenceWatch, diverged, weights_finite
+from lstm_repl.errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from lstm_repl.evaluation import summed_loss
+from lstm_repl.events import Event, Report
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.precision import autocast, resolve_training_precision
-from lstm_repl.run_records import checkpoint_info, final_summary, metric_names, quality, start_record, step_record
+from lstm_repl.run_records import final_summary, metric_names, quality, start_record, step_record
 from lstm_repl.runlog import LOG_FILE, RunLog, Throughput
 from lstm_repl.sampling import generate
 from lstm_repl.schedule import Bounds, Position, learning_rate
 from lstm_repl.vocab import Vocab
 
-MAX_BAD_STEPS_IN_A_ROW = 5  # non-finite steps in a row that stop a run: it is diverging, not unlucky
-
 __all__ = ["LOG_FILE", "Event", "Trainer", "check_writable", "metric_names", "new_model", "quality"]
-
-
-@dataclass
-class Event:
-    """What the loop tells its observer. kind: start | log | eval | warning | end."""
-
-    kind: str
-    step: int
-    record: dict = field(default_factory=dict)
-    sample: str = ""
-
-
-Report = Callable[[Event], None]
 
 
 def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:
@@ -52,10 +40,6 @@ def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Ada
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = model.device.type == "cuda"
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), fused=fused or None)
-
-
-def weights_finite(model: LanguageModel) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def detach(state: State) -> State:
@@ -79,7 +63,7 @@ class Trainer:
         self.log = RunLog(out_dir)
         self.position, self.state = Position(), None
         self.stop_requested = False
-        self.bad_in_a_row = 0  # steps in a row whose loss or gradients were not finite
+        self.watch = DivergenceWatch(loss_scaled=self.scaler.is_enabled())
         if resume is not None:
             expected_carry = self.model.zero_state(self.streams.shape[0])
             self.position, self.state = resume_state.restore(resume, self.optimizer, self.scaler, self.device,
@@ -112,10 +96,10 @@ class Trainer:
                         self._evaluate_and_save(record, report)
                         started = time.perf_counter() - pos.elapsed_s  # validation time is not training time
                         window.restart()
-                    self._append_to_log(record, report)
+                    run_files.append_or_warn(self, record, report)
                     report(Event("log", pos.step, record))
-                if self.bad_in_a_row >= MAX_BAD_STEPS_IN_A_ROW:
-                    raise self._diverged(f"{self.bad_in_a_row} steps in a row had a non-finite loss or gradients")
+                if self.watch.diverging:
+                    raise self.diverged(self.watch.why())
                 if self.stop_requested:
                     self.save_last()
                     raise TrainingInterrupted(
@@ -142,7 +126,8 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         pos.chunk += 1
-        if not self._finite(loss, norm):
+        if not self.watch.finite(loss, norm):
+            pos.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             self.state = None  # the carried state may be what went wrong
             self.scaler.update()  # (a no-op unless fp16 loss scaling is on)
@@ -152,36 +137,18 @@ class Trainer:
         self.state = detach(state)
         return loss.detach()
 
-    def _finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
-        """Whether a step may be applied; counts the ones that may not. With fp16 loss scaling,
-        infinite gradients are the scaler's business (it skips the step and lowers the scale)."""
-        watched = loss.detach().float() if self.scaler.is_enabled() else loss.detach().float() + grad_norm.float()
-        if bool(torch.isfinite(watched)):  # one sync with the device, as a loss scaler makes anyway
-            self.bad_in_a_row = 0
-            return True
-        self.bad_in_a_row += 1
-        self.position.skipped_steps += 1
-        return False
-
-    @torch.inference_mode()
     def evaluate(self, max_tokens: int | None) -> float:
         """Mean validation loss in nats over (the first max_tokens of) the held-out tokens."""
         self.model.eval()
-        total, count, state = 0.0, 0, None
         with autocast(self.device, self.precision):
-            for x, y in validation_batches(self.val_ids, self.config.batch_size, self.config.seq_len, max_tokens):
-                x_t = torch.from_numpy(x.astype(np.int64)).to(self.device)
-                y_t = torch.from_numpy(y.astype(np.int64)).to(self.device)
-                logits, state = self.model(x_t, state)
-                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y_t.reshape(-1),
-                                               reduction="sum"))
-                count += y.size
+            total, count = summed_loss(self.model, self.val_ids, self.config.batch_size, self.config.seq_len,
+                                       max_tokens)
         self.model.train()
         return total / max(count, 1)
 
     def _evaluate_and_save(self, record: dict, report: Report) -> None:
         if not weights_finite(self.model):  # before sampling from them
-            raise self._diverged("the weights are no longer finite")
+            raise self.diverged("the weights are no longer finite")
         final = self.done()
         val_loss = self.evaluate(None if final else self.config.eval_tokens)
         record["val_loss"] = val_loss
@@ -189,35 +156,14 @@ class Trainer:
         record["best"] = val_loss < self.position.best_val_loss
         if record["best"]:
             previous, self.position.best_val_loss = self.position.best_val_loss, val_loss
-            if not self._save_or_warn(self.out_dir / "best", final, report):
+            if not run_files.save_or_warn(self, "best", report, final):
                 self.position.best_val_loss, record["best"] = previous, False
         self.position.progress = self.bounds.schedule(self.position)
-        self._save_or_warn(self.out_dir / "last", final, report, resume=True)
+        run_files.save_or_warn(self, "last", report, final, resume=True)
         report(Event("eval", self.position.step, record, self.sample()))
 
-    def _save_or_warn(self, path: Path, final: bool, report: Report, resume: bool = False) -> bool:
-        """Save; a failed save (a full disk) is reported and the run goes on, to try again at the
-        next validation; the one at the end of the run has no next one, so it stops the run."""
-        try:
-            self._save(path, resume)
-            return True
-        except CheckpointError as exc:
-            if final:
-                raise
-            report(Event("warning", self.position.step, {"message": str(exc)}))
-            return False
-
-    def _append_to_log(self, record: dict, report: Report) -> None:
-        try:
-            self.log.append(record)
-        except CheckpointError as exc:
-            report(Event("warning", self.position.step, {"message": str(exc)}))
-
-    def _diverged(self, why: str) -> TrainingDiverged:
-        """Stop: last/ still holds the last good state (non-finite weights are never saved)."""
-        return TrainingDiverged(
-            f"training stopped at step {self.position.step}: {why}; the checkpoints hold the last good state. "
-            f"Resume with a lower learning rate: lstm-repl train --resume {self.out_dir} --lr {self.config.lr / 4:g}")
+    def diverged(self, why: str) -> TrainingDiverged:
+        return diverged(why, self.position.step, self.out_dir, self.config.lr)
 
     def sample(self, length: int | None = None) -> str:
         start = self.vocab.ids.get("\n", 1)
@@ -228,17 +174,7 @@ class Trainer:
 
     def save_last(self) -> None:
         self.position.progress = self.bounds.schedule(self.position)
-        self._save(self.out_dir / "last", resume=True)
-
-    def _save(self, path: Path, resume: bool) -> None:
-        if not weights_finite(self.model):  # never written: last/ stays the last good state
-            raise self._diverged("the weights are no longer finite")
-        state = (
-            resume_state.capture(self.position, self.optimizer, self.scaler, self.state, self.device)
-            if resume
-            else None
-        )
-        checkpoint.save(path, self.model, self.vocab, self.config, checkpoint_info(self), state)
+        run_files.save(self, "last", resume=True)
 
 
 @contextmanager

@@ -102,6 +102,14 @@ def test_n_steps_then_n_more_matches_2n_straight_with_a_constant_schedule(tiny_c
     _assert_same_weights(_final_weights(tmp_path / "a"), _final_weights(tmp_path / "b"))
 
 
+def test_resume_may_lower_the_learning_rate(tiny_corpus, tmp_path):
+    out = train_tiny(tiny_corpus, tmp_path / "run", steps=10)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--lr", "0.0025", "--max-steps", "14"])
+    assert result.exit_code == 0, result.output
+    resumed = checkpoint.load(out, for_resume=True)
+    assert resumed.train_config.lr == 0.0025 and resumed.info["metrics"]["step"] == 14
+
+
 def test_resume_through_the_cli_continues_the_step_count(tiny_corpus, tmp_path):
     out = train_tiny(tiny_corpus, tmp_path / "run", steps=20)
     result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "30"])
@@ -110,7 +118,8 @@ def test_resume_through_the_cli_continues_the_step_count(tiny_corpus, tmp_path):
     assert "resumed at step 20" in result.output
 
 
-@pytest.mark.parametrize("flag, value", [("--hidden", "64"), ("--lr", "0.02"), ("--level", "word"), ("--seed", "7")])
+@pytest.mark.parametrize("flag, value", [("--hidden", "64"), ("--grad-clip", "1.5"), ("--level", "word"),
+                                         ("--seed", "7")])
 def test_resume_refuses_a_changed_setting_naming_it(tiny_corpus, tmp_path, flag, value):
     out = train_tiny(tiny_corpus, tmp_path / "run", steps=10)
     result = CliRunner().invoke(cli, ["train", "--resume", str(out), flag, value])

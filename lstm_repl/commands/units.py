@@ -53,6 +53,10 @@ def units(ckpt, files, feature, regex, top, json_out, save, limit) -> None:
     loaded = checkpoint.load(ckpt)
     text = _read(files, limit)
     result = score_units(loaded.model, loaded.vocab, text, chosen)
+    if chosen.binary and result.positives in (0, result.tokens):
+        where = "inside" if result.positives == 0 else "outside"
+        raise click.ClickException(f"no token of the text is {where} {chosen.name}: nothing to score; "
+                                   "give a text that has both")
     share = f"; {result.positives / max(result.tokens, 1):.1%} of tokens inside" if chosen.binary else ""
     click.echo(f"{loaded.name} on {len(text):,} characters ({result.tokens:,} tokens): "
                f"{chosen.name}, {chosen.describe}{share}")

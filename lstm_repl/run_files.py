@@ -1,0 +1,47 @@
+"""What a training run writes in its folder: best/, last/ (with the state to resume from) and the
+log. A write that fails (a full disk) is reported as a warning and the run goes on, to write again
+at the next chance, except at the end of the run, which has no next chance; weights that are not
+finite are never written."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from lstm_repl import checkpoint, resume_state
+from lstm_repl.divergence import weights_finite
+from lstm_repl.errors import CheckpointError
+from lstm_repl.events import Event, Report
+from lstm_repl.run_records import checkpoint_info
+
+if TYPE_CHECKING:
+    from lstm_repl.train import Trainer
+
+
+def save(trainer: Trainer, name: str, resume: bool) -> None:
+    """Write the checkpoint `name` (best or last; with resume=True, the training state too)."""
+    if not weights_finite(trainer.model):  # last/ stays the last good state
+        raise trainer.diverged("the weights are no longer finite")
+    state = (resume_state.capture(trainer.position, trainer.optimizer, trainer.scaler, trainer.state, trainer.device)
+             if resume else None)
+    checkpoint.save(trainer.out_dir / name, trainer.model, trainer.vocab, trainer.config, checkpoint_info(trainer),
+                    state)
+
+
+def save_or_warn(trainer: Trainer, name: str, report: Report, final: bool, resume: bool = False) -> bool:
+    """-> whether it was saved."""
+    return _or_warn(trainer, lambda: save(trainer, name, resume), report, final)
+
+
+def append_or_warn(trainer: Trainer, record: dict, report: Report) -> None:
+    _or_warn(trainer, lambda: trainer.log.append(record), report)
+
+
+def _or_warn(trainer: Trainer, write: Callable[[], None], report: Report, final: bool = False) -> bool:
+    try:
+        write()
+        return True
+    except CheckpointError as exc:
+        if final:
+            raise
+        report(Event("warning", trainer.position.step, {"message": str(exc)}))
+        return False
