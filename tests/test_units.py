@@ -212,6 +212,9 @@ def test_find_ranks_units_on_the_text_so_far_pins_the_best_and_labels_them(loade
     shell.session.set_text(TINY_TEXT * 3)
     message = run_command(shell, ":find uppercase").message
     assert message.startswith("uppercase on ") and "pinned" in message
+    best = score_units(loaded.model, loaded.vocab, shell.session.text, FEATURES["uppercase"]).ranked()[0]
+    assert f"layer {best.layer + 1} #{best.unit} {best.quantity} {best.score:.2f}" in message
+    assert shell.panel.units[0] == best.unit
     assert len(shell.panel.units) == 6 and all((shell.panel.layer, u) in shell.panel.labels for u in shell.panel.units)
     panel = to_text(render_panel(shell.session.snapshot, shell.panel, 120), 120)
     assert "tracks" in panel and "uppercase 0." in panel and f"#{shell.panel.units[0]}" in panel

@@ -198,6 +198,7 @@ FIND_MIN_TOKENS = 20
 
 def _find(shell: Shell, arg: str) -> CommandResult:
     from lstm_repl.features import find_feature
+    from lstm_repl.unit_scores import UnitScore
     from lstm_repl.unit_search import score_units
 
     if not arg:
@@ -216,7 +217,11 @@ def _find(shell: Shell, arg: str) -> CommandResult:
         raise CommandError(f"{feature.name}: no token of the text so far is {where} it; type some text that is")
     ranking = result.ranked()
     layer = ranking[0].layer
-    best = list({s.unit: s for s in ranking if s.layer == layer}.values())[:FIND_PINS]
+    per_unit: dict[int, UnitScore] = {}  # each unit at its best quantity, best units first
+    for score in ranking:
+        if score.layer == layer and score.unit not in per_unit:
+            per_unit[score.unit] = score
+    best = list(per_unit.values())[:FIND_PINS]
     shell.panel.layer, shell.panel.units = layer, [s.unit for s in best]
     shell.panel.labels = {**shell.panel.labels, **{(layer, s.unit): f"{feature.name} {s.score:.2f}" for s in best}}
     found = ", ".join(f"#{s.unit} {s.quantity} {s.score:.2f}{' low' if s.direction == 'low inside' else ''}"
