@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from lstm_repl.data import validation_batches
 from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel
-from lstm_repl.vocab import UNK_ID, Vocab
+from lstm_repl.vocab import UNK_ID, WORD_PATTERN, Vocab
 
 
 @torch.inference_mode()
@@ -32,26 +32,52 @@ def summed_loss(model: LanguageModel, ids: np.ndarray, batch_size: int, seq_len:
 
 @torch.inference_mode()
 def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int = 32, seq_len: int = 256) -> dict:
-    ids = vocab.encode_array(text)
+    """Figures that compare across models and levels, as the field reports them: bits per
+    character over the characters of the scored tokens, and perplexity per word (the text's nats
+    over its words, the spaces between them not counted as words), for char and word models alike;
+    word level also gives perplexity per token (spaces counted)."""
+    pieces = vocab.split(text)
+    ids = np.fromiter((vocab.ids.get(p, UNK_ID) for p in pieces), dtype=np.int64, count=len(pieces))
     if len(ids) < 2:
         raise CorpusError("the corpus holds fewer than 2 tokens; give it more text")
     model.eval()
     start = time.perf_counter()
     total, count = summed_loss(model, ids, batch_size, seq_len)
     elapsed = time.perf_counter() - start
-    loss = total / count
+    characters, words = (_scored(values, batch_size, seq_len) for values in _extent(vocab, text, pieces))
     unknown = int(np.count_nonzero(ids == UNK_ID))
     result = {
-        "loss_nats": loss,
+        "loss_nats": total / count,
         "tokens_scored": count,
+        "characters_scored": characters,
+        "words_scored": words,
+        "bits_per_character": total / math.log(2) / max(characters, 1),
+        "perplexity_per_word": math.exp(min(total / max(words, 1), 50.0)),
         "tokens": int(len(ids)),
         "unknown_tokens": unknown,
         "unknown_fraction": unknown / len(ids),
         "tokens_per_s": count / max(elapsed, 1e-9),
         "level": vocab.level,
     }
-    if vocab.level == "char":
-        result["bits_per_character"] = loss / math.log(2)
-    else:
-        result["perplexity"] = math.exp(min(loss, 50.0))
+    if vocab.level == "word":
+        result["perplexity"] = math.exp(min(total / count, 50.0))  # per token, spaces counted
+        result["bits_per_character_is_lower_bound"] = unknown > 0  # an <unk> does not pay for its spelling
     return result
+
+
+def _extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per token: how many characters it covers, and how many words start in it (a word: a token
+    of the word tokenizer that is not whitespace)."""
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+    if vocab.level == "word":
+        return lengths, np.fromiter((not p.isspace() for p in pieces), dtype=np.int64, count=len(pieces))
+    starts = np.zeros(len(text), dtype=np.int64)
+    for match in WORD_PATTERN.finditer(text):
+        if not match.group().isspace():
+            starts[match.start()] = 1
+    return lengths, starts
+
+
+def _scored(per_token: np.ndarray, batch_size: int, seq_len: int) -> int:
+    """The sum over the tokens summed_loss scores (the targets of validation_batches)."""
+    return int(sum(int(y.sum()) for _, y in validation_batches(per_token, batch_size, seq_len)))

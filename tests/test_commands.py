@@ -319,12 +319,23 @@ def test_eval_scores_every_next_token_as_the_models_forward_does(tiny_run, tiny_
     assert result["tokens_per_s"] >= result["tokens_scored"] / elapsed  # timed inside the whole command
 
 
-def test_eval_word_level_reports_perplexity(tiny_word_run, tiny_corpus):
+def test_eval_reports_per_word_perplexity_and_bits_per_character_for_both_levels(tiny_run, tiny_word_run,
+                                                                                  tiny_corpus):
     output = ok("eval", tiny_word_run, tiny_corpus)
-    assert re.search(r"perplexity \d+\.\d+", output)
-    assert "bits per character" not in output
-    result = json.loads(ok("eval", tiny_word_run, tiny_corpus, "--json"))
-    assert result["perplexity"] == pytest.approx(math.exp(result["loss_nats"]))
+    assert re.search(r"bits per character +perplexity \d+\.\d+ per word", output)
+    assert re.search(r"perplexity \d+\.\d+ per token \(spaces counted", output)
+    word = json.loads(ok("eval", tiny_word_run, tiny_corpus, "--json"))
+    char = json.loads(ok("eval", tiny_run, tiny_corpus, "--json"))
+    assert word["perplexity"] == pytest.approx(math.exp(word["loss_nats"]))  # per token
+    total = word["loss_nats"] * word["tokens_scored"]
+    assert word["perplexity_per_word"] == pytest.approx(math.exp(total / word["words_scored"]))
+    assert word["bits_per_character"] == pytest.approx(total / math.log(2) / word["characters_scored"])
+    assert word["tokens_scored"] > word["words_scored"] > word["tokens_scored"] / 3  # spaces are tokens, not words
+    # the same text, in the same units, from both levels: the figures compare
+    assert char["characters_scored"] == pytest.approx(word["characters_scored"], rel=0.02)
+    assert char["words_scored"] == pytest.approx(word["words_scored"], rel=0.02)
+    assert "perplexity" not in char and char["perplexity_per_word"] > 1
+    assert word["bits_per_character_is_lower_bound"] is (word["unknown_tokens"] > 0)
 
 
 def test_eval_errors(tiny_run, tmp_path):

@@ -13,7 +13,8 @@ import click
 @click.option("--encoding", default="utf-8", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate(ckpt, corpus, encoding, as_json) -> None:
-    """Loss, bits per character (char) or perplexity (word), and speed of CKPT on CORPUS."""
+    """Bits per character and perplexity per word of CKPT on CORPUS (for char and word models
+    alike, so they compare), the loss per token, the unknown-token rate, and speed."""
     from lstm_repl import checkpoint
     from lstm_repl.data import read_corpus
     from lstm_repl.evaluation import evaluate_text
@@ -24,13 +25,15 @@ def evaluate(ckpt, corpus, encoding, as_json) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    metric = (
-        f"{result['bits_per_character']:.4f} bits per character" if "bits_per_character" in result
-        else f"perplexity {result['perplexity']:.2f}"
-    )
-    click.echo(f"loss {result['loss_nats']:.4f} nats   {metric}")
-    click.echo(f"{result['tokens_scored']:,} tokens scored at {result['tokens_per_s']:,.0f} tokens/s")
+    click.echo(f"loss {result['loss_nats']:.4f} nats per token   {result['bits_per_character']:.4f} bits per "
+               f"character   perplexity {result['perplexity_per_word']:.2f} per word")
+    if "perplexity" in result:
+        click.echo(f"word level: perplexity {result['perplexity']:.2f} per token (spaces counted as tokens)")
+    click.echo(f"{result['tokens_scored']:,} tokens ({result['characters_scored']:,} characters, "
+               f"{result['words_scored']:,} words) scored at {result['tokens_per_s']:,.0f} tokens/s")
     click.echo(
         f"unknown tokens: {result['unknown_tokens']:,} of {result['tokens']:,} ({result['unknown_fraction']:.2%})"
         + ("  (characters or words the model never saw in training)" if result["unknown_tokens"] else "")
     )
+    if result.get("bits_per_character_is_lower_bound"):
+        click.echo("bits per character is a lower bound here: an unknown word costs one <unk>, not its spelling")
