@@ -102,4 +102,4 @@ def _metrics_text(metrics: dict) -> str:
         return "not validated yet"
     if metrics.get("best_val_bpc") is not None:
         return f"{loss:.4f} nats, {metrics['best_val_bpc']:.3f} bits per character"
-    return f"{loss:.4f} nats, perplexity {metrics.get('best_val_ppl', 0):.2f}"
+    return f"{loss:.4f} nats, perplexity {metrics.get('best_val_ppl', 0):.2f} per token (spaces counted)"

@@ -44,7 +44,7 @@ def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int
     start = time.perf_counter()
     total, count = summed_loss(model, ids, batch_size, seq_len)
     elapsed = time.perf_counter() - start
-    characters, words = (_scored(values, batch_size, seq_len) for values in _extent(vocab, text, pieces))
+    characters, words = (scored_sum(values, batch_size, seq_len) for values in token_extent(vocab, text, pieces))
     unknown = int(np.count_nonzero(ids == UNK_ID))
     result = {
         "loss_nats": total / count,
@@ -65,7 +65,7 @@ def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int
     return result
 
 
-def _extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def token_extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per token: how many characters it covers, and how many words start in it (a word: a token
     of the word tokenizer that is not whitespace)."""
     lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
@@ -78,6 +78,13 @@ def _extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray, np.
     return lengths, starts
 
 
-def _scored(per_token: np.ndarray, batch_size: int, seq_len: int) -> int:
+def scored_sum(per_token: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None) -> int:
     """The sum over the tokens summed_loss scores (the targets of validation_batches)."""
-    return int(sum(int(y.sum()) for _, y in validation_batches(per_token, batch_size, seq_len)))
+    return int(sum(int(y.sum()) for _, y in validation_batches(per_token, batch_size, seq_len, max_tokens)))
+
+
+def validation_extent(vocab: Vocab, ids: np.ndarray, pieces: list[str] | None = None) -> tuple[np.ndarray, ...]:
+    """token_extent of held-out tokens: from their text as written when given, else as the
+    vocabulary spells them (an <unk> then counts as its own 5 characters)."""
+    pieces = pieces if pieces is not None else [vocab.token_text(int(i)) for i in ids]
+    return token_extent(vocab, "".join(pieces), pieces)

@@ -43,7 +43,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
     model, corpus, metrics = info["model"], info.get("corpus", {}), info.get("metrics", {})
     level = loaded.vocab.level
     metric = (f"{metrics['best_val_bpc']:.3f} bits per character" if level == "char"
-              else f"perplexity {metrics.get('best_val_ppl', float('nan')):.1f}")
+              else f"perplexity {metrics.get('best_val_ppl', float('nan')):.1f} per token (spaces counted)")
     sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
                                    SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1,
                                                 precision="fp32")))  # fp32: the same text on any machine's CPU
@@ -86,15 +86,20 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
 
 
 def _validation_table(history: list[dict], level: str) -> list[str]:
-    key = "val_bpc" if level == "char" else "val_ppl"
+    """Held-out figures over training: bits per character (every level, in logs that have it),
+    and at word level perplexity per word and per token (spaces counted)."""
+    columns = [("val_bpc", "val bpc", ".3f")]
+    if level == "word":
+        columns += [("val_ppl_word", "val ppl per word", ".1f"), ("val_ppl", "val ppl per token", ".2f")]
     rows = [r for r in history if r.get("val_loss") is not None]
     if len(rows) > 12:  # keep the shape: about a dozen evenly spaced rows and the last
         stride = len(rows) / 12
         rows = [rows[int(i * stride)] for i in range(12)] + [rows[-1]]
-    table = ["| step | minutes | tokens seen | train loss | val loss | " + key.replace("val_", "val ") + " |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = ["| step | minutes | tokens seen | train loss | val loss | " + " | ".join(c[1] for c in columns) + " |",
+             "| ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in columns) + " |"]
     for r in rows:
+        figures = " | ".join("n/a" if r.get(key) is None else format(r[key], spec) for key, _, spec in columns)
         table.append(f"| {r['step']:,} | {r['elapsed_s'] / 60:.1f} | {r['tokens_seen']:,} | "
                      f"{'n/a' if r['train_loss'] is None else format(r['train_loss'], '.3f')} | "
-                     f"{r['val_loss']:.3f} | {r.get(key, float('nan')):.3f} |")
+                     f"{r['val_loss']:.3f} | {figures} |")
     return table

@@ -19,11 +19,15 @@ def format_duration(seconds: float) -> str:
 
 
 def metric_text(record: dict) -> str:
+    """Validation: bits per character for every level; a word model adds perplexity per word and per token."""
+    if record.get("val_loss") is None:
+        return ""
+    text = f"val {record['val_loss']:.4f} nats"
     if record.get("val_bpc") is not None:
-        return f"val {record['val_loss']:.4f} nats  {record['val_bpc']:.3f} bpc"
+        text += f"  {record['val_bpc']:.3f} bpc"
     if record.get("val_ppl") is not None:
-        return f"val {record['val_loss']:.4f} nats  ppl {record['val_ppl']:.2f}"
-    return ""
+        text += f"  ppl {record.get('val_ppl_word', float('nan')):.1f}/word {record['val_ppl']:.2f}/token"
+    return text
 
 
 def start_text(record: dict) -> str:

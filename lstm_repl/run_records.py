@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from lstm_repl.evaluation import scored_sum
 from lstm_repl.model import count_parameters
 
 if TYPE_CHECKING:
@@ -21,6 +23,20 @@ def metric_names(level: str) -> str:
 def quality(level: str, loss_nats: float) -> float:
     """Bits per character (char level) or perplexity (word level) from a loss in nats."""
     return loss_nats / math.log(2) if level == "char" else math.exp(min(loss_nats, 50.0))
+
+
+def validation_record(trainer: Trainer, val_loss: float, max_tokens: int | None) -> dict:
+    """The validation figures of a record: the loss per token, bits per character and
+    perplexity per word for every level (so runs of both levels compare), and at word level the
+    perplexity per token."""
+    config = trainer.config
+    count = scored_sum(np.ones(len(trainer.val_ids), np.int64), config.batch_size, config.seq_len, max_tokens)
+    characters, words = (scored_sum(v, config.batch_size, config.seq_len, max_tokens) for v in trainer.val_extent)
+    total = val_loss * count
+    record = {"val_loss": val_loss, f"val_{metric_names(config.level)}": quality(config.level, val_loss),
+              "val_bpc": total / math.log(2) / max(characters, 1),
+              "val_ppl_word": math.exp(min(total / max(words, 1), 50.0))}
+    return record
 
 
 def start_record(trainer: Trainer) -> dict:

@@ -19,7 +19,8 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     ids = encode_cached(corpus, vocab)
     model = new_model(len(vocab), model_args, config.seed)
     checkpoint.remove_stale_temporaries(out_dir)
-    return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)))
+    return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)),
+                   val_pieces=_held_out_pieces(corpus.text, vocab, len(ids), config.val_fraction))
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
@@ -43,7 +44,18 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
             "pass the original corpus files after --resume DIR"
         )
     ids = encode_cached(corpus, saved.vocab)
-    return Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume)
+    return Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
+                   val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction))
+
+
+def _held_out_pieces(text: str, vocab, n_tokens: int, val_fraction: float) -> list[str]:
+    """The validation tokens' text as written (split_ids holds out the last ones)."""
+    held_out = int(n_tokens * val_fraction)
+    if not held_out:
+        return []
+    if vocab.level == "char":
+        return list(text[len(text) - held_out :])
+    return vocab.split(text)[n_tokens - held_out :]
 
 
 def _check_restated(saved: checkpoint.Checkpoint, restated: dict) -> None:

@@ -19,11 +19,11 @@ from lstm_repl.data import StreamBatches, check_fits, split_ids
 from lstm_repl.devices import resolve_device
 from lstm_repl.divergence import DivergenceWatch, diverged, weights_finite
 from lstm_repl.errors import ConfigError, TrainingDiverged, TrainingInterrupted
-from lstm_repl.evaluation import summed_loss
+from lstm_repl.evaluation import summed_loss, validation_extent
 from lstm_repl.events import Event, Report
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.precision import autocast, resolve_training_precision
-from lstm_repl.run_records import final_summary, metric_names, quality, start_record, step_record
+from lstm_repl.run_records import final_summary, metric_names, quality, start_record, step_record, validation_record
 from lstm_repl.runlog import LOG_FILE, RunLog, Throughput
 from lstm_repl.sampling import generate
 from lstm_repl.schedule import Bounds, Position, learning_rate
@@ -48,12 +48,14 @@ def detach(state: State) -> State:
 
 class Trainer:
     def __init__(self, model: LanguageModel, vocab: Vocab, ids: np.ndarray, config: TrainConfig, out_dir: Path,
-                 corpus_info: dict, resume: dict | None = None):
+                 corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None):
+        """val_pieces: the held-out tokens' text as written (for exact characters and words)."""
         self.config, self.vocab, self.out_dir, self.corpus_info = config, vocab, out_dir, corpus_info
         self.device = resolve_device(config.device)
         self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
         self.model = model.to(self.device).train()
         train_ids, self.val_ids = split_ids(ids, config.val_fraction)
+        self.val_extent = validation_extent(vocab, self.val_ids, val_pieces)  # characters, word starts
         check_fits(len(train_ids), len(self.val_ids), config.batch_size, config.seq_len)
         self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
         self.streams = torch.from_numpy(self.batches.streams.astype(np.int64)).to(self.device)
@@ -150,9 +152,9 @@ class Trainer:
         if not weights_finite(self.model):  # before sampling from them
             raise self.diverged("the weights are no longer finite")
         final = self.done()
-        val_loss = self.evaluate(None if final else self.config.eval_tokens)
-        record["val_loss"] = val_loss
-        record[f"val_{metric_names(self.config.level)}"] = quality(self.config.level, val_loss)
+        max_tokens = None if final else self.config.eval_tokens
+        val_loss = self.evaluate(max_tokens)
+        record.update(validation_record(self, val_loss, max_tokens))
         record["best"] = val_loss < self.position.best_val_loss
         if record["best"]:
             previous, self.position.best_val_loss = self.position.best_val_loss, val_loss

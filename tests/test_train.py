@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -175,6 +176,20 @@ def test_word_level_reports_perplexity(tiny_word_run):
     info = checkpoint.load(tiny_word_run).info
     assert info["vocab"]["level"] == "word"
     assert info["metrics"]["best_val_ppl"] > 1.0
+
+
+def test_validation_reports_bits_per_character_and_perplexity_per_word_at_both_levels(tiny_run, tiny_word_run):
+    char = [r for r in _log_records(tiny_run) if r["val_loss"] is not None][-1]
+    word = [r for r in _log_records(tiny_word_run) if r["val_loss"] is not None][-1]
+    assert char["val_bpc"] == pytest.approx(char["val_loss"] / math.log(2))  # a token is a character
+    assert char["val_ppl_word"] > 1 and "val_ppl" not in char
+    assert word["val_ppl"] == pytest.approx(math.exp(word["val_loss"]))  # per token
+    assert word["val_ppl_word"] > word["val_ppl"]  # fewer words than tokens: the spaces are tokens
+    assert word["val_bpc"] < word["val_loss"] / math.log(2)  # a token covers several characters
+
+
+def _log_records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
 def test_training_prints_a_loss_curve_and_summary(tiny_corpus, tmp_path):
