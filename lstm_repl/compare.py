@@ -18,7 +18,7 @@ from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.data import load_vocab_cached, read_corpus
 from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel, count_parameters
-from lstm_repl.train import LOG_FILE, Event, metric_names
+from lstm_repl.train import LOG_FILE, Event
 
 BASELINE = "lstm"  # --match-params matches every kind's total to this kind's at --hidden
 PLAIN = "rnn"  # the ratio column: recurrent parameters against the plain RNN's
@@ -42,7 +42,8 @@ class Result(Plan):
     train_time_s: float = 0.0
     tokens_per_s: float = 0.0  # training tokens per second, warm-up and validation excluded
     best_val_loss: float = float("nan")  # nats per token
-    best_val_quality: float = float("nan")  # bits per character, or perplexity at word level
+    best_val_bpc: float = float("nan")  # bits per character (every level) at the best validation
+    best_val_ppl_word: float = float("nan")  # perplexity per word there (spaces not counted as words)
     out_dir: Path | None = None  # the run folder, when kept (--out)
 
 
@@ -155,11 +156,18 @@ def _train_one(corpus_paths, p: Plan, config: TrainConfig, model_args: dict, roo
         train_time_s=position.elapsed_s,
         tokens_per_s=_steady_speed(trainer.history, position.tokens_seen / max(position.elapsed_s, 1e-9)),
         best_val_loss=summary["best_val_loss"],
-        best_val_quality=summary[f"best_val_{metric_names(config.level)}"],
+        **_best_figures(trainer.history),
         out_dir=root / p.cell if keep else None,
     )
     report(CompareEvent("result", cell=p.cell, result=result))
     return result
+
+
+def _best_figures(history: list[dict]) -> dict:
+    validated = [r for r in history if r.get("val_loss") is not None]
+    best = min(validated, key=lambda r: r["val_loss"]) if validated else {}
+    nan = float("nan")
+    return {"best_val_bpc": best.get("val_bpc", nan), "best_val_ppl_word": best.get("val_ppl_word", nan)}
 
 
 def _check_fresh(out_dir: Path, cells: list[str]) -> None:

@@ -85,7 +85,7 @@ def test_compare_prints_one_table_and_keeps_loadable_runs(tiny_corpus, tmp_path)
     assert list(rows) == ["lstm", "gru", "rnn", "peephole", "coupled"]
     header = next(line for line in result.output.splitlines() if "hidden" in line and "×rnn" in line)
     assert [h.strip() for h in header.strip().strip("┃").split("┃")] == [
-        "cell", "hidden", "params", "recurrent", "×rnn", "steps", "tok/s", "val bpc"]
+        "cell", "hidden", "params", "recurrent", "×rnn", "steps", "tok/s", "val bpc", "val ppl/word"]
     ratio = {cell: float(cells[4]) for cell, cells in rows.items()}
     assert ratio["lstm"] == pytest.approx(4.0) and ratio["gru"] == pytest.approx(3.0) and ratio["rnn"] == 1.0
     assert ratio["coupled"] == pytest.approx(3.0) and 4.0 < ratio["peephole"] < 4.2

@@ -61,7 +61,6 @@ def compare_table(results, config, match_params: bool):
     """One row per kind, as a rich Table. A pure function of the results."""
     from rich.table import Table
 
-    metric = "bpc" if config.level == "char" else "ppl"
     bound = f"{config.max_steps} steps" if config.max_steps else f"{config.time_limit_s:g}s"
     table = Table(title=f"{len(results)} cells, {bound} each, same data and seed", header_style="bold",
                   caption="×rnn: recurrent parameters (biases included) / the plain RNN's at the same hidden size"
@@ -76,14 +75,16 @@ def compare_table(results, config, match_params: bool):
         table.add_column("matched", justify="right")
     table.add_column("steps", justify="right")
     table.add_column("tok/s", justify="right")
-    table.add_column(f"val {metric}", justify="right")
+    table.add_column("val bpc", justify="right")
+    table.add_column("val ppl/word", justify="right")
     best = min(r.best_val_loss for r in results)
     for r in results:
-        quality = f"{r.best_val_quality:.3f}" if metric == "bpc" else f"{r.best_val_quality:.1f}"
+        figures = [f"{r.best_val_bpc:.3f}", f"{r.best_val_ppl_word:.1f}"]
         row = [r.cell, str(r.hidden), f"{r.parameters:,}", f"{r.recurrent:,}", f"{r.ratio:.2f}"]
         if match_params:
             row.append(f"{r.ratio_matched:.2f}")
-        row += [str(r.steps), f"{r.tokens_per_s:,.0f}", f"[bold]{quality}[/]" if r.best_val_loss == best else quality]
+        row += [str(r.steps), f"{r.tokens_per_s:,.0f}",
+                *([f"[bold]{f}[/]" for f in figures] if r.best_val_loss == best else figures)]
         table.add_row(*row)
     return table
 
