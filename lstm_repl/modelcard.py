@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lstm_repl import checkpoint
 from lstm_repl.config import SampleConfig
-from lstm_repl.errors import CheckpointError
+from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.progress import format_duration, loss_curve
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
@@ -66,6 +66,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"| parameters | {info['parameters']['total']:,} (embedding {info['parameters'].get('embedding', 0):,}, "
         f"recurrent {info['parameters'].get('rnn', 0):,}, decoder {info['parameters'].get('decoder', 0):,}) |",
         f"| vocabulary | {len(loaded.vocab):,} tokens |",
+        *_held_out_row(loaded, corpus),
         "",
         "## Learning curve",
         "",
@@ -83,6 +84,28 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         "",
     ]
     return "\n".join(lines)
+
+
+HELD_OUT_CHARACTERS = 100_000
+
+
+def _held_out_row(loaded, corpus: dict) -> list[str]:
+    """`lstm-repl eval` on the corpus's last HELD_OUT_CHARACTERS (inside the validation split):
+    figures that compare across models and levels. None when the corpus is not at hand."""
+    from lstm_repl.data import read_corpus
+    from lstm_repl.evaluation import evaluate_text
+
+    try:
+        text = read_corpus(corpus.get("files", [])).text[-HELD_OUT_CHARACTERS:]
+    except LstmReplError:
+        return []
+    result = evaluate_text(loaded.model, loaded.vocab, text)
+    bound = " (a lower bound)" if result.get("bits_per_character_is_lower_bound") else ""
+    per_token = f", {result['perplexity']:.2f} per token" if "perplexity" in result else ""
+    return [f"| held out (`lstm-repl eval`, the corpus's last {HELD_OUT_CHARACTERS:,} characters) | "
+            f"{result['bits_per_character']:.3f} bits per character{bound}, perplexity "
+            f"{result['perplexity_per_word']:.1f} per word{per_token}; {result['unknown_fraction']:.2%} "
+            "unknown tokens |"]
 
 
 def _validation_table(history: list[dict], level: str) -> list[str]:

@@ -421,3 +421,16 @@ def test_bench_generate_reports_each_precision_the_bare_loop_and_the_floor(tiny_
     out = ok("bench", "generate", str(tiny_run), "--tokens", "40")
     assert "generate fp32:" in out and "bare loop fp32:" in out and "(the default here)" in out
     assert "reading the fp32 weights once:" in out and "every gate returned: packed" in out
+
+
+def test_export_writes_a_loadable_model_with_a_card_of_comparable_figures(tiny_run, tiny_word_run, tmp_path):
+    for run, level in ((tiny_run, "char"), (tiny_word_run, "word")):
+        dest = tmp_path / f"model-{level}"
+        ok("export", run, dest, "--command", "lstm-repl train tiny.txt", "--prompt", "First")
+        card = (dest / "README.md").read_text("utf-8")
+        assert checkpoint.load(dest).vocab.level == level
+        held_out = next(line for line in card.splitlines() if line.startswith("| held out"))
+        assert re.search(r"\d\.\d{3} bits per character.*perplexity \d+\.\d per word", held_out)
+        assert ("per token" in held_out) is (level == "word")
+        assert "| val bpc |" in card or "| val bpc " in card
+        assert "lstm-repl train tiny.txt" in card and "## Sample" in card
