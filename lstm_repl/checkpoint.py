@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -190,17 +191,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
+RUN_CHECKPOINTS = ("best", "last")
+_STALE = re.compile(r"\.(best|last)\.(tmp\w{8}|old)")  # what save() leaves when killed: see _swap_into_place
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove what a killed save left in a run folder: half-written `.NAME.tmpXXXX` folders, and a
-    `.NAME.old` copy whose NAME is whole again. -> what was removed."""
+    """Remove what a killed save left in a run folder, and nothing else: a half-written
+    `.best.tmpXXXXXXXX` (or .last) folder, and a `.best.old` copy once `best/` is whole again.
+    -> what was removed."""
     removed = []
     for entry in folder.glob(".*"):
-        name = entry.name
-        stale_tmp = ".tmp" in name and entry.is_dir()
-        stale_old = name.endswith(".old") and (folder / name[1:-4] / CONFIG_FILE).is_file()
-        if stale_tmp or stale_old:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+        match = _STALE.fullmatch(entry.name)
+        if not match or not entry.is_dir():
+            continue
+        if match.group(2) == "old" and not (folder / match.group(1) / CONFIG_FILE).is_file():
+            continue  # the only whole copy: _recover reads it
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
     return removed
 
 

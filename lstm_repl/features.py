@@ -60,8 +60,11 @@ def _apostrophe(text: str, i: int, quote: str) -> bool:
 
 
 def _escaped(text: str, i: int) -> bool:
-    backslashes = len(text[:i]) - len(text[:i].rstrip("\\"))
-    return backslashes % 2 == 1
+    """Whether an odd number of backslashes stands right before position i."""
+    start = i
+    while start > 0 and text[start - 1] == "\\":
+        start -= 1
+    return (i - start) % 2 == 1
 
 
 def bracket_depth(text: str) -> np.ndarray:

@@ -43,6 +43,12 @@ class Intervention:
         return f"ablate {self.layer + 1}:{self.unit}"
 
 
+def forceable_gates(model) -> tuple[str, ...]:
+    """The gates `force` can hold: the cell's own gates, not c or h, nor a derived one (a coupled
+    cell's i is 1 - f: force f instead)."""
+    return tuple(q.symbol for q in model.rnn.quantities if q.symbol not in ("c", "h") and not q.derived)
+
+
 def parse(kind: str, spec: str, layers: int, hidden: int, gates: tuple[str, ...]) -> Intervention:
     """'1:244=0.5' (clamp), '1:244' (ablate), '1 f=1' or '1:f=1' (force), layers from 1."""
     forms = {"clamp": ("LAYER:UNIT=VALUE", _UNIT_VALUE), "ablate": ("LAYER:UNIT", _UNIT),

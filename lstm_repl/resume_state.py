@@ -75,8 +75,13 @@ def _broken(what: str) -> CheckpointError:
                            "resume from another checkpoint of the run, or start a new run")
 
 
+LARGEST = 2**53  # beyond this a count or a time is a hostile edit (and float arithmetic would overflow)
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < LARGEST
+            and math.isfinite(value))
 
 
 def _position(saved: object) -> Position:
@@ -87,7 +92,7 @@ def _position(saved: object) -> Position:
         raise _broken(f"resume.json position has unknown fields ({', '.join(unknown)})")
     for name in _COUNTS:
         value = saved.get(name, 0)
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < LARGEST):
             raise _broken(f"resume.json position.{name} must be a whole number >= 0, not {value!r}")
     for name in _NUMBERS:
         if not (_is_number(saved.get(name, 0.0)) and saved.get(name, 0.0) >= 0):
@@ -127,9 +132,9 @@ _HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
 
 
 def _same_kind(value: object, reference: object) -> bool:
-    if isinstance(reference, (list, tuple)):
+    if isinstance(reference, (list, tuple)):  # Adam's betas: each in [0, 1)
         return (isinstance(value, (list, tuple)) and len(value) == len(reference)
-                and all(_same_kind(v, r) for v, r in zip(value, reference)))
+                and all(_is_number(v) and 0 <= v < 1 for v in value))
     return _is_number(value) and value >= 0
 
 
@@ -140,7 +145,7 @@ def _optimizer_state(tensors: dict, optimizer: torch.optim.Optimizer) -> dict:
     names = [name for name in tensors if name.startswith("optimizer.")]
     for name in names:
         parts = name.split(".", 2)
-        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params):
+        if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdecimal()) or int(parts[1]) >= len(params):
             raise _broken(f"resume.safetensors has a tensor {name} for no parameter of this model")
         index, key, value = int(parts[1]), parts[2], tensors[name]
         expected = () if key == "step" else tuple(params[index].shape)
@@ -148,7 +153,8 @@ def _optimizer_state(tensors: dict, optimizer: torch.optim.Optimizer) -> dict:
             raise _broken(f"resume.safetensors has a tensor {name} the optimizer does not keep")
         if tuple(value.shape) != expected and not (key == "step" and value.numel() == 1):
             raise _broken(f"resume.safetensors {name} has shape {tuple(value.shape)}, the parameter needs {expected}")
-        if not value.is_floating_point() or not torch.isfinite(value).all() or (key != "exp_avg" and (value < 0).any()):
+        negative = key != "exp_avg" and bool((value < 0).any()) if value.dtype in FLOAT_DTYPES else True
+        if value.dtype not in FLOAT_DTYPES or not torch.isfinite(value).all() or negative:
             raise _broken(f"resume.safetensors {name} holds values the optimizer cannot have")
         state.setdefault(index, {})[key] = value.reshape(expected)
     if state and any({"step", "exp_avg", "exp_avg_sq"} - set(kept) for kept in state.values()):
@@ -163,7 +169,7 @@ def _carry(tensors: dict, expected: State) -> list[torch.Tensor]:
     if len(carry) != len(expected):
         raise _broken(f"resume.safetensors carries {len(carry)} state tensors, this cell has {len(expected)}")
     for k, (value, reference) in enumerate(zip(carry, expected)):
-        if value.shape != reference.shape or not value.is_floating_point() or not torch.isfinite(value).all():
+        if value.shape != reference.shape or value.dtype not in FLOAT_DTYPES or not torch.isfinite(value).all():
             raise _broken(f"resume.safetensors carry.{k} has shape {tuple(value.shape)} or values that do not fit "
                           f"this run (expected finite numbers of shape {tuple(reference.shape)})")
     return carry
@@ -172,19 +178,35 @@ def _carry(tensors: dict, expected: State) -> list[torch.Tensor]:
 def _rng(tensors: dict) -> None:
     value = tensors.get("rng.torch")
     expected = torch.get_rng_state()
-    if value is None or value.dtype != torch.uint8 or value.shape != expected.shape:
+    if value is None or value.dtype != torch.uint8 or value.shape != expected.shape or not _usable_rng(value):
         raise _broken("resume.safetensors lacks a valid rng.torch (the random generator's state)")
     cuda = tensors.get("rng.cuda")
     if cuda is not None and (cuda.dtype != torch.uint8 or cuda.dim() != 1):
         raise _broken("resume.safetensors rng.cuda is not a random generator's state")
 
 
+def _usable_rng(value: torch.Tensor) -> bool:
+    try:
+        torch.Generator().set_state(value.clone())
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+_LOSS_SCALE = {"scale": float, "growth_factor": float, "backoff_factor": float, "growth_interval": int,
+               "_growth_tracker": int}
+
+
 def _loss_scale(saved: object, scaler: torch.amp.GradScaler) -> dict | None:
+    """The fp16 loss scaler's state: exactly its keys, each a number of its kind, all > 0 but the tracker."""
     if saved is None:
         return None
-    if not (isinstance(saved, dict) and saved and all(isinstance(k, str) and _is_number(v) and v >= 0
-                                                      for k, v in saved.items())):
-        raise _broken(f"resume.json loss_scale must be null or an object of numbers >= 0, not {saved!r}")
+    ok = isinstance(saved, dict) and set(saved) == set(_LOSS_SCALE) and all(
+        _is_number(saved[key]) and (kind is float or isinstance(saved[key], int))
+        and (saved[key] > 0 or (key == "_growth_tracker" and saved[key] == 0)) for key, kind in _LOSS_SCALE.items())
+    if not ok:
+        raise _broken(f"resume.json loss_scale must be null or the loss scaler's state "
+                      f"({', '.join(_LOSS_SCALE)}), not {saved!r}")
     return saved
 
 

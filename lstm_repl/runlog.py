@@ -41,7 +41,14 @@ class RunLog:
             return
         lines = self.path.read_text("utf-8").splitlines()
         kept = [line for line in lines if 0 <= _record_step(line) <= step]  # a line a kill cut short goes too
-        self.path.write_text("".join(line + "\n" for line in kept), "utf-8")
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        try:  # the whole log or the old one, whatever happens
+            temporary.write_text("".join(line + "\n" for line in kept), "utf-8")
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise CheckpointError(f"cannot rewrite the training log {self.path} ({exc.strerror}); free some space "
+                                  "and resume again (the log is unchanged)") from None
         self.history = [json.loads(line) for line in kept if _record_step(line) >= 0]
         self._written = len(self.history)
 

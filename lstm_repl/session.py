@@ -61,7 +61,7 @@ class Session:
         self.read = TokenText(loaded.vocab)  # the tokens read so far, with their probabilities
         self.store: StateStore = StateStore()
         self.interventions = Interventions()  # taken by every step while set (interventions.py)
-        self._intervened_from: int | None = None  # the first position whose kept state took them
+        self._edits_from = 0  # the first token they apply to: the last one read when they were set
         self._logits_cache: tuple[int, torch.Tensor] | None = None  # (position, next-token logits there)
         self.version = 0  # changes with every change of what the panel shows: views cache on it
         self._snapshot: Snapshot | None = None
@@ -74,7 +74,7 @@ class Session:
         self.model = loaded.model.eval()
         self.vocab = loaded.vocab
         self._sorted_tokens = sorted((text, i) for i, text in enumerate(self.vocab.tokens) if i != UNK_ID)
-        self.interventions, self._intervened_from = Interventions(), None  # another model: other layers and units
+        self.interventions, self._edits_from = Interventions(), 0  # another model: other layers and units
         self.reset()
 
     def reset(self) -> None:
@@ -131,6 +131,7 @@ class Session:
             return self.snapshot
         read.truncate(keep)
         self.store.truncate(keep)
+        self._edits_from = min(self._edits_from, keep)  # what is read again now takes the interventions set
         read.partial = partial
         self._advance(new_ids[keep - first :], pieces[keep - first :])
         self._changed()
@@ -167,10 +168,9 @@ class Session:
         """Read one token through the gate path -> the next-token logits after it."""
         position = len(self.read)
         probability = float(self.logits(position).float().softmax(-1)[token])
-        logits, state, gates = self.gate_step(token, self.state(position))
+        logits, state, gates = self.gate_step(token, self.state(position), position)
         self.read.append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
-        self._note_intervened(position + 1)
         return logits[0]
 
     # ------------------------------------------------------------ states, recomputed where not kept
@@ -185,40 +185,37 @@ class Session:
         base, state = self.store.nearest(position)
         while base < position:
             end = min(position, (base // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
-            if self.interventions:  # only the gate path can take them
-                for token in self.read.ids[base:end]:
-                    _, state, _ = self.gate_step(token, state)
-                self._note_intervened(base + 1)
-            else:
-                _, state = self.model.read(torch.tensor([self.read.ids[base:end]], device=self.model.device), state)
+            plain = end if not self.interventions else max(base, min(end, self._edits_from))
+            if plain > base:
+                _, state = self.model.read(torch.tensor([self.read.ids[base:plain]], device=self.model.device), state)
+            for index in range(plain, end):  # only the gate path can take interventions
+                _, state, _ = self.gate_step(self.read.ids[index], state, index)
             self.store.put(end, state)
             base = end
         return state
 
-    def gate_step(self, token: int, state: State):
-        """One token through the gate path, with the interventions set -> logits, state, gates."""
-        return self.model.step(torch.tensor([token], device=self.model.device), state,
-                               edits=self.interventions or None)
+    def edits_for(self, index: int) -> Interventions | None:
+        """The interventions reading token `index` takes: those set, from the token they were set at."""
+        return self.interventions if self.interventions and index >= self._edits_from else None
+
+    def gate_step(self, token: int, state: State, index: int):
+        """Token `index` through the gate path, with its interventions -> logits, state, gates."""
+        return self.model.step(torch.tensor([token], device=self.model.device), state, edits=self.edits_for(index))
 
     def intervene(self, interventions: Interventions) -> None:
-        """Set the interventions every step takes from now on. States the earlier ones shaped are
-        forgotten (recomputed with the new ones when looked at), and the last token is read again,
-        so the predictions after it (and the ghost text) show the change at once."""
-        if self._intervened_from is not None:
-            self.store.truncate(self._intervened_from - 1)
-            self._intervened_from = None
-        self.interventions = interventions
+        """Set the interventions every step takes from now on, from the last token read: it is read
+        again with them, so the predictions after it (and the ghost text) show them at once. The
+        states the previous ones shaped are forgotten (recomputed without them when looked at):
+        the text before is read as the model reads it plainly."""
+        if self.interventions:
+            self.store.truncate(self._edits_from)
         n = len(self.read)
+        self.interventions, self._edits_from = interventions, max(n - 1, 0)
         if n and interventions:
             with torch.inference_mode():
-                _, state, gates = self.gate_step(self.read.ids[n - 1], self.state(n - 1))
+                _, state, gates = self.gate_step(self.read.ids[n - 1], self.state(n - 1), n - 1)
             self.store.put(n, state, gates_to_numpy(gates))
-            self._note_intervened(n)
         self._changed()
-
-    def _note_intervened(self, position: int) -> None:
-        if self.interventions:
-            self._intervened_from = min(position, self._intervened_from or position)
 
     @torch.inference_mode()
     def logits(self, position: int) -> torch.Tensor:
@@ -234,7 +231,7 @@ class Session:
         """Every gate of token `index` (0-based), kept or recomputed from the state before it."""
         gates = self.store.gates(index + 1)
         if gates is None:
-            _, _, raw = self.gate_step(self.read.ids[index], self.state(index))
+            _, _, raw = self.gate_step(self.read.ids[index], self.state(index), index)
             gates = gates_to_numpy(raw)
         return gates
 

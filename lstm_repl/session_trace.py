@@ -56,7 +56,8 @@ def _gates_from(session: Session, first: int) -> Iterator[Layers]:
             yield kept
             continue
         with torch.inference_mode():
-            _, state, raw = session.gate_step(session.ids[index], session.state(index) if state is None else state)
+            _, state, raw = session.gate_step(session.ids[index], session.state(index) if state is None else state,
+                                              index)
         yield gates_to_numpy(raw)
 
 
@@ -67,8 +68,8 @@ def _chunk_logits(session: Session, start: int, chunk: list[int]) -> torch.Tenso
     if not session.interventions:
         return session.model(torch.tensor([chunk], device=session.model.device), state)[0][0]
     rows = []
-    for token in chunk:
-        logits, state, _ = session.gate_step(token, state)
+    for index, token in enumerate(chunk, start):
+        logits, state, _ = session.gate_step(token, state, index)
         rows.append(logits[0])
     return torch.stack(rows)
 

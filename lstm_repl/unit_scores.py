@@ -4,7 +4,9 @@ nothing per token is kept.
 - A binary feature: AUROC, the chance that the unit is higher at a random token inside the
   feature than at a random token outside it (0.5: no relation; 1: always higher; 0: always
   lower, reported as its mirror 1 - AUROC with "low inside"). Computed exactly up to ties within
-  HISTOGRAM_BINS bins of each unit's values (squashed monotonically, which leaves AUROC as it is).
+  HISTOGRAM_BINS bins of each unit's values: bins spread evenly over a bounded quantity's range
+  (a gate's 0 to 1, tanh's -1 to 1), and over asinh of an unbounded one (a cell state), which keeps
+  both small and large values apart (c = 8 and c = 10 fall 20 bins apart) and leaves AUROC as it is.
 - A numeric feature: Pearson's correlation (a unit that falls as the feature rises, negative).
 - Saturation (Karpathy et al. 2015, fig. 3): the share of tokens at which each gate unit is
   below 0.1 (left-saturated) or above 0.9 (right-saturated).
@@ -12,6 +14,7 @@ nothing per token is kept.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,23 +24,28 @@ HISTOGRAM_BINS = 1024
 LEFT, RIGHT = 0.1, 0.9  # saturation thresholds of a gate
 
 
-def _bins(values: torch.Tensor) -> torch.Tensor:
-    """Values -> bin numbers, by a monotonic squash of the whole real line onto the bins."""
-    squashed = torch.tanh(values.double() / 2)  # (-1, 1); fine-grained where gates and states live
-    return ((squashed + 1) * (HISTOGRAM_BINS / 2)).long().clamp_(0, HISTOGRAM_BINS - 1)
+ASINH_LIMIT = math.asinh(1000.0)  # unbounded values beyond ±1000 share the end bins
+
+
+def _bins(values: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    """Values -> bin numbers: linear over `bounds`, or through asinh when unbounded (None)."""
+    v = values.double()
+    share = (torch.asinh(v) / ASINH_LIMIT + 1) / 2 if bounds is None else (v - bounds[0]) / (bounds[1] - bounds[0])
+    return (share * HISTOGRAM_BINS).long().clamp_(0, HISTOGRAM_BINS - 1)
 
 
 class AurocAccumulator:
     """Per unit, a histogram of its values at positive and at negative tokens."""
 
-    def __init__(self, hidden: int):
-        self.hidden = hidden
+    def __init__(self, hidden: int, bounds: tuple[float, float] | None = None):
+        """bounds: the quantity's range when it has one (a gate's (0, 1)); None: unbounded."""
+        self.hidden, self.bounds = hidden, bounds
         self.positive = torch.zeros(hidden * HISTOGRAM_BINS, dtype=torch.int64)
         self.negative = torch.zeros(hidden * HISTOGRAM_BINS, dtype=torch.int64)
 
     def add(self, values: torch.Tensor, labels: torch.Tensor) -> None:
         """values: (n, hidden); labels: (n,) bool."""
-        index = _bins(values.cpu()) + torch.arange(self.hidden)[None, :] * HISTOGRAM_BINS
+        index = _bins(values.cpu(), self.bounds) + torch.arange(self.hidden)[None, :] * HISTOGRAM_BINS
         labels = labels.cpu()
         self.positive += torch.bincount(index[labels].reshape(-1), minlength=self.positive.numel())
         self.negative += torch.bincount(index[~labels].reshape(-1), minlength=self.negative.numel())

@@ -23,6 +23,9 @@ from lstm_repl.unit_trace import trace_units
 from lstm_repl.vocab import UNK_ID, Vocab
 
 
+UNBOUNDED = ("c",)  # a cell state can grow past any range; the others are gates, tanh or their product
+
+
 @dataclass
 class Tokens:
     ids: np.ndarray  # (n,) token ids
@@ -50,12 +53,15 @@ def score_units(model: LanguageModel, vocab: Vocab, text: str, feature: Feature)
     tokens = tokenize(vocab, text)
     target = per_token(feature(text), tokens.ends)
     hidden = model.config.hidden
-    make = AurocAccumulator if feature.binary else CorrelationAccumulator
+    bounds = {q.symbol: None if q.symbol in UNBOUNDED else (q.low, q.high) for q in model.rnn.quantities}
     accumulators: dict[tuple[int, str], AurocAccumulator | CorrelationAccumulator] = {}
     for chunk in trace_units(model, tokens.ids):
         labels = torch.from_numpy(target[chunk.positions])
         for key, values in chunk.values.items():
-            accumulators.setdefault(key, make(hidden)).add(values, labels)
+            if key not in accumulators:
+                accumulators[key] = (AurocAccumulator(hidden, bounds[key[1]]) if feature.binary
+                                     else CorrelationAccumulator(hidden))
+            accumulators[key].add(values, labels)
     positives = int(target.sum()) if feature.binary else None
     return FeatureScores(feature, len(tokens.ids), positives, {k: a.scores() for k, a in accumulators.items()})
 

@@ -326,6 +326,16 @@ HOSTILE = {
     "rng.torch of the wrong size": _edit_tensor("rng.torch", lambda t: torch.zeros(7, dtype=torch.uint8)),
     "rng.torch missing": _edit_tensor("rng.torch", _DELETE),
     "an unknown tensor": _edit_tensor("payload", lambda t: torch.zeros(1)),
+    "a parameter index in other digits": _edit_tensor("optimizer.².step", lambda t: torch.zeros(())),
+    "elapsed_s too large for a float": _edit_json(("position", "elapsed_s"), 10**400),
+    "step too large to count": _edit_json(("position", "step"), 10**30),
+    "lr too large for a float": _edit_json(("optimizer_param_groups", 0, "lr"), 10**400),
+    "beta1 of 1": _edit_json(("optimizer_param_groups", 0, "betas"), [1.0, 0.999]),
+    "beta2 above 1": _edit_json(("optimizer_param_groups", 0, "betas"), [0.9, 1.5]),
+    "rng.torch all zeros": _edit_tensor("rng.torch", lambda t: torch.zeros_like(t)),
+    "loss_scale without its keys": _edit_json(("loss_scale",), {"x": 1.0}),
+    "exp_avg as integers": _edit_tensor("optimizer.0.exp_avg", lambda t: torch.zeros_like(t, dtype=torch.int32)),
+    "carry.0 as booleans": _edit_tensor("carry.0", lambda t: torch.zeros_like(t, dtype=torch.bool)),
 }
 
 
@@ -346,3 +356,17 @@ def test_every_field_and_tensor_of_a_resume_state_is_checked_before_use(resumabl
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and result.output.count("\n") == 1
     assert "training state is broken" in result.output
+
+
+def test_the_cleanup_of_killed_saves_removes_only_what_a_save_leaves(tmp_path):
+    for name in (".best.tmpab12cd34", ".last.tmp_x9y8z7w", ".last.old", ".tmp", ".cache.tmp", ".mine.old",
+                 ".best.tmp", ".best.old", "best"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / "config.json").write_text("{}")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    removed = sorted(p.name for p in checkpoint.remove_stale_temporaries(tmp_path))
+    # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy
+    assert removed == [".best.tmpab12cd34", ".last.old", ".last.tmp_x9y8z7w"]
+    assert {".tmp", ".cache.tmp", ".mine.old", ".best.tmp", ".best.old"} <= {p.name for p in tmp_path.iterdir()}

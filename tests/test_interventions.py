@@ -22,7 +22,7 @@ from lstm_repl.repl.commands import CommandError, Shell, run_command
 from lstm_repl.session import Session
 from lstm_repl.session_trace import trace_document
 
-GATES = {"lstm": ("i", "f", "g", "o"), "peephole": ("i", "f", "g", "o"), "coupled": ("f", "i", "g", "o"),
+GATES = {"lstm": ("i", "f", "g", "o"), "peephole": ("i", "f", "g", "o"), "coupled": ("f", "o", "g"),
          "gru": ("r", "z", "n"), "rnn": ()}
 
 
@@ -160,3 +160,27 @@ def test_the_status_bar_shows_the_interventions_in_force(loaded):
         assert "force" not in "".join(text for _, text in d.shell_app._status_fragments())
 
     drive(loaded, script)
+
+
+def test_interventions_apply_from_where_they_were_set_even_to_states_recomputed_later(loaded):
+    from tests.conftest import TINY_TEXT
+
+    session = Session(loaded)
+    session.set_text(TINY_TEXT * 8)  # longer than the states kept for the recent tokens
+    typed = len(session.ids)
+    run_command(Shell(session), ":clamp 2:3=0.9")
+    list(session.stream(5))
+    early, late = session.token_gates(100), session.token_gates(typed + 2)  # recomputed / read with it
+    assert early[1]["c"][3] != pytest.approx(0.9) and late[1]["c"][3] == pytest.approx(0.9)
+    document = trace_document(session)
+    clamped = [token["layers"][1]["c"][3] == pytest.approx(0.9) for token in document["tokens"]]
+    assert clamped == [index >= typed - 1 for index in range(len(clamped))]
+
+
+def test_a_derived_gate_cannot_be_forced():
+    from lstm_repl.interventions import forceable_gates
+
+    model = _model("coupled")
+    assert "i" not in forceable_gates(model) and "f" in forceable_gates(model)
+    with pytest.raises(ConfigError, match="gates are f, o, g"):
+        parse("force", "1 i=0.5", 2, 8, forceable_gates(model))

@@ -243,3 +243,13 @@ def test_the_shell_labels_units_saved_beside_the_checkpoint(tiny_run, tiny_corpu
     CliRunner().invoke(cli, ["units", str(run), str(tiny_corpus), "--feature", "uppercase", "--save"])
     shell = Shell(Session(checkpoint.load(run)))
     assert shell.panel.labels and all(text.startswith("uppercase ") for text in shell.panel.labels.values())
+
+
+def test_large_cell_states_stay_apart_in_the_histograms():
+    labels = torch.tensor([True] * 50 + [False] * 50)
+    values = torch.where(labels, 10.0, 8.0)[:, None] + torch.linspace(0, 0.1, 100)[:, None]
+    unbounded = AurocAccumulator(1)
+    unbounded.add(values, labels)
+    gates = AurocAccumulator(1, (0.0, 1.0))
+    gates.add(torch.where(labels, 0.9995, 0.95)[:, None], labels)
+    assert unbounded.scores()[0] == pytest.approx(1.0) and gates.scores()[0] == pytest.approx(1.0)

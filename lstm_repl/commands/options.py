@@ -121,9 +121,9 @@ INTERVENTION_OPTIONS = [
 
 def interventions_from(model, clamp: tuple[str, ...], ablate: tuple[str, ...], force: tuple[str, ...]):
     """The --clamp/--ablate/--force options, checked against the model (a bad one: one line)."""
-    from lstm_repl.interventions import Interventions, parse
+    from lstm_repl.interventions import Interventions, forceable_gates, parse
 
-    gates = tuple(q.symbol for q in model.rnn.quantities if q.symbol not in ("c", "h"))
+    gates = forceable_gates(model)
     config = model.config
     items = [parse(kind, spec, config.layers, config.hidden, gates)
              for kind, specs in (("clamp", clamp), ("ablate", ablate), ("force", force)) for spec in specs]

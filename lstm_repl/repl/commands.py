@@ -168,11 +168,11 @@ def _load(shell: Shell, arg: str) -> CommandResult:
 
 def _intervention(kind: str) -> Callable[[Shell, str], CommandResult]:
     def handler(shell: Shell, arg: str) -> CommandResult:
-        from lstm_repl.interventions import parse
+        from lstm_repl.interventions import forceable_gates, parse
 
         session = shell.session
         config = session.model.config
-        gates = tuple(q.symbol for q in session.model.rnn.quantities if q.symbol not in ("c", "h"))
+        gates = forceable_gates(session.model)
         try:
             item = parse(kind, arg, config.layers, config.hidden, gates)
         except LstmReplError as exc:
@@ -216,6 +216,8 @@ def _find(shell: Shell, arg: str) -> CommandResult:
         where = "inside" if result.positives == 0 else "outside"
         raise CommandError(f"{feature.name}: no token of the text so far is {where} it; type some text that is")
     ranking = result.ranked()
+    if not ranking:
+        raise CommandError(f"{feature.name} does not change over the text so far: nothing to rank units by")
     layer = ranking[0].layer
     per_unit: dict[int, UnitScore] = {}  # each unit at its best quantity, best units first
     for score in ranking:
