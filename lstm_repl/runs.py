@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 from lstm_repl import checkpoint
@@ -44,8 +46,21 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
             "pass the original corpus files after --resume DIR"
         )
     ids = encode_cached(corpus, saved.vocab)
-    return Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
-                   val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction))
+    trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
+                      val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction))
+    # best/ may be newer than last/ (last/ failed to save after it, a full disk): never let a worse
+    # model replace it because last/ remembers an older best
+    trainer.position.best_val_loss = min(trainer.position.best_val_loss, _best_saved(out_dir))
+    return trainer
+
+
+def _best_saved(out_dir: Path) -> float:
+    """best/'s validation loss as its config.json records it (inf when there is none to read)."""
+    try:
+        value = json.loads((out_dir / "best" / checkpoint.CONFIG_FILE).read_text("utf-8"))["metrics"]["best_val_loss"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.inf
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else math.inf
 
 
 def _held_out_pieces(text: str, vocab, n_tokens: int, val_fraction: float) -> list[str]:

@@ -190,7 +190,19 @@ def test_training_on_a_full_disk_warns_keeps_the_last_checkpoint_and_saves_again
     assert steps == sorted(set(steps)) and {15, 20, 25, 30, 40} <= set(steps)
 
 
-def test_saving_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_the_previous_one_whole(tiny_run, small_disk):
+@pytest.fixture(params=["small filesystem", "file-size limit"])
+def any_full_disk(request, small_disk, tmp_path):
+    """The real small filesystem where the machine allows it, and the RLIMIT_FSIZE fallback always,
+    so the fallback is exercised on a machine that can mount too."""
+    if request.param == "small filesystem":
+        return small_disk
+    folder = tmp_path / "limited"
+    folder.mkdir()
+    return FileSizeLimit(folder)
+
+
+def test_saving_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_the_previous_one_whole(tiny_run, any_full_disk):
+    small_disk = any_full_disk
     loaded = checkpoint.load(tiny_run)
     target = small_disk.folder / "model"
     checkpoint.save(target, loaded.model, loaded.vocab, loaded.train_config)
@@ -370,3 +382,14 @@ def test_the_cleanup_of_killed_saves_removes_only_what_a_save_leaves(tmp_path):
     # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy
     assert removed == [".best.tmpab12cd34", ".last.old", ".last.tmp_x9y8z7w"]
     assert {".tmp", ".cache.tmp", ".mine.old", ".best.tmp", ".best.old"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_resume_never_lets_a_worse_model_replace_a_newer_best(resumable, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(resumable, out)
+    best = json.loads((out / "best" / "config.json").read_text("utf-8"))["metrics"]["best_val_loss"]
+    state_file = out / "last" / "resume.json"
+    state = json.loads(state_file.read_text("utf-8"))
+    state["position"]["best_val_loss"] = best + 1.0  # as if last/ failed to save after best/ did
+    state_file.write_text(json.dumps(state), "utf-8")
+    assert runs.resumed_run(str(out), [], {"max_steps": 25}).position.best_val_loss == pytest.approx(best)

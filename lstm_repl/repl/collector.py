@@ -46,7 +46,8 @@ class Collector:
 
     def _check(self) -> None:
         now = time.monotonic()
-        due = now - self.last_key >= IDLE_S or now - self.last_collection >= LONGEST_WAIT_S
+        idle_after_keys = now - self.last_key >= IDLE_S and self.last_key > self.last_collection  # once per pause
+        due = idle_after_keys or now - self.last_collection >= LONGEST_WAIT_S
         if due and not self.busy():
             gc.collect()
             self.collections += 1
