@@ -253,3 +253,18 @@ def test_large_cell_states_stay_apart_in_the_histograms():
     gates = AurocAccumulator(1, (0.0, 1.0))
     gates.add(torch.where(labels, 0.9995, 0.95)[:, None], labels)
     assert unbounded.scores()[0] == pytest.approx(1.0) and gates.scores()[0] == pytest.approx(1.0)
+
+
+def test_units_and_heatmap_work_at_word_level(tiny_word_run, tiny_corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["units", str(tiny_word_run), str(tiny_corpus), "--feature", "newline",
+                                      "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\(\d[\d,]* tokens\): newline", result.output)
+    tokens = tokenize(checkpoint.load(tiny_word_run).vocab, TINY_TEXT)
+    assert tokens.ends[-1] == len(TINY_TEXT) and len(tokens.ids) < len(TINY_TEXT)  # words, covering the text
+    page = tmp_path / "page.html"
+    drawn = CliRunner().invoke(cli, ["heatmap", str(tiny_word_run), str(tiny_corpus), "--unit", "1:2", "--out",
+                                     str(page), "--limit", "300"])
+    assert drawn.exit_code == 0, drawn.output
+    html = page.read_text("utf-8")
+    assert html.count("<span") >= 10 and "Citizen" in html
