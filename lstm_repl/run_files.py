@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from lstm_repl import checkpoint, resume_state
+from lstm_repl.distributed import gather_streams
 from lstm_repl.divergence import weights_finite
 from lstm_repl.errors import CheckpointError
 from lstm_repl.events import Event, Report
@@ -17,19 +18,44 @@ if TYPE_CHECKING:
     from lstm_repl.train import Trainer
 
 
-def save(trainer: Trainer, name: str, resume: bool) -> None:
-    """Write the checkpoint `name` (best or last; with resume=True, the training state too)."""
+def save(trainer: Trainer, name: str, resume: bool, carry=None) -> None:
+    """Write the checkpoint `name` (best or last; with resume=True, the training state too, with
+    `carry`, the carried state of every stream: several processes' gathered, else the trainer's)."""
     if not weights_finite(trainer.model):  # last/ stays the last good state
         raise trainer.diverged("the weights are no longer finite")
-    state = (resume_state.capture(trainer.position, trainer.optimizer, trainer.scaler, trainer.state, trainer.device)
+    carry = trainer.state if carry is None else carry
+    state = (resume_state.capture(trainer.position, trainer.optimizer, trainer.scaler, carry, trainer.device)
              if resume else None)
     checkpoint.save(trainer.out_dir / name, trainer.model, trainer.vocab, trainer.config, checkpoint_info(trainer),
                     state)
 
 
-def save_or_warn(trainer: Trainer, name: str, report: Report, final: bool, resume: bool = False) -> bool:
+def save_validated(trainer: Trainer, val_loss: float, report: Report, final: bool, carry) -> bool:
+    """After a validation: best/ if it is the best so far, and last/. -> whether best/ was written
+    (a best that could not be saved does not count as one, so the next good one is saved)."""
+    position = trainer.position
+    best = val_loss < position.best_val_loss
+    if best:
+        previous, position.best_val_loss = position.best_val_loss, val_loss
+        if not save_or_warn(trainer, "best", report, final, carry=carry):
+            position.best_val_loss, best = previous, False
+    position.progress = trainer.bounds.schedule(position)
+    save_or_warn(trainer, "last", report, final, resume=True, carry=carry)
+    return best
+
+
+def save_last(trainer: Trainer) -> None:
+    """A resumable last/ now (Ctrl-C): every process gives its streams' state, the first saves."""
+    carry = gather_streams(trainer.ranks, trainer.state)
+    if trainer.ranks.leader:
+        trainer.position.progress = trainer.bounds.schedule(trainer.position)
+        save(trainer, "last", resume=True, carry=carry)
+
+
+def save_or_warn(trainer: Trainer, name: str, report: Report, final: bool, resume: bool = False,
+                 carry=None) -> bool:
     """-> whether it was saved."""
-    return _or_warn(trainer, lambda: save(trainer, name, resume), report, final)
+    return _or_warn(trainer, lambda: save(trainer, name, resume, carry), report, final)
 
 
 def append_or_warn(trainer: Trainer, record: dict, report: Report) -> None:

@@ -30,8 +30,9 @@ def validation_record(trainer: Trainer, val_loss: float, max_tokens: int | None)
     perplexity per word for every level (so runs of both levels compare), and at word level the
     perplexity per token."""
     config = trainer.config
-    count = scored_sum(np.ones(len(trainer.val_ids), np.int64), config.batch_size, config.seq_len, max_tokens)
-    characters, words = (scored_sum(v, config.batch_size, config.seq_len, max_tokens) for v in trainer.val_extent)
+    streams = trainer.streams_in_all
+    count = scored_sum(np.ones(len(trainer.val_ids), np.int64), streams, config.seq_len, max_tokens)
+    characters, words = (scored_sum(v, streams, config.seq_len, max_tokens) for v in trainer.val_extent)
     total = val_loss * count
     record = {"val_loss": val_loss, f"val_{metric_names(config.level)}": quality(config.level, val_loss),
               "val_bpc": total / math.log(2) / max(characters, 1),

@@ -9,24 +9,29 @@ from pathlib import Path
 from lstm_repl import checkpoint
 from lstm_repl.config import TrainConfig, to_dict
 from lstm_repl.data import encode_cached, load_vocab_cached, read_corpus
+from lstm_repl.distributed import Ranks
 from lstm_repl.errors import ConfigError, CorpusError
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
 
 
-def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_dir: Path, overwrite: bool) -> Trainer:
-    """A fresh run. model_args: the ModelConfig fields other than vocab_size."""
-    _check_fresh(out_dir, overwrite)
+def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_dir: Path, overwrite: bool,
+            ranks: Ranks = Ranks()) -> Trainer:
+    """A fresh run. model_args: the ModelConfig fields other than vocab_size. ranks: this process
+    among several (torchrun): only the first one looks at and tidies the run folder."""
+    if ranks.leader:
+        _check_fresh(out_dir, overwrite)
     corpus = read_corpus(corpus_paths, config.encoding)
     vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
     ids = encode_cached(corpus, vocab)
     model = new_model(len(vocab), model_args, config.seed)
-    checkpoint.remove_stale_temporaries(out_dir)
+    if ranks.leader:
+        checkpoint.remove_stale_temporaries(out_dir)
     return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)),
-                   val_pieces=_held_out_pieces(corpus.text, vocab, len(ids), config.val_fraction))
+                   val_pieces=_held_out_pieces(corpus.text, vocab, len(ids), config.val_fraction), ranks=ranks)
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
-                out: str | None = None) -> Trainer:
+                out: str | None = None, ranks: Ranks = Ranks()) -> Trainer:
     """Continue a run from its last checkpoint; `overrides` may extend its bounds (max_steps, time).
     `restated`: other settings given again (people re-run the same command with --resume added),
     each of which must equal the run's own; `out`: an --out given again, which must be the run's."""
@@ -35,8 +40,9 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     _check_restated(saved, restated or {})
     if out is not None and Path(out).resolve() != out_dir.resolve():
         raise ConfigError(f"--out {out} is not the folder of the run being resumed ({out_dir}); drop --out")
-    check_writable(out_dir)
-    checkpoint.remove_stale_temporaries(out_dir)
+    if ranks.leader:
+        check_writable(out_dir)
+        checkpoint.remove_stale_temporaries(out_dir)
     config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
     corpus_info = saved.info.get("corpus", {})
     corpus = read_corpus(corpus_paths or corpus_info.get("files", []), config.encoding)
@@ -47,7 +53,8 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
         )
     ids = encode_cached(corpus, saved.vocab)
     trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
-                      val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction))
+                      val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction),
+                      ranks=ranks)
     # best/ may be newer than last/ (last/ failed to save after it, a full disk): never let a worse
     # model replace it because last/ remembers an older best
     trainer.position.best_val_loss = min(trainer.position.best_val_loss, _best_saved(out_dir))

@@ -17,6 +17,16 @@ from lstm_repl import resume_state, run_files
 from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
 from lstm_repl.data import StreamBatches, check_fits, split_ids
 from lstm_repl.devices import resolve_device
+from lstm_repl.distributed import (
+    Ranks,
+    agree,
+    data_parallel,
+    device_for,
+    gather_streams,
+    mean,
+    own_rows,
+    own_streams,
+)
 from lstm_repl.divergence import DivergenceWatch, diverged, weights_finite
 from lstm_repl.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from lstm_repl.evaluation import summed_loss, validation_extent
@@ -48,17 +58,22 @@ def detach(state: State) -> State:
 
 class Trainer:
     def __init__(self, model: LanguageModel, vocab: Vocab, ids: np.ndarray, config: TrainConfig, out_dir: Path,
-                 corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None):
-        """val_pieces: the held-out tokens' text as written (for exact characters and words)."""
-        self.config, self.vocab, self.out_dir, self.corpus_info = config, vocab, out_dir, corpus_info
-        self.device = resolve_device(config.device)
+                 corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None,
+                 ranks: Ranks = Ranks()):
+        """val_pieces: the held-out tokens' text as written (for exact characters and words);
+        ranks: this process among several (distributed.py), each with config.batch_size streams."""
+        self.config, self.vocab, self.out_dir, self.corpus_info, self.ranks = config, vocab, out_dir, corpus_info, ranks
+        self.device = device_for(ranks, resolve_device(config.device))
         self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
         self.model = model.to(self.device).train()
         train_ids, self.val_ids = split_ids(ids, config.val_fraction)
         self.val_extent = validation_extent(vocab, self.val_ids, val_pieces)  # characters, word starts
-        check_fits(len(train_ids), len(self.val_ids), config.batch_size, config.seq_len)
-        self.batches = StreamBatches(train_ids, config.batch_size, config.seq_len)
-        self.streams = torch.from_numpy(self.batches.streams.astype(np.int64)).to(self.device)
+        self.streams_in_all = config.batch_size * ranks.world  # validation reads them all, as one process would
+        check_fits(len(train_ids), len(self.val_ids), self.streams_in_all, config.seq_len)
+        self.batches = StreamBatches(train_ids, self.streams_in_all, config.seq_len)
+        own = own_rows(ranks, self.batches.streams, config.batch_size)
+        self.streams = torch.from_numpy(own.astype(np.int64)).to(self.device)
+        self.forward = data_parallel(ranks, self.model, self.device)  # the model itself for one process
         self.bounds = Bounds.of(config, self.batches.chunks_per_epoch)
         self.optimizer = make_optimizer(self.model, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")  # fp16: loss scaling
@@ -67,11 +82,13 @@ class Trainer:
         self.stop_requested = False
         self.watch = DivergenceWatch(loss_scaled=self.scaler.is_enabled())
         if resume is not None:
-            expected_carry = self.model.zero_state(self.streams.shape[0])
-            self.position, self.state = resume_state.restore(resume, self.optimizer, self.scaler, self.device,
-                                                             expected_carry)
+            expected_carry = self.model.zero_state(self.batches.streams.shape[0])
+            self.position, state = resume_state.restore(resume, self.optimizer, self.scaler, self.device,
+                                                        expected_carry)
+            self.state = own_streams(ranks, state, config.batch_size)  # (saved for every process's streams)
             self.bounds.anchor_at_resume(self.position)
-            self.log.truncate(self.position.step)
+            if ranks.leader:
+                self.log.truncate(self.position.step)
 
     @property
     def history(self) -> list[dict]:
@@ -82,27 +99,31 @@ class Trainer:
 
     def run(self, report: Report = lambda event: None) -> dict:
         pos, config = self.position, self.config
+        report = report if self.ranks.leader else (lambda event: None)
         report(Event("start", pos.step, start_record(self)))
         started = time.perf_counter() - pos.elapsed_s
         window = Throughput(self.device)
+        finished = self.done()
         with _stop_on_sigint(self):
-            while not self.done():
-                tokens = self.streams.shape[0] * config.seq_len
+            while not finished:
+                tokens = self.batches.streams.shape[0] * config.seq_len  # of every process
                 window.add(self.train_step(), tokens)
                 pos.step, pos.tokens_seen = pos.step + 1, pos.tokens_seen + tokens
                 pos.elapsed_s = time.perf_counter() - started
-                evaluate_now = pos.step % config.eval_interval == 0 or self.done()
+                (finished,) = agree(self.ranks, self.done() and self.ranks.leader)  # the first one's clock decides
+                evaluate_now = pos.step % config.eval_interval == 0 or finished
                 if pos.step % config.log_interval == 0 or evaluate_now:
                     record = step_record(self, *window.read())
                     if evaluate_now:
-                        self._evaluate_and_save(record, report)
+                        self._evaluate_and_save(record, report, finished)
                         started = time.perf_counter() - pos.elapsed_s  # validation time is not training time
                         window.restart()
-                    run_files.append_or_warn(self, record, report)
+                    if self.ranks.leader:
+                        run_files.append_or_warn(self, record, report)
                     report(Event("log", pos.step, record))
                 if self.watch.diverging:
                     raise self.diverged(self.watch.why())
-                if self.stop_requested:
+                if agree(self.ranks, self.stop_requested)[0]:  # Ctrl-C in any process stops them all
                     self.save_last()
                     raise TrainingInterrupted(
                         f"stopped at step {pos.step}; resume with: lstm-repl train --resume {self.out_dir}", pos.step)
@@ -121,13 +142,14 @@ class Trainer:
         for group in self.optimizer.param_groups:  # the schedule where this step ends
             group["lr"] = learning_rate(config, self.bounds.schedule(replace(pos, step=pos.step + 1)))
         with autocast(self.device, self.precision):
-            logits, state = self.model(window[:, :-1], self.state)
+            logits, state = self.forward(window[:, :-1], self.state)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         pos.chunk += 1
+        loss = mean(self.ranks, loss)  # of all processes' streams: every process decides alike
         if not self.watch.finite(loss, norm):
             pos.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
@@ -143,25 +165,21 @@ class Trainer:
         """Mean validation loss in nats over (the first max_tokens of) the held-out tokens."""
         self.model.eval()
         with autocast(self.device, self.precision):
-            total, count = summed_loss(self.model, self.val_ids, self.config.batch_size, self.config.seq_len,
+            total, count = summed_loss(self.model, self.val_ids, self.streams_in_all, self.config.seq_len,
                                        max_tokens)
         self.model.train()
         return total / max(count, 1)
 
-    def _evaluate_and_save(self, record: dict, report: Report) -> None:
-        if not weights_finite(self.model):  # before sampling from them
+    def _evaluate_and_save(self, record: dict, report: Report, final: bool) -> None:
+        if not weights_finite(self.model):  # before sampling from them (the same on every process)
             raise self.diverged("the weights are no longer finite")
-        final = self.done()
+        carry = gather_streams(self.ranks, self.state)  # every process takes part; the first saves
+        if not self.ranks.leader:
+            return
         max_tokens = None if final else self.config.eval_tokens
         val_loss = self.evaluate(max_tokens)
         record.update(validation_record(self, val_loss, max_tokens))
-        record["best"] = val_loss < self.position.best_val_loss
-        if record["best"]:
-            previous, self.position.best_val_loss = self.position.best_val_loss, val_loss
-            if not run_files.save_or_warn(self, "best", report, final):
-                self.position.best_val_loss, record["best"] = previous, False
-        self.position.progress = self.bounds.schedule(self.position)
-        run_files.save_or_warn(self, "last", report, final, resume=True)
+        record["best"] = run_files.save_validated(self, val_loss, report, final, carry)
         report(Event("eval", self.position.step, record, self.sample()))
 
     def diverged(self, why: str) -> TrainingDiverged:
@@ -175,23 +193,26 @@ class Trainer:
         return self.vocab.decode(ids)
 
     def save_last(self) -> None:
-        self.position.progress = self.bounds.schedule(self.position)
-        run_files.save(self, "last", resume=True)
+        run_files.save_last(self)
 
 
 @contextmanager
 def _stop_on_sigint(trainer: Trainer) -> Iterator[None]:
-    """First Ctrl-C: finish the current step, save, stop. A second one interrupts at once."""
+    """First Ctrl-C: finish the current step, save, stop. A second one interrupts at once. Under
+    torchrun, SIGTERM (what it sends its processes when stopped) does the same."""
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if trainer.ranks.active else [])
     try:
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, lambda signum, frame: _request_stop(trainer))
+        previous = {number: signal.getsignal(number) for number in signals}
+        for number in signals:
+            signal.signal(number, lambda signum, frame: _request_stop(trainer))
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _request_stop(trainer: Trainer) -> None:

@@ -28,20 +28,54 @@ DEFAULT_TIME = "10m"  # with no bound given
 @click.pass_context
 def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) -> None:
     """Train an LSTM language model (or a variant: --cell) on CORPUS (files or folders of UTF-8 text)."""
+    from lstm_repl import distributed
+
+    ranks = distributed.from_environment()  # torchrun sets it; a lone process is rank 0 of 1
+    distributed.start(ranks, gpu=opts.get("device") != "cpu" and _has_gpu())
+    ended_well = False
+    try:
+        _train(ctx, corpus, out_dir, resume_dir, overwrite, ranks, opts)
+        ended_well = True
+    finally:
+        distributed.finish(ranks, ended_well)
+
+
+def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict) -> None:
     from lstm_repl import runs
 
     if resume_dir:
         if overwrite:
             raise click.UsageError("--overwrite starts a run over; it cannot go with --resume")
         overrides, restated = _resume_settings(ctx, opts)
-        trainer = runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir)
+        trainer = runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir, ranks)
     else:
         if not corpus:
             raise click.UsageError("give a corpus: one or more text files or folders (or --resume DIR)")
         config, model_args = _settings(opts)
         out = Path(out_dir) if out_dir else Path("runs") / f"{Path(corpus[0]).stem or 'corpus'}-{config.level}"
-        trainer = runs.new_run(list(corpus), config, model_args, out, overwrite)
-    _run_with_display(trainer)
+        trainer = runs.new_run(list(corpus), config, model_args, out, overwrite, ranks)
+    if ranks.leader:
+        _run_with_display(trainer)
+    else:
+        _run_quietly(trainer)
+
+
+def _run_quietly(trainer) -> None:
+    """A process other than the first: it trains, and the first one alone says what happened."""
+    from lstm_repl.errors import LstmReplError, TrainingInterrupted
+
+    try:
+        trainer.run()
+    except TrainingInterrupted:
+        raise SystemExit(130) from None
+    except LstmReplError:
+        raise SystemExit(1) from None
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _settings(opts: dict):
