@@ -51,8 +51,7 @@ def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int
         "tokens_scored": count,
         "characters_scored": characters,
         "words_scored": words,
-        "bits_per_character": total / math.log(2) / max(characters, 1),
-        "perplexity_per_word": math.exp(min(total / max(words, 1), 50.0)),
+        **comparable_figures(total, characters, words),
         "tokens": int(len(ids)),
         "unknown_tokens": unknown,
         "unknown_fraction": unknown / len(ids),
@@ -63,6 +62,12 @@ def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int
         result["perplexity"] = math.exp(min(total / count, 50.0))  # per token, spaces counted
         result["bits_per_character_is_lower_bound"] = unknown > 0  # an <unk> does not pay for its spelling
     return result
+
+
+def comparable_figures(total_nats: float, characters: int, words: int) -> dict:
+    """What compares across models and levels: bits per character, perplexity per word."""
+    return {"bits_per_character": total_nats / math.log(2) / max(characters, 1),
+            "perplexity_per_word": math.exp(min(total_nats / max(words, 1), 50.0))}
 
 
 def token_extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from lstm_repl.evaluation import scored_sum
+from lstm_repl.evaluation import comparable_figures, scored_sum
 from lstm_repl.model import count_parameters
 
 if TYPE_CHECKING:
@@ -33,11 +33,9 @@ def validation_record(trainer: Trainer, val_loss: float, max_tokens: int | None)
     streams = trainer.streams_in_all
     count = scored_sum(np.ones(len(trainer.val_ids), np.int64), streams, config.seq_len, max_tokens)
     characters, words = (scored_sum(v, streams, config.seq_len, max_tokens) for v in trainer.val_extent)
-    total = val_loss * count
-    record = {"val_loss": val_loss, f"val_{metric_names(config.level)}": quality(config.level, val_loss),
-              "val_bpc": total / math.log(2) / max(characters, 1),
-              "val_ppl_word": math.exp(min(total / max(words, 1), 50.0))}
-    return record
+    figures = comparable_figures(val_loss * count, characters, words)
+    return {"val_loss": val_loss, f"val_{metric_names(config.level)}": quality(config.level, val_loss),
+            "val_bpc": figures["bits_per_character"], "val_ppl_word": figures["perplexity_per_word"]}
 
 
 def start_record(trainer: Trainer) -> dict:

@@ -101,11 +101,17 @@ def test_sigkill_at_any_moment_leaves_best_and_last_loadable_and_the_run_resumab
 # ---------------------------------------------------------------- SIGINT
 
 
-def test_ctrl_c_stops_training_with_a_resumable_last_and_the_resume_command(tiny_corpus, tmp_path):
-    out = tmp_path / "run"
+def _training_with_a_checkpoint(tiny_corpus: Path, out: Path, tmp_path: Path) -> subprocess.Popen:
+    """A real training process, once it has saved a first checkpoint."""
     process = subprocess.Popen(_train_args(tiny_corpus, out, "--eval-interval", "5", "--max-steps", "100000"),
                                env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: (out / "last").is_dir() or process.poll() is not None, "a first checkpoint")
+    return process
+
+
+def test_ctrl_c_stops_training_with_a_resumable_last_and_the_resume_command(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    process = _training_with_a_checkpoint(tiny_corpus, out, tmp_path)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130, stderr
@@ -120,9 +126,7 @@ def test_ctrl_c_stops_training_with_a_resumable_last_and_the_resume_command(tiny
 
 def test_a_second_ctrl_c_stops_training_at_once(tiny_corpus, tmp_path):
     out = tmp_path / "run"
-    process = subprocess.Popen(_train_args(tiny_corpus, out, "--eval-interval", "5", "--max-steps", "100000"),
-                               env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (out / "last").is_dir() or process.poll() is not None, "a first checkpoint")
+    process = _training_with_a_checkpoint(tiny_corpus, out, tmp_path)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT)

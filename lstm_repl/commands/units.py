@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from lstm_repl.features import FEATURES
+
 LIMIT_HELP = "Read at most this many characters of the text (0: all of it)."
 
 
@@ -27,9 +29,7 @@ def _write_json(path: Path, document: dict) -> None:
 @click.command()
 @click.argument("ckpt")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--feature", help="A built-in feature: " + ", ".join(
-    ["in-quotes", "in-brackets", "bracket-depth", "line-position", "indent", "word-start", "uppercase", "digit",
-     "newline"]) + ".")
+@click.option("--feature", help="A built-in feature: " + ", ".join(FEATURES) + ".")
 @click.option("--regex", help="Characters inside a match of this pattern are the feature.")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Units listed.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write every unit's score here.")

@@ -15,7 +15,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from lstm_repl.model.handwritten import (HandWrittenStack, add_recurrent, incoming_gradients, loop_buffers,
+from lstm_repl.model.handwritten import (HandWrittenStack, add_recurrent, incoming_gradients, loop_buffers, lstm_output,
                                          recurrent_weight_gradient, scripted)
 from lstm_repl.quantities import COUPLED_QUANTITIES
 
@@ -40,10 +40,7 @@ class CoupledStack(HandWrittenStack):
         c = gates["f"] * c_prev + gates["i"] * gates["g"]
         if edits:
             c = edits.memory(c)
-        h = gates["o"] * torch.tanh(c)
-        if edits:
-            h, c = edits.output(h, c)
-        return (h, c), {"f": gates["f"], "i": gates["i"], "g": gates["g"], "o": gates["o"], "c": c, "h": h}
+        return lstm_output(gates, c, edits)
 
 
 class CoupledSequence(torch.autograd.Function):

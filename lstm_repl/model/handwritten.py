@@ -164,6 +164,15 @@ class HandWrittenStack(nn.Module):
         raise NotImplementedError
 
 
+def lstm_output(gates: dict[str, torch.Tensor], c: torch.Tensor, edits: _LayerEdits | None = None):
+    """The end of an LSTM-kind step: h = o * tanh(c), the output interventions, and what the gate
+    path reports -> ((h, c), gates with c and h)."""
+    h = gates["o"] * torch.tanh(c)
+    if edits:
+        h, c = edits.output(h, c)
+    return (h, c), {**gates, "c": c, "h": h}
+
+
 class _LayerEdits:
     """An Interventions object's hooks bound to one layer (what a _cell calls)."""
 

@@ -17,7 +17,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from lstm_repl.model.handwritten import (HandWrittenStack, add_recurrent, incoming_gradients, loop_buffers,
+from lstm_repl.model.handwritten import (HandWrittenStack, add_recurrent, incoming_gradients, loop_buffers, lstm_output,
                                          recurrent_weight_gradient, scripted)
 from lstm_repl.quantities import PEEPHOLE_QUANTITIES
 
@@ -46,10 +46,7 @@ class PeepholeStack(HandWrittenStack):
         gates["o"] = torch.sigmoid(zo + w["weight_co"] * c)  # o peeks at the new c
         if edits:
             gates = edits.gates(gates)
-        h = gates["o"] * torch.tanh(c)
-        if edits:
-            h, c = edits.output(h, c)
-        return (h, c), {"i": gates["i"], "f": gates["f"], "g": gates["g"], "o": gates["o"], "c": c, "h": h}
+        return lstm_output(gates, c, edits)
 
 
 class PeepholeSequence(torch.autograd.Function):
