@@ -30,7 +30,7 @@ from lstm_repl.repl.collector import Collector, paced_collection
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import to_fragment_lines
 from lstm_repl.repl.keys import shell_key_bindings
-from lstm_repl.repl.panel_control import FragmentLines, PanelControl
+from lstm_repl.repl.panel_control import FragmentLines, PanelArea, PanelWriter
 from lstm_repl.repl.reading import LineReader
 from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
@@ -97,10 +97,10 @@ class ShellApp:
             Window(FormattedTextControl(self._stream_fragments), wrap_lines=True, dont_extend_height=True),
             filter=Condition(lambda: bool(self.stream_pieces)),
         )
-        panel = Window(PanelControl(self.panel_lines), dont_extend_height=True, wrap_lines=False)
+        panel = PanelArea(self.panel_lines)
         status = Window(FormattedTextControl(self._status_fragments), height=1)
         body = HSplit([input_window, stream_window, Window(height=1, char="─", style="class:rule"), panel, status])
-        return Application(
+        app = Application(
             layout=Layout(body, focused_element=input_window),
             key_bindings=shell_key_bindings(self),
             style=self.style,
@@ -110,6 +110,8 @@ class ShellApp:
             refresh_interval=0.5,  # a safety net: under load, a redraw was once seen lost at start-up
             mouse_support=False,
         )
+        self.panel_writer = PanelWriter(app, panel)
+        return app
 
     def _prompt(self):
         return [("class:prompt", "> ")] if not self.buffer.text.startswith(":") else [("class:prompt.command", "  ")]

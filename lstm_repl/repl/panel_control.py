@@ -1,38 +1,161 @@
-"""The panel as a prompt_toolkit control that hands out its lines as they are.
+"""The panel, written to the terminal a line at a time instead of through prompt_toolkit's screen.
 
-A FormattedTextControl takes one flat list of fragments and splits it into lines again each time
-prompt_toolkit asks for the content or the height (several times a frame); with a panel of a few
-thousand fragments that was most of a frame's cost. This control gets its lines already split, and
-keeps the UIContent made from them until the lines change.
+prompt_toolkit copies every character of a window into its screen, registers a mouse handler for
+every cell, and then compares the whole screen cell by cell with the last one; for a panel of a
+few thousand cells that was 7-15 ms of a keystroke's frame. Here the layout holds a PanelArea,
+which only takes its rows (prompt_toolkit sees them blank, so they cost it nothing), and after
+each frame PanelWriter writes the panel's changed lines into them, moving the cursor there from
+where prompt_toolkit left it and back again. Whenever prompt_toolkit redraws from scratch (a
+resize, text printed above) every line is written again.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Callable
 
+from prompt_toolkit.application import Application
+from prompt_toolkit.data_structures import Size
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.layout.controls import GetLinePrefixCallable, UIContent, UIControl
+from prompt_toolkit.layout import Container, Dimension
+from prompt_toolkit.layout.mouse_handlers import MouseHandlers
+from prompt_toolkit.layout.screen import Screen, WritePosition
+from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.styles import BaseStyle
 
 FragmentLines = list[StyleAndTextTuples]
+_ESC = "\x1b"  # never written from the text itself, as prompt_toolkit does
+_ERASE_REST = "\x1b[0m\x1b[K"  # reset the attributes, then clear to the end of the line
 
 
-class PanelControl(UIControl):
+class PanelArea(Container):
+    """The panel's place in the layout: as many rows as it has lines, drawn by PanelWriter."""
+
     def __init__(self, get_lines: Callable[[int], FragmentLines]):
         """get_lines(width) -> the panel's lines; the same list object while nothing changed."""
         self.get_lines = get_lines
-        self._content: tuple[int, UIContent] | None = None  # (id of the lines, their content)
+        self.place: WritePosition | None = None  # where the last frame put it, if anywhere
 
-    def create_content(self, width: int, height: int) -> UIContent:
-        lines = self.get_lines(width)
-        if self._content is None or self._content[0] != id(lines):
-            content = UIContent(get_line=lambda i: lines[i] if i < len(lines) else [], line_count=len(lines),
-                                show_cursor=False)
-            self._content = (id(lines), content)
-        return self._content[1]
+    def reset(self) -> None:
+        self.place = None
 
-    def preferred_height(self, width: int, max_available_height: int, wrap_lines: bool,
-                         get_line_prefix: GetLinePrefixCallable | None) -> int:
-        return len(self.get_lines(width))
+    def preferred_width(self, max_available_width: int) -> Dimension:
+        return Dimension()
 
-    def is_focusable(self) -> bool:
-        return False
+    def preferred_height(self, width: int, max_available_height: int) -> Dimension:
+        rows = len(self.get_lines(width))
+        return Dimension(min=0, preferred=rows, max=rows)
+
+    def write_to_screen(self, screen: Screen, mouse_handlers: MouseHandlers, write_position: WritePosition,
+                        parent_style: str, erase_bg: bool, z_index: int | None) -> None:
+        self.place = write_position
+
+    def get_children(self) -> list[Container]:
+        return []
+
+
+class PanelWriter:
+    """Writes the panel's lines into the rows its area was given, after each frame."""
+
+    def __init__(self, app: Application, area: PanelArea):
+        self.app, self.area = app, area
+        self._written: dict[int, StyleAndTextTuples] = {}  # screen row -> the line written there
+        self._screen: Screen | None = None  # prompt_toolkit's screen when we last wrote
+        self._escapes = _EscapeCodes()
+        app.before_render += self._before_render
+        app.after_render += self._after_render
+
+    def _before_render(self, _app) -> None:
+        self.area.place = None
+        renderer = self.app.renderer
+        if renderer._last_screen is not self._screen or renderer._last_size != self.app.output.get_size():
+            self._written.clear()  # prompt_toolkit erases and redraws everything this frame
+
+    def _after_render(self, _app) -> None:
+        screen = self.app.renderer._last_screen
+        if screen is None or self.app.is_done:  # erased: at exit, or before printing above
+            self._written.clear()
+            self._screen = None
+            return
+        self._screen = screen
+        wanted = self._wanted_rows()
+        changed = {row: line for row, line in wanted.items() if self._written.get(row) != line}
+        vacated = [row for row in self._written if row not in wanted]
+        if changed or vacated:
+            self._write(screen, changed, vacated)
+
+    def _wanted_rows(self) -> dict[int, StyleAndTextTuples]:
+        place = self.area.place
+        if place is None:
+            return {}
+        lines = self.area.get_lines(place.width)
+        rows = min(len(lines), place.height, self.app.output.get_size().rows - place.ypos)
+        return {place.ypos + index: lines[index] for index in range(max(0, rows))}
+
+    def _write(self, screen: Screen, changed: dict[int, StyleAndTextTuples], vacated: list[int]) -> None:
+        escapes = self._escapes.for_app(self.app)
+        home = screen.get_cursor_position(self.app.layout.current_window)
+        out, at_row = ["\x1b[?25l\x1b[?7l"], home.y  # hide the cursor, no autowrap
+        for row in sorted(set(changed) | set(vacated)):
+            out.append(_move(at_row, row))
+            at_row = row
+            if row in changed:
+                line = self._written[row] = changed[row]
+            else:
+                line = _screen_row(screen, row)  # what prompt_toolkit has there now
+                del self._written[row]
+            out.extend(f"{escapes(style)}{text.replace(_ESC, '?')}" for style, text, *_ in line)
+            out.append(_ERASE_REST)
+        out.append(_move(at_row, home.y) + (f"\x1b[{home.x}C" if home.x else ""))
+        out.append("\x1b[?7h" + ("\x1b[?25h" if screen.show_cursor else ""))
+        self.app.output.write_raw("".join(out))
+        self.app.output.flush()
+
+
+def _move(from_row: int, to_row: int) -> str:
+    """Cursor up or down to another row, then to its first column (never scrolls)."""
+    if to_row > from_row:
+        return f"\x1b[{to_row - from_row}B\r"
+    if to_row < from_row:
+        return f"\x1b[{from_row - to_row}A\r"
+    return "\r"
+
+
+def _screen_row(screen: Screen, row: int) -> StyleAndTextTuples:
+    cells = screen.data_buffer[row]
+    line, column, end = [], 0, max(cells, default=-1)
+    while column <= end:
+        cell = cells[column]
+        line.append((cell.style, cell.char))
+        column += cell.width or 1
+    return line
+
+
+class _EscapeCodes:
+    """A style string -> the escape sequence that sets it (attributes reset first), as the app's
+    style and colour depth say; worked out once per style through prompt_toolkit's own output."""
+
+    def __init__(self):
+        self._key: tuple[BaseStyle, ColorDepth] | None = None
+        self._codes: dict[str, str] = {}
+        self._buffer = io.StringIO()
+        self._vt100 = Vt100_Output(self._buffer, lambda: Size(rows=1, columns=1), term="xterm")
+
+    def for_app(self, app: Application) -> Callable[[str], str]:
+        key = (app.renderer.style, app.color_depth)
+        if key != self._key:
+            self._key, self._codes = key, {}
+        style, depth = key
+
+        def escape(style_string: str) -> str:
+            code = self._codes.get(style_string)
+            if code is None:
+                self._vt100.set_attributes(style.get_attrs_for_style_str(style_string), depth)
+                self._vt100.flush()
+                code = self._codes[style_string] = self._buffer.getvalue()
+                self._buffer.seek(0)
+                self._buffer.truncate()
+            return code
+
+        return escape
