@@ -231,18 +231,18 @@ def weights_read_ms(model, precision: str, times: int = 300) -> float:
 
 def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400, stream_tokens: int = 2000) -> dict:
     """Per keystroke: model step, gates, predictions, ghost text and the panel rendered to
-    fragments; then streaming with the panel drawn at most 30 times a second."""
-    from lstm_repl.repl.fragments import to_fragments
-    from lstm_repl.repl.views import PanelSettings, render_panel
+    escape-coded lines; then streaming with the panel drawn at most 30 times a second."""
     from lstm_repl.ghost import ghost_pieces
+    from lstm_repl.repl.panel_control import truecolor_lines
+    from lstm_repl.repl.views import PanelSettings, render_panel
     from lstm_repl.session import Session
 
     session = Session(loaded)
-    settings = PanelSettings()
+    settings, terminal_lines = PanelSettings(), truecolor_lines()
     text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 20
 
     def frame() -> None:
-        to_fragments(render_panel(session.snapshot, settings, width, height), width)
+        terminal_lines.lines(render_panel(session.snapshot, settings, width, height), width)
 
     times = []
     typed = ""

@@ -212,17 +212,17 @@ def eval_chars_per_s(loaded: Checkpoint, text: str) -> float:
 def long_use_memory(loaded: Checkpoint, stream_tokens: int, typed_chars: int) -> dict:
     """RSS after typing `typed_chars` one key at a time and streaming `stream_tokens`, the panel
     drawn at 30 frames a second of work; KiB per token from the growth after a warm-up."""
-    from lstm_repl.repl.fragments import to_fragments
+    from lstm_repl.repl.panel_control import truecolor_lines
     from lstm_repl.repl.views import PanelSettings, render_panel
     from lstm_repl.session import Session, Settings
 
     session = Session(loaded, Settings(seed=1))
-    settings, last_frame = PanelSettings(), 0.0
+    settings, last_frame, terminal_lines = PanelSettings(), 0.0, truecolor_lines()
 
     def maybe_draw() -> None:
         nonlocal last_frame
         if time.perf_counter() - last_frame >= 1 / 30:
-            to_fragments(render_panel(session.snapshot, settings, 120, 36), 120)
+            terminal_lines.lines(render_panel(session.snapshot, settings, 120, 36), 120)
             last_frame = time.perf_counter()
 
     start_rss = rss_mb()

@@ -1,11 +1,12 @@
-"""The panel is written to the terminal outside prompt_toolkit's screen; these tests run the shell on
-a real VT100 output feeding a terminal emulator (pyte) and check what a person would see: the
-panel's lines in their rows, the input line and status line intact, after typing, backspacing,
-streaming (the layout moves), a resize, and with a shorter panel."""
+"""Everything under the input line (stream, rule, panel, status) is written to the terminal outside
+prompt_toolkit's screen; these tests run the shell on a real VT100 output feeding a terminal
+emulator (pyte) and check what a person would see: those lines in their rows and the input line
+intact, after typing, backspacing, streaming (the layout moves), a resize, and a shorter panel."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pyte
@@ -25,6 +26,7 @@ from lstm_repl.session import Session, Settings
 
 ENTER, BACKSPACE = "\r", "\x7f"
 TIMEOUT = 15.0
+ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Terminal:
@@ -51,32 +53,40 @@ class Terminal:
         return [row.rstrip() for row in self.screen.display]
 
 
+def below_input(shell_app: ShellApp) -> list[str]:
+    """What the shell writes under the input line (stream, rule, panel, status), as text."""
+    width = shell_app.panel_writer.area.place.width
+    return [ESCAPE_CODE.sub("", line).rstrip() for line in shell_app.lines_below_input(width)]
+
+
 def expected_panel(shell_app: ShellApp, terminal: Terminal) -> tuple[int, list[str]]:
     """The terminal row where the panel starts (just below the rule; text printed above the app
-    moves it down), and the panel's lines as text."""
-    place = shell_app.panel_writer.area.place
-    lines = shell_app.panel_lines(place.width)[: place.height]
+    moves it down), and the panel's lines as text (without the status line)."""
+    lines = below_input(shell_app)
     rule = next((number for number, row in enumerate(terminal.rows()) if row.startswith("─" * 10)), -1)
-    return rule + 1, ["".join(text for _style, text, *_ in line).rstrip() for line in lines]
+    after_rule = next(number for number, line in enumerate(lines) if line.startswith("─" * 10)) + 1
+    return rule + 1, lines[after_rule:-1]
 
 
 def panel_mismatch(shell_app: ShellApp, terminal: Terminal) -> str | None:
     """None when the terminal shows the panel where it belongs, else what differs."""
     if shell_app.panel_writer.area.place is None or shell_app.app.invalidated:
         return "no frame drawn yet"
-    top, lines = expected_panel(shell_app, terminal)
-    shown = terminal.rows()[top : top + len(lines)]
+    top, panel = expected_panel(shell_app, terminal)
+    lines = below_input(shell_app)
+    first = top - 1 - lines.index(next(line for line in lines if line.startswith("─" * 10)))
+    shown = terminal.rows()[first : first + len(lines)]  # the stream's lines, the rule, the panel, the status
     for number, (want, got) in enumerate(zip(lines, shown)):
         if want != got:
-            return f"panel line {number}: want {want!r}, got {got!r}"
+            return f"line {number} under the input: want {want!r}, got {got!r}"
     return None
 
 
 def assert_frame_around_panel(shell_app: ShellApp, terminal: Terminal) -> None:
-    """The status line just below the panel is prompt_toolkit's own."""
+    """The status line comes just below the panel."""
     top, lines = expected_panel(shell_app, terminal)
     rows = terminal.rows()
-    assert " · T " in rows[top + len(lines)]
+    assert " · T " in rows[top + len(lines)], "\n".join(rows) + "\n=====\n" + "\n".join(below_input(shell_app))
 
 
 def run(loaded, script, columns: int = 100, rows: int = 30):
@@ -186,7 +196,7 @@ def test_a_panel_that_loses_lines_leaves_nothing_below_the_status_line():
     """The writer alone, in a minimal app: lines above, the panel, a status line. The panel goes from
     five lines to two and the status line moves up with no full redraw; the rows it leaves must
     show what prompt_toolkit has there (the status line, then nothing)."""
-    panel = [[("fg:#ff0000", f"panel line {n} " + "x" * 40)] for n in range(5)]
+    panel = [f"\x1b[0;31mpanel line {n} " + "x" * 40 for n in range(5)]
 
     async def main():
         terminal = Terminal(60, 12)

@@ -31,6 +31,7 @@ from lstm_repl.session import FUSED_CHUNK, Session, Settings
 ENTER, BACKSPACE, CTRL_C, CTRL_D, TAB = "\r", "\x7f", "\x03", "\x04", "\t"
 RIGHT, UP, DOWN = "\x1b[C", "\x1b[A", "\x1b[B"
 TIMEOUT = 10.0
+ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Screen(DummyOutput):
@@ -461,7 +462,7 @@ def test_up_arrow_recalls_history(loaded):
 
 def panel_text(shell_app: ShellApp) -> str:
     lines = shell_app.panel_lines(shell_app.app.output.get_size().columns)
-    return "\n".join("".join(text for _, text in line) for line in lines)
+    return "\n".join(ESCAPE_CODE.sub("", line) for line in lines)
 
 
 def assert_fits(text: str, width: int) -> None:

@@ -1,7 +1,9 @@
 """The interactive shell: a prompt_toolkit application around a Session.
 
 Layout, top to bottom: the input line (with ghost text), the streaming line, a rule, the live
-panel (predictions, gate bars, unit strip), and the status line. Finished text is printed above
+panel (predictions, gate bars, unit strip), and the status line. prompt_toolkit draws the input
+line; everything under it is written by repl/panel_control.py (prompt_toolkit's per-cell drawing
+of it cost more than the model's step). Finished text is printed above
 the application, so the terminal's scrollback is the transcript.
 """
 
@@ -20,17 +22,17 @@ from prompt_toolkit.completion import WordCompleter
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, InMemoryHistory
-from prompt_toolkit.layout import ConditionalContainer, HSplit, Layout, Window
-from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
+from prompt_toolkit.layout import HSplit, Layout, Window
+from prompt_toolkit.layout.controls import BufferControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
 from prompt_toolkit.renderer import print_formatted_text
 
 from lstm_repl.ghost import ghost_pieces
 from lstm_repl.repl.collector import Collector, paced_collection
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
-from lstm_repl.repl.fragments import to_fragment_lines
+from lstm_repl.repl.fragments import AnsiLines, one_line, wrapped
 from lstm_repl.repl.keys import shell_key_bindings
-from lstm_repl.repl.panel_control import FragmentLines, PanelArea, PanelWriter
+from lstm_repl.repl.panel_control import PanelArea, PanelWriter
 from lstm_repl.repl.reading import LineReader
 from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
@@ -68,7 +70,7 @@ class ShellApp:
         self.stream_pieces: list[str] = []  # what the running stream wrote so far
         self.stream_rate = 0.0
         self.ghost_pieces: list[str] = []
-        self._panel_cache: tuple[tuple, FragmentLines] | None = None
+        self._panel_cache: tuple[tuple, list[str]] | None = None
         self.buffer = Buffer(
             multiline=False,
             history=_file_history(),
@@ -93,13 +95,8 @@ class ShellApp:
             height=1,
             wrap_lines=False,
         )
-        stream_window = ConditionalContainer(
-            Window(FormattedTextControl(self._stream_fragments), wrap_lines=True, dont_extend_height=True),
-            filter=Condition(lambda: bool(self.stream_pieces)),
-        )
-        panel = PanelArea(self.panel_lines)
-        status = Window(FormattedTextControl(self._status_fragments), height=1)
-        body = HSplit([input_window, stream_window, Window(height=1, char="─", style="class:rule"), panel, status])
+        below = PanelArea(self.lines_below_input)
+        body = HSplit([input_window, below])
         app = Application(
             layout=Layout(body, focused_element=input_window),
             key_bindings=shell_key_bindings(self),
@@ -110,7 +107,8 @@ class ShellApp:
             refresh_interval=0.5,  # a safety net: under load, a redraw was once seen lost at start-up
             mouse_support=False,
         )
-        self.panel_writer = PanelWriter(app, panel)
+        self.panel_writer = PanelWriter(app, below)
+        self.panel_ansi = AnsiLines(self.panel_writer.escape, self.color)
         return app
 
     def _prompt(self):
@@ -122,18 +120,27 @@ class ShellApp:
     def _height(self) -> int:
         return max(1, self.app.output.get_size().rows - 4)
 
-    def panel_lines(self, width: int) -> FragmentLines:
+    def panel_lines(self, width: int) -> list[str]:
+        """The panel's lines as the terminal gets them: text with escape codes."""
         session = self.shell.session
         settings = self.shell.panel
         key = (session.version, id(session.model), width, self._height(), settings.layer,
                tuple(settings.units or ()), tuple(settings.labels.items()), self.color)
         if self._panel_cache is None or self._panel_cache[0] != key:
             lines = render_panel(session.snapshot, settings, width, self._height())
-            self._panel_cache = (key, to_fragment_lines(lines, width, self.color))
+            self._panel_cache = (key, self.panel_ansi.lines(lines, width))
         return self._panel_cache[1]
 
-    def _stream_fragments(self):
-        return [("class:stream", self.stream_tail().replace("\n", " ⏎ "))]
+    def lines_below_input(self, width: int) -> list[str]:
+        """Everything under the input line, as the terminal gets it: the running stream's tail,
+        a rule, the panel and the status line, cut to the terminal's height (the panel gives way)."""
+        escape = self.panel_writer.escape
+        room = max(2, self.app.output.get_size().rows - 1)
+        stream = [escape("class:stream") + line
+                  for line in wrapped(self.stream_tail().replace("\n", " ⏎ "), width)][-(room - 2):]
+        panel = self.panel_lines(width)[: room - 2 - len(stream)]
+        status = one_line(self._status_fragments(), width, escape)
+        return [*stream, escape("class:rule") + "─" * width, *panel, status]
 
     @property
     def stream_text(self) -> str:

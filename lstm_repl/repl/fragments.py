@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from rich.cells import cell_len, chop_cells, set_cell_size
 from rich.color import Color, ColorType
 from rich.console import Console, RenderableType
 from rich.style import Style
@@ -29,6 +30,7 @@ _ATTRIBUTES = ("bold", "dim", "italic", "underline", "blink", "reverse", "strike
 _PT_NAME = {"conceal": "hidden"}
 _style_cache: dict[tuple[Style, bool], str] = {}
 _NEWLINE = ("", "\n")
+_ESC = "\x1b"
 _by_id: dict[bool, dict[int, tuple[Style | None, str]]] = {True: {}, False: {}}  # id(style) -> (style, string)
 
 
@@ -93,12 +95,69 @@ def to_fragments(renderable: RenderableType, width: int, color: bool = True) -> 
 
 def to_fragment_lines(renderable: RenderableType, width: int, color: bool = True) -> list[Fragments]:
     """As to_fragments, one list of fragments per line (what a UIContent hands out line by line)."""
+    return [_merged_line(line, _by_id[color], color) for line in _rendered_lines(renderable, width, color)]
+
+
+def _rendered_lines(renderable: RenderableType, width: int, color: bool) -> Iterable[Iterable[tuple[Any, ...]]]:
+    """Lines of (text, Style, ...) runs; a layout.Lines that fits the width skips rich entirely."""
     if isinstance(renderable, Lines) and renderable.width <= width:
-        lines: Iterable[Iterable[tuple[Any, ...]]] = renderable.lines
-    else:
-        console = console_for(width, color)
-        lines = console.render_lines(renderable, console.options, pad=False)
-    return [_merged_line(line, _by_id[color], color) for line in lines]
+        return renderable.lines
+    console = console_for(width, color)
+    return console.render_lines(renderable, console.options, pad=False)
+
+
+class AnsiLines:
+    """Rich renderables -> one string per line with the escape codes that style it, for writing
+    straight to a terminal (repl/panel_control.py). `escape(style string)` gives the code that sets
+    a prompt_toolkit style string (at the terminal's colour depth); the codes are cached per Style."""
+
+    def __init__(self, escape: Callable[[str], str], color: bool = True):
+        self.escape, self.color = escape, color
+        self._codes: dict[int, str] = {}  # id(style) -> its escape code
+        self._styles: list[Style | None] = []  # the styles in _codes, held so their ids stay theirs
+
+    def lines(self, renderable: RenderableType, width: int) -> list[str]:
+        return [self._line(line) for line in _rendered_lines(renderable, width, self.color)]
+
+    def _line(self, line: Iterable[tuple[Any, ...]]) -> str:
+        codes, parts, last = self._codes, [], None
+        append = parts.append
+        for run in line:
+            text = run[0]
+            if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
+                continue
+            code = codes.get(id(run[1])) or self._code(run[1])
+            if code is not last:  # one string object per style: identity is enough
+                append(code)
+                last = code
+            append(text.replace(_ESC, "?") if _ESC in text else text)  # no escape codes from the text
+        return "".join(parts)
+
+    def _code(self, style: Style | None) -> str:
+        if len(self._styles) > 4096:
+            self._codes.clear()
+            self._styles.clear()
+        self._styles.append(style)
+        code = self._codes[id(style)] = self.escape(style_string(style, self.color))
+        return code
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    """Text cut into lines of at most `width` cells (no line when there is no text)."""
+    return chop_cells(text, max(1, width)) if text else []
+
+
+def one_line(fragments: Fragments, width: int, escape: Callable[[str], str]) -> str:
+    """prompt_toolkit fragments as one line of escape-coded text, cut at `width` cells."""
+    parts, room = [], width
+    for style, text, *_ in fragments:
+        if room <= 0:
+            break
+        if cell_len(text) > room:
+            text = set_cell_size(text, room)
+        parts.append(escape(style) + text.replace(_ESC, "?"))
+        room -= cell_len(text)
+    return "".join(parts)
 
 
 def _merged_line(line: Iterable[tuple[Any, ...]], cache: dict, color: bool) -> Fragments:
