@@ -13,9 +13,11 @@ from typing import Callable
 import click
 
 from lstm_repl.cells import cell_kinds
-from lstm_repl.config import DEVICES, LEVELS, PRECISIONS, SCHEDULES, ModelConfig, TrainConfig
+from lstm_repl.config import DEVICES, LEVELS, PRECISIONS, SCHEDULES, SOFTMAX_KINDS, ModelConfig, TrainConfig
+from lstm_repl.cutoffs import ADAPTIVE_FROM
 
-MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights")  # ModelConfig, vocab_size aside
+# ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
+MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
 
 
 def default(config_class: type, name: str):
@@ -59,6 +61,8 @@ TRAINING_OPTIONS = [
            help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
     click.option("--tie-weights", is_flag=True,
                  help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
+    click.option("--softmax", type=click.Choice(["auto", *SOFTMAX_KINDS]), default="auto", show_default=True,
+                 help=f"Output layer. auto: adaptive at word level from {ADAPTIVE_FROM:,} tokens, else full."),
     _train("seq_len", "--seq-len", type=COUNT, help="TBPTT chunk length."),
     _train("batch_size", "--batch-size", type=COUNT, help="Parallel streams."),
     _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
