@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -236,3 +237,17 @@ def test_the_shell_types_predicts_and_streams(adaptive):
         await d.until(lambda: d.shell_app.streaming is None, "the stream to stop")
 
     drive(adaptive, script)
+
+
+def test_bench_train_at_word_level_times_both_output_layers():
+    output = ok("bench", "train", "--level", "word", "--vocab", "300", "--hidden", "16", "--embed", "8",
+                "--batch-size", "4", "--seq-len", "8", "--steps", "2", "--precision", "fp32")
+    assert "word level" in output and "(full softmax)" in output
+    assert re.search(r"adaptive softmax +[\d,]+ tok/s = [\d.]+ x the full softmax, cut-offs \[\d+", output), output
+
+
+def test_bench_word_ids_follow_a_zipf_law_most_frequent_first():
+    from lstm_repl.bench import bench_ids
+
+    counts = np.bincount(bench_ids("word", 1000, 200_000), minlength=1000)
+    assert counts[0] > counts[1] > counts[10] > counts[500]

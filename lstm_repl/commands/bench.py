@@ -16,13 +16,19 @@ def bench() -> None:
 @click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--vocab", type=click.IntRange(min=2), default=65, show_default=True, help="Character vocabulary size.")
+@click.option("--vocab", type=click.IntRange(min=3), default=65, show_default=True, help="Vocabulary size.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="word: token ids from a Zipf law (bench.bench_ids), as the adaptive softmax's cost depends on.")
+@click.option("--softmax", "softmaxes", default=None,
+              help="Comma-separated output layers to time: full, adaptive [default: full; word level: full,adaptive].")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per loop.")
 @click.option("--precision", "precisions", default="fp32,bf16,fp16", show_default=True,
               help="Comma-separated list; those that do not run on this device are skipped, with the reason.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps, precisions, device) -> None:
-    """The project's training step against a bare fused nn.LSTM loop of the same shapes."""
+def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, level, softmaxes, steps, precisions,
+                        device) -> None:
+    """The project's training step (with each output layer) against a bare fused nn.LSTM loop of
+    the same shapes with a full softmax."""
     from lstm_repl.bench import bench_train, matmul_peaks
     from lstm_repl.devices import resolve_device
     from lstm_repl.precision import device_description
@@ -34,23 +40,35 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
                                  param_hint="--precision")
     from lstm_repl.precision import TRAINING_CANDIDATES, probe_training
 
+    kinds = tuple(k.strip() for k in (softmaxes or ("full,adaptive" if level == "word" else "full")).split(","))
+    if not kinds or any(k not in ("full", "adaptive") for k in kinds):
+        raise click.BadParameter(f"{softmaxes!r}: list full and/or adaptive", param_hint="--softmax")
+
     target = resolve_device(device)
     peaks = matmul_peaks(target, tuple(p for p in TRAINING_CANDIDATES if probe_training(target, p).works))
     click.echo("matmul peak (2048^3): " + ", ".join(f"{name} {gflops:,.0f} GFLOP/s" for name, gflops in peaks.items()))
     peak_name, peak = max(peaks.items(), key=lambda kv: kv[1])
-    click.echo(f"char level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
+    click.echo(f"{level} level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
 
     def report(row: dict) -> None:
         click.echo(
             f"{row['precision']:>5}: project {row['project_tokens_per_s']:>9,.0f} tok/s   bare loop "
             f"{row['bare_tokens_per_s']:>9,.0f} tok/s   ratio {row['ratio']:.3f}   "
-            f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
+            + (f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
+               if kinds[0] == "full" else "")  # (the FLOP count is the full softmax's)
+            + (f" ({kinds[0]} softmax)" if kinds != ("full",) else "")
         )
+        for kind in kinds[1:]:
+            rate, cuts = row["softmax"][kind], row["cutoffs"][kind]
+            shown = f", cut-offs {cuts}" if cuts else ""
+            click.echo(f"{'':>5}  {kind} softmax {rate:>9,.0f} tok/s = "
+                       f"{rate / row['project_tokens_per_s']:.2f} x the {kinds[0]} softmax{shown}")
 
     def skipped(precision: str, why: str) -> None:
         click.echo(f"{precision:>5}: skipped, it does not run on {device_description(target)} ({why})")
 
-    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped)
+    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped, level,
+                kinds)
 
 
 @bench.command("generate")
