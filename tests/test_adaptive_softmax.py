@@ -251,3 +251,16 @@ def test_bench_word_ids_follow_a_zipf_law_most_frequent_first():
 
     counts = np.bincount(bench_ids("word", 1000, 200_000), minlength=1000)
     assert counts[0] > counts[1] > counts[10] > counts[500]
+
+
+def test_word_level_takes_its_own_defaults_and_a_flag_given_wins(tiny_corpus, tmp_path):
+    from lstm_repl.config import WORD_DEFAULTS
+
+    common = ["train", tiny_corpus, "--level", "word", "--max-steps", "1", "--precision", "fp32"]
+    ok(*common, "--out", tmp_path / "defaults")
+    ok(*common, "--out", tmp_path / "given", "--hidden", "16", "--seq-len", "12")
+    defaults, given = (checkpoint.load(tmp_path / name) for name in ("defaults", "given"))
+    assert defaults.model.config.hidden == WORD_DEFAULTS["hidden"] and defaults.train_config.seq_len == 35
+    assert defaults.train_config.lr == WORD_DEFAULTS["lr"] and defaults.train_config.batch_size == 32
+    assert given.model.config.hidden == 16 and given.train_config.seq_len == 12
+    assert given.train_config.batch_size == WORD_DEFAULTS["batch_size"]
