@@ -4,7 +4,7 @@ The cut-offs come from how often each token occurs in the training text: the hea
 most frequent tokens that together make HEAD_COVERAGE of the text, the first tail cluster the
 next ones up to TAIL_COVERAGE, the last cluster the rest. Ids must run from the most frequent
 token down, as WordVocab builds them. Measured (README, "Word level"): below ADAPTIVE_FROM
-tokens the full softmax costs too little for the adaptive one to gain.
+tokens the adaptive step gains little (1.27x at 2,000 words, 2.09x at 5,000).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 HEAD_COVERAGE = 0.90  # of the training tokens, in the head (Shakespeare, words: ~1,000 tokens)
 TAIL_COVERAGE = 0.98  # in the head and the first tail cluster together
-ADAPTIVE_FROM = 10_000  # word-level vocabularies this large or larger get --softmax adaptive by default
+ADAPTIVE_FROM = 5_000  # word-level vocabularies this large or larger get --softmax adaptive by default
 DIV_VALUE = 4.0  # each tail cluster's projection is this much narrower than the one before
 
 
