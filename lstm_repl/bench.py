@@ -15,11 +15,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from lstm_repl.config import TrainConfig
+from lstm_repl.cutoffs import output_layer
 from lstm_repl.devices import resolve_device
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.precision import DTYPES, autocast, probe_training, resolve_training_precision
 from lstm_repl.train import Trainer, new_model
-from lstm_repl.vocab import CharVocab
+from lstm_repl.vocab import CharVocab, WordVocab, np_dtype
 
 
 def matmul_peaks(device: torch.device, lower: tuple[str, ...] = ("bf16",), size: int = 2048,
@@ -85,15 +86,32 @@ class BareLoop:
         self.optimizer.step()
 
 
+ZIPF_EXPONENT = 1.2  # word-level bench tokens: p(rank r) ~ 1 / r^1.2, a little heavier-tailed than real text
+
+
+def bench_ids(level: str, vocab: int, count: int) -> np.ndarray:
+    """Token ids to train on: uniform at char level; at word level drawn from a Zipf law, most
+    frequent id first (as WordVocab orders them), which is what the adaptive softmax's cut-offs
+    and cost depend on. Real text, spaces being tokens, is lighter-tailed: Shakespeare's 1,000
+    most frequent tokens cover 90% of it, 1,000 ranks of this law 87%."""
+    rng = np.random.default_rng(0)
+    if level == "char":
+        return rng.integers(1, vocab, size=count).astype(np.uint16)
+    weights = 1.0 / np.arange(1, vocab + 1) ** ZIPF_EXPONENT
+    return rng.choice(vocab, size=count, p=weights / weights.sum()).astype(np_dtype(vocab))
+
+
 def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, vocab=65, steps=10,
                 precisions=("fp32", "bf16", "fp16"), device_name="auto", report=print,
-                skipped: Callable[[str, str], None] = lambda precision, why: None) -> list[dict]:
-    """Median seconds per step of the project's training step and of the bare loop, interleaved,
-    at each precision that runs on the device; skipped(precision, why) for those that do not."""
+                skipped: Callable[[str, str], None] = lambda precision, why: None, level: str = "char",
+                softmaxes: tuple[str, ...] = ("full",)) -> list[dict]:
+    """Median seconds per step of the project's training step (with each output layer in
+    softmaxes) and of the bare loop (full softmax), interleaved, at each precision that runs on
+    the device; skipped(precision, why) for those that do not."""
     device = resolve_device(device_name)
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1, vocab, size=batch_size * (seq_len + 1) * (steps + 4) * 2).astype(np.uint16)
-    vocabulary = CharVocab([chr(32 + i) for i in range(vocab - 1)])
+    ids = bench_ids(level, vocab, batch_size * (seq_len + 1) * (steps + 4) * 2)
+    vocabulary = CharVocab([chr(32 + i) for i in range(vocab - 1)]) if level == "char" else \
+        WordVocab([f"w{i}" for i in range(1, vocab)])
     flops_per_step = train_flops_per_token(hidden, embed, layers, vocab) * batch_size * seq_len
     results = []
     wanted = dict.fromkeys(resolve_training_precision(p, device) if p == "auto" else p for p in precisions)
@@ -102,27 +120,33 @@ def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, voc
         if not probe.works:
             skipped(precision, probe.why)
             continue
-        config = TrainConfig(batch_size=batch_size, seq_len=seq_len, max_steps=10**9, precision=precision,
-                             device=device_name, val_fraction=0.02)
-        model = new_model(vocab, {"hidden": hidden, "embed": embed, "layers": layers}, seed=0)
+        config = TrainConfig(level=level, batch_size=batch_size, seq_len=seq_len, max_steps=10**9,
+                             precision=precision, device=device_name, val_fraction=0.02)
         with tempfile.TemporaryDirectory() as out:
-            trainer = Trainer(model, vocabulary, ids, config, Path(out), corpus_info={})
-            x = trainer.streams[:, :seq_len]
-            y = trainer.streams[:, 1 : seq_len + 1]
-            bare = BareLoop(vocab, embed, hidden, layers, device, trainer.precision)
-            times = _interleaved({"project": trainer.train_step, "bare": lambda: bare.step(x, y)}, steps, warmup=2)
-            project_times, bare_times = times["project"], times["bare"]
+            trainers = {softmax: _bench_trainer(softmax, vocabulary, ids, config, Path(out) / softmax,
+                                                dict(hidden=hidden, embed=embed, layers=layers))
+                        for softmax in softmaxes}
+            first = next(iter(trainers.values()))
+            x, y = first.streams[:, :seq_len], first.streams[:, 1 : seq_len + 1]
+            bare = BareLoop(vocab, embed, hidden, layers, device, first.precision)
+            runs = {softmax: trainer.train_step for softmax, trainer in trainers.items()}
+            times = _interleaved({**runs, "bare": lambda: bare.step(x, y)}, steps, warmup=2)
         tokens = batch_size * seq_len
-        row = {
-            "precision": trainer.precision,
-            "project_tokens_per_s": tokens / statistics.median(project_times),
-            "bare_tokens_per_s": tokens / statistics.median(bare_times),
-        }
+        rates = {name: tokens / statistics.median(t) for name, t in times.items()}
+        row = {"precision": first.precision, "bare_tokens_per_s": rates.pop("bare"), "softmax": rates,
+               "cutoffs": {softmax: trainer.model.config.cutoffs for softmax, trainer in trainers.items()}}
+        row["project_tokens_per_s"] = rates[softmaxes[0]]
         row["ratio"] = row["project_tokens_per_s"] / row["bare_tokens_per_s"]
-        row["project_gflops"] = flops_per_step / statistics.median(project_times) / 1e9
+        row["project_gflops"] = flops_per_step / (tokens / row["project_tokens_per_s"]) / 1e9
         results.append(row)
         report(row)
     return results
+
+
+def _bench_trainer(softmax: str, vocab, ids: np.ndarray, config: TrainConfig, out: Path, model_args: dict) -> Trainer:
+    layer = output_layer(softmax, config.level, ids, len(vocab))
+    model = new_model(len(vocab), {**model_args, **layer}, seed=0)
+    return Trainer(model, vocab, ids, config, out, corpus_info={})
 
 
 def _interleaved(runs: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:

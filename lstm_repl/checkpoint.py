@@ -29,7 +29,7 @@ from lstm_repl.model import LanguageModel
 from lstm_repl.vocab import Vocab, vocab_from_json
 
 FORMAT_NAME = "lstm-repl-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the highest this reads; written: 1 unless the model needs 2 (written_version)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 RESUME_TENSORS_FILE = "resume.safetensors"
@@ -107,7 +107,7 @@ def save(
     weights = {name: t.detach().to("cpu", torch.float32).contiguous().clone() for name, t in model.state_dict().items()}
     config = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": written_version(model.config),
         "lstm_repl_version": __version__,
         "model": to_dict(model.config),
         "vocab": vocab.to_json(),
@@ -142,6 +142,14 @@ def save(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def written_version(model_config: ModelConfig) -> int:
+    """1, which every reader takes, unless the model holds a piece a version-1 reader would
+    misread: the adaptive softmax (2). A 1-only reader builds a full softmax from its config (it
+    ignores keys it does not know), so it would fail on the weights' names with a misleading
+    "broken checkpoint"; version 2 makes it say "upgrade lstm-repl" instead."""
+    return 2 if model_config.softmax == "adaptive" else 1
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from lstm_repl.data import validation_batches
 from lstm_repl.errors import CorpusError
@@ -24,8 +23,8 @@ def summed_loss(model: LanguageModel, ids: np.ndarray, batch_size: int, seq_len:
     for x, y in validation_batches(ids, batch_size, seq_len, max_tokens):
         x_t = torch.from_numpy(x.astype(np.int64)).to(model.device)
         y_t = torch.from_numpy(y.astype(np.int64)).to(model.device)
-        logits, state = model(x_t, state)
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y_t.reshape(-1), reduction="sum"))
+        loss, state = model(x_t, state, targets=y_t, reduction="sum")
+        total += float(loss)
         count += y.size
     return total, count
 

@@ -8,6 +8,7 @@ scored in bits per character on the rest, which neither saw.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -16,14 +17,15 @@ from pathlib import Path
 from typing import Callable
 
 from lstm_repl import checkpoint, runs
-from lstm_repl.config import ModelConfig, TrainConfig
+from lstm_repl.config import ModelConfig, TrainConfig, level_defaults
 from lstm_repl.data import read_corpus, split_ids
 from lstm_repl.errors import CorpusError
-from lstm_repl.evaluation import evaluate_text
+from lstm_repl.evaluation import evaluate_text, summed_loss
 from lstm_repl.model import LanguageModel
 from lstm_repl.reference import Recipe, train_reference
-from lstm_repl.vocab import CharVocab
+from lstm_repl.vocab import build_vocab
 
+SIDES = ("lstm-repl", "reference")
 CURVE_CHARS = 100_000  # held-out characters scored at each point of a curve (the final score uses all)
 
 
@@ -86,11 +88,12 @@ def run_project(split: Split, config: TrainConfig, model_args: dict, out: Path, 
 
 
 def run_reference(split: Split, recipe: Recipe, max_steps: int | None, time_limit_s: float | None,
-                  curve_every: int | None, report: Callable[[str], None], val_fraction: float) -> Side:
+                  curve_every: int | None, report: Callable[[str], None], config: TrainConfig) -> Side:
     """The plain loop on exactly the tokens lstm-repl trains on: the training part less the
-    val_fraction lstm-repl holds out for choosing its best/ (the same batches, step for step)."""
-    vocab = CharVocab.build(split.train_text)  # as the project builds it from the same text
-    train_ids, _ = split_ids(vocab.encode_array(split.train_text), val_fraction)
+    val_fraction lstm-repl holds out for choosing its best/ (the same batches, step for step);
+    a recipe that anneals validates on that held-out part."""
+    vocab = build_vocab(split.train_text, config.level, config.vocab_size, config.min_count)  # as the project's
+    train_ids, val_ids = split_ids(vocab.encode_array(split.train_text), config.val_fraction)
     side = Side("reference")
     curve_text = split.held_out[:CURVE_CHARS]
 
@@ -101,7 +104,12 @@ def run_reference(split: Split, recipe: Recipe, max_steps: int | None, time_limi
             report(f"  reference  step {step:>6}  {seconds:7.1f} s  held-out bpc {bpc:.3f}")
         side.steps, side.seconds = step, seconds
 
-    model = train_reference(train_ids, len(vocab), recipe, max_steps, time_limit_s, on_step)
+    def validate(model) -> float:
+        total, count = summed_loss(as_language_model(model, len(vocab), recipe), val_ids, recipe.batch_size,
+                                   recipe.seq_len)
+        return total / max(count, 1)
+
+    model = train_reference(train_ids, len(vocab), recipe, max_steps, time_limit_s, on_step, validate)
     side.tokens_per_s = side.steps * recipe.batch_size * recipe.seq_len / max(side.seconds, 1e-9)
     side.bpc = score(as_language_model(model, len(vocab), recipe), vocab, split.held_out)
     return side
@@ -117,23 +125,30 @@ def as_language_model(reference, vocab_size: int, recipe: Recipe) -> LanguageMod
 
 
 def project_settings(recipe: str, precision: str, max_steps: int | None,
-                     time_limit_s: float | None) -> tuple[TrainConfig, dict]:
-    """What lstm-repl trains with: its defaults (as `lstm-repl train FILE` has them), or the
-    reference's own settings, for the per-step check of the training loop itself."""
-    bounds = dict(max_steps=max_steps, time_limit_s=time_limit_s, precision=precision)
+                     time_limit_s: float | None, level: str = "char") -> tuple[TrainConfig, dict]:
+    """What lstm-repl trains with: its defaults at that level (as `lstm-repl train FILE --level
+    LEVEL` has them), or the char reference's own settings, for the per-step check of the
+    training loop itself."""
+    bounds = dict(max_steps=max_steps, time_limit_s=time_limit_s, precision=precision, level=level)
     if recipe == "defaults":
-        return TrainConfig(**bounds), {}
+        defaults = level_defaults(level)
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        model_args = {k: v for k, v in defaults.items() if k in model_fields}
+        return TrainConfig(**bounds, **{k: v for k, v in defaults.items() if k not in model_fields}), model_args
     r = Recipe()
     config = TrainConfig(lr=r.lr, schedule="constant", warmup=0.0, grad_clip=r.grad_clip, weight_decay=0.0,
                          batch_size=r.batch_size, seq_len=r.seq_len, seed=r.seed, **bounds)
-    return config, dict(embed=r.embed, hidden=r.hidden, layers=r.layers, dropout=r.dropout)
+    return config, dict(embed=r.embed, hidden=r.hidden, layers=r.layers, dropout=r.dropout, softmax="full")
 
 
 def compare_quality(paths: list[str], config: TrainConfig, model_args: dict, recipe: Recipe,
                     max_steps: int | None, time_limit_s: float | None, chars: int | None = None,
                     curve_points: int = 0, keep: Path | None = None,
-                    report: Callable[[str], None] = lambda line: None) -> tuple[Split, Side, Side]:
-    """Train the project (config, model_args) and the reference, one after the other."""
+                    report: Callable[[str], None] = lambda line: None,
+                    sides: tuple[str, ...] = SIDES) -> tuple[Split, Side | None, Side | None]:
+    """Train the project (config, model_args) and the reference, one after the other (or only
+    those in `sides`: on a shared machine each may run as its own command; None for the other)."""
+    project = reference = None
     with tempfile.TemporaryDirectory(prefix="lstm-repl-quality-") as scratch:
         split = make_split(paths, Path(scratch), chars=chars)
         curve_every = max(1, max_steps // curve_points) if curve_points and max_steps else None
@@ -141,9 +156,11 @@ def compare_quality(paths: list[str], config: TrainConfig, model_args: dict, rec
             config = TrainConfig(**{**config.__dict__, "eval_interval": curve_every})
         report(f"{split.name}: {len(split.train_text):,} characters to train on, {len(split.held_out):,} held out")
         started = time.perf_counter()
-        project = run_project(split, config, model_args, keep or Path(scratch) / "run", curve_every, report)
-        report(f"lstm-repl: {project.steps} steps, held-out bpc {project.bpc:.4f} "
-               f"({time.perf_counter() - started:.0f} s with validation)")
-        reference = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report, config.val_fraction)
-        report(f"reference: {reference.steps} steps, held-out bpc {reference.bpc:.4f}")
+        if "lstm-repl" in sides:
+            project = run_project(split, config, model_args, keep or Path(scratch) / "run", curve_every, report)
+            report(f"lstm-repl: {project.steps} steps, held-out bpc {project.bpc:.4f} "
+                   f"({time.perf_counter() - started:.0f} s with validation)")
+        if "reference" in sides:
+            reference = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report, config)
+            report(f"reference: {reference.steps} steps, held-out bpc {reference.bpc:.4f}")
     return split, project, reference

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lstm_repl import checkpoint
 from lstm_repl.config import TrainConfig, to_dict
-from lstm_repl.data import encode_cached, load_vocab_cached, read_corpus
+from lstm_repl.cutoffs import output_layer
+from lstm_repl.data import encode_cached, load_vocab_cached, read_corpus, split_ids
 from lstm_repl.distributed import Ranks
 from lstm_repl.errors import ConfigError, CorpusError
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
@@ -23,6 +24,8 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     corpus = read_corpus(corpus_paths, config.encoding)
     vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
     ids = encode_cached(corpus, vocab)
+    train_ids = split_ids(ids, config.val_fraction)[0]
+    model_args = {**model_args, **output_layer(model_args.get("softmax", "auto"), config.level, train_ids, len(vocab))}
     model = new_model(len(vocab), model_args, config.seed)
     if ranks.leader:
         checkpoint.remove_stale_temporaries(out_dir)
@@ -85,6 +88,8 @@ def _check_restated(saved: checkpoint.Checkpoint, restated: dict) -> None:
     run_settings = {**to_dict(saved.train_config), **to_dict(saved.model.config)}
     for name, value in sorted(restated.items()):
         flag = "--" + name.replace("_", "-")
+        if name == "softmax" and value == "auto":
+            continue  # the run chose its own when it started
         if name not in run_settings:
             raise ConfigError(f"{flag} cannot be given with --resume")
         if run_settings[name] != value:

@@ -11,7 +11,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from lstm_repl import resume_state, run_files
 from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
@@ -142,8 +141,7 @@ class Trainer:
         for group in self.optimizer.param_groups:  # the schedule where this step ends
             group["lr"] = learning_rate(config, self.bounds.schedule(replace(pos, step=pos.step + 1)))
         with autocast(self.device, self.precision):
-            logits, state = self.forward(window[:, :-1], self.state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
+            loss, state = self.forward(window[:, :-1], self.state, targets=window[:, 1:])
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)

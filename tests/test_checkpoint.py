@@ -66,9 +66,10 @@ def test_folder_holds_config_json_and_model_safetensors(saved):
     assert sorted(p.name for p in path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
     config = read_config(path)
     assert config["format"] == FORMAT_NAME
-    assert config["format_version"] == FORMAT_VERSION
+    assert config["format_version"] == 1  # a full softmax: version-1 readers take it (adaptive: 2)
     assert config["model"] == {"vocab_size": len(vocab), "cell": "lstm", "layers": 2, "hidden": 8, "embed": 6,
-                               "dropout": 0.1, "tie_weights": False}
+                               "dropout": 0.1, "tie_weights": False, "softmax": "full", "cutoffs": [],
+                               "div_value": 4.0}
     assert config["vocab"] == vocab.to_json()
     assert config["training"]["seq_len"] == 16 and config["training"]["batch_size"] == 4
     assert config["metrics"] == {"step": 7, "best_val_loss": 1.25}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import torch
 from click.testing import CliRunner
 
 from lstm_repl.cli import cli
-from lstm_repl.config import TrainConfig
+from lstm_repl.config import WORD_DEFAULTS, TrainConfig
 from lstm_repl.quality import as_language_model, compare_quality, project_settings
-from lstm_repl.reference import Recipe, ReferenceModel
+from lstm_repl.reference import EXAMPLES_WORD, Recipe, ReferenceModel, recipe_for, train_reference
 from tests.conftest import TINY_TEXT
 from tests.test_cli_errors import one_line_error
 
@@ -46,9 +48,48 @@ def test_the_reference_recipe_for_the_project_states_every_choice_the_recipe_mak
     assert (config.lr, config.schedule, config.warmup, config.grad_clip, config.weight_decay) == \
         (2e-3, "constant", 0, 5.0, 0.0)
     assert (config.batch_size, config.seq_len, config.max_steps) == (64, 100, 300)
-    assert model == dict(embed=64, hidden=512, layers=2, dropout=0.2)
+    assert model == dict(embed=64, hidden=512, layers=2, dropout=0.2, softmax="full")
     defaults, model = project_settings("defaults", "auto", None, 600.0)
     assert defaults == TrainConfig(time_limit_s=600.0) and model == {}
+
+
+def test_word_level_defaults_are_what_train_uses_at_word_level():
+    config, model = project_settings("defaults", "auto", None, 180.0, level="word")
+    assert config == TrainConfig(level="word", time_limit_s=180.0, batch_size=WORD_DEFAULTS["batch_size"],
+                                 seq_len=WORD_DEFAULTS["seq_len"], lr=WORD_DEFAULTS["lr"])
+    assert model == {k: WORD_DEFAULTS[k] for k in ("hidden", "embed", "dropout")}
+
+
+def test_the_word_reference_is_pytorch_examples_recipe_and_anneals_when_validation_stalls():
+    assert recipe_for("word") == EXAMPLES_WORD
+    assert (EXAMPLES_WORD.optimizer, EXAMPLES_WORD.lr, EXAMPLES_WORD.grad_clip, EXAMPLES_WORD.anneal) == \
+        ("sgd", 20.0, 0.25, 4.0)
+    assert (EXAMPLES_WORD.hidden, EXAMPLES_WORD.embed, EXAMPLES_WORD.batch_size, EXAMPLES_WORD.seq_len) == \
+        (200, 200, 20, 35)
+    tiny = dataclasses.replace(EXAMPLES_WORD, embed=8, hidden=16, batch_size=2, seq_len=8)
+    ids = np.arange(200) % 17
+    lrs = []
+
+    def validate(model) -> float:
+        lrs.append(None)
+        return 1.0  # never improves after the first epoch
+
+    model = train_reference(ids, 17, tiny, max_steps=40, validate=validate)
+    assert len(lrs) >= 3  # an epoch is 12 chunks here
+    assert isinstance(model.rnn, torch.nn.LSTM) and model.drop.p == 0.2
+
+
+def test_word_level_sides_share_the_vocabulary_and_train_the_same_steps(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TINY_TEXT * 100, "utf-8")
+    config = TrainConfig(level="word", batch_size=4, seq_len=16, max_steps=6, precision="fp32", eval_interval=3)
+    recipe = dataclasses.replace(EXAMPLES_WORD, embed=8, hidden=16, batch_size=4, seq_len=16)
+    split, project, reference = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), recipe, 6, None)
+    assert project.steps == reference.steps == 6
+    assert all(math.isfinite(side.bpc) and 0 < side.bpc < 8 for side in (project, reference))
+    _, only, none = compare_quality([str(corpus)], dataclasses.replace(config, max_steps=2), dict(hidden=16, embed=8),
+                                    recipe, 2, None, sides=("lstm-repl",))
+    assert only.steps == 2 and none is None
 
 
 def test_without_a_corpus_it_asks_for_the_default_one(tmp_path, monkeypatch):

@@ -16,13 +16,19 @@ def bench() -> None:
 @click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--vocab", type=click.IntRange(min=2), default=65, show_default=True, help="Character vocabulary size.")
+@click.option("--vocab", type=click.IntRange(min=3), default=65, show_default=True, help="Vocabulary size.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="word: token ids from a Zipf law (bench.bench_ids), as the adaptive softmax's cost depends on.")
+@click.option("--softmax", "softmaxes", default=None,
+              help="Comma-separated output layers to time: full, adaptive [default: full; word level: full,adaptive].")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per loop.")
 @click.option("--precision", "precisions", default="fp32,bf16,fp16", show_default=True,
               help="Comma-separated list; those that do not run on this device are skipped, with the reason.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps, precisions, device) -> None:
-    """The project's training step against a bare fused nn.LSTM loop of the same shapes."""
+def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, level, softmaxes, steps, precisions,
+                        device) -> None:
+    """The project's training step (with each output layer) against a bare fused nn.LSTM loop of
+    the same shapes with a full softmax."""
     from lstm_repl.bench import bench_train, matmul_peaks
     from lstm_repl.devices import resolve_device
     from lstm_repl.precision import device_description
@@ -34,23 +40,35 @@ def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, steps
                                  param_hint="--precision")
     from lstm_repl.precision import TRAINING_CANDIDATES, probe_training
 
+    kinds = tuple(k.strip() for k in (softmaxes or ("full,adaptive" if level == "word" else "full")).split(","))
+    if not kinds or any(k not in ("full", "adaptive") for k in kinds):
+        raise click.BadParameter(f"{softmaxes!r}: list full and/or adaptive", param_hint="--softmax")
+
     target = resolve_device(device)
     peaks = matmul_peaks(target, tuple(p for p in TRAINING_CANDIDATES if probe_training(target, p).works))
     click.echo("matmul peak (2048^3): " + ", ".join(f"{name} {gflops:,.0f} GFLOP/s" for name, gflops in peaks.items()))
     peak_name, peak = max(peaks.items(), key=lambda kv: kv[1])
-    click.echo(f"char level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
+    click.echo(f"{level} level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
 
     def report(row: dict) -> None:
         click.echo(
             f"{row['precision']:>5}: project {row['project_tokens_per_s']:>9,.0f} tok/s   bare loop "
             f"{row['bare_tokens_per_s']:>9,.0f} tok/s   ratio {row['ratio']:.3f}   "
-            f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
+            + (f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
+               if kinds[0] == "full" else "")  # (the FLOP count is the full softmax's)
+            + (f" ({kinds[0]} softmax)" if kinds != ("full",) else "")
         )
+        for kind in kinds[1:]:
+            rate, cuts = row["softmax"][kind], row["cutoffs"][kind]
+            shown = f", cut-offs {cuts}" if cuts else ""
+            click.echo(f"{'':>5}  {kind} softmax {rate:>9,.0f} tok/s = "
+                       f"{rate / row['project_tokens_per_s']:.2f} x the {kinds[0]} softmax{shown}")
 
     def skipped(precision: str, why: str) -> None:
         click.echo(f"{precision:>5}: skipped, it does not run on {device_description(target)} ({why})")
 
-    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped)
+    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped, level,
+                kinds)
 
 
 @bench.command("generate")
@@ -185,39 +203,50 @@ DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
 @click.option("--curve", "curve_points", type=click.IntRange(min=0), default=10, show_default=True,
               help="With --steps: held-out bpc at this many points of each run.")
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep lstm-repl's run in this folder.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="word: lstm-repl's word-level defaults against pytorch/examples' word_language_model recipe.")
+@click.option("--side", type=click.Choice(["both", "lstm-repl", "reference"]), default="both", show_default=True,
+              help="Train one side only (on a shared machine, each in its own command).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curve_points, keep, as_json) -> None:
+def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curve_points, keep, level, side,
+                          as_json) -> None:
     """lstm-repl's defaults against a plain PyTorch loop (reference.py) at equal time or equal steps:
     both trained on the first 90% of CORPUS, one after the other, and scored in bits per character
-    on the last 10%. CORPUS defaults to the bundled Shakespeare cut to tinyshakespeare's size."""
+    on the last 10%. CORPUS defaults to the bundled Shakespeare cut to tinyshakespeare's size. At
+    word level the reference is pytorch/examples' recipe (SGD at lr 20, 2 x 200, batch 20, bptt 35)."""
     import json
     from pathlib import Path
 
-    from lstm_repl.quality import compare_quality, project_settings
-    from lstm_repl.reference import Recipe
+    from lstm_repl.quality import SIDES, compare_quality, project_settings
+    from lstm_repl.reference import recipe_for
 
+    if recipe == "reference" and level == "word":
+        raise click.UsageError("--recipe reference is the char-level per-step check; use --recipe defaults")
     paths, chars = list(corpus), chars
     if not paths:
         paths, chars = [str(_default_quality_corpus())], chars or DEFAULT_QUALITY_CHARS
     time_limit = None if steps else minutes * 60
-    config, model_args = project_settings(recipe, precision, steps, time_limit)
-    split, project, reference = compare_quality(paths, config, model_args, Recipe(), steps, time_limit, chars,
-                                                curve_points if steps else 0, Path(keep) if keep else None,
-                                                report=lambda line: click.echo(line, err=True))
-    result = {"corpus": split.name, "bound": f"{steps} steps" if steps else f"{minutes:g} minutes", "recipe": recipe,
-              "precision": project.precision,
-              "sides": {side.name: side.__dict__ for side in (project, reference)},
-              "difference_bpc": reference.bpc - project.bpc}
+    config, model_args = project_settings(recipe, precision, steps, time_limit, level)
+    split, project, reference = compare_quality(paths, config, model_args, recipe_for(level), steps, time_limit,
+                                                chars, curve_points if steps else 0, Path(keep) if keep else None,
+                                                report=lambda line: click.echo(line, err=True),
+                                                sides=SIDES if side == "both" else (side,))
+    present = [s for s in (project, reference) if s is not None]
+    result = {"corpus": split.name, "level": level, "bound": f"{steps} steps" if steps else f"{minutes:g} minutes",
+              "recipe": recipe, "precision": project.precision if project else "fp32",
+              "sides": {s.name: s.__dict__ for s in present}}
+    if project and reference:
+        result["difference_bpc"] = reference.bpc - project.bpc
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{split.name}, {result['bound']} each, lstm-repl with its {recipe} ({project.precision}), "
-               "the reference in fp32")
-    for side in (project, reference):
-        click.echo(f"  {side.name:<10} {side.steps:>7,} steps  {side.tokens_per_s:>8,.0f} tok/s  "
-                   f"held-out {side.bpc:.4f} bpc")
-    better = "lstm-repl better" if result["difference_bpc"] > 0 else "the reference better"
-    click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
+    click.echo(f"{split.name}, {level} level, {result['bound']} each, lstm-repl with its {recipe} "
+               f"({result['precision']}), the reference in fp32")
+    for s in present:
+        click.echo(f"  {s.name:<10} {s.steps:>7,} steps  {s.tokens_per_s:>8,.0f} tok/s  held-out {s.bpc:.4f} bpc")
+    if "difference_bpc" in result:
+        better = "lstm-repl better" if result["difference_bpc"] > 0 else "the reference better"
+        click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
 
 
 def _default_quality_corpus():

@@ -13,9 +13,21 @@ from typing import Callable
 import click
 
 from lstm_repl.cells import cell_kinds
-from lstm_repl.config import DEVICES, LEVELS, PRECISIONS, SCHEDULES, ModelConfig, TrainConfig
+from lstm_repl.config import (
+    DEVICES,
+    LEVELS,
+    PRECISIONS,
+    SCHEDULES,
+    SOFTMAX_KINDS,
+    WORD_DEFAULTS,
+    ModelConfig,
+    TrainConfig,
+    level_defaults,
+)
+from lstm_repl.cutoffs import ADAPTIVE_FROM
 
-MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights")  # ModelConfig, vocab_size aside
+# ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
+MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
 
 
 def default(config_class: type, name: str):
@@ -37,11 +49,20 @@ def parse_duration(text: str | None) -> float | None:
 
 
 def _train(name: str, *flags: str, **kwargs):
-    return click.option(*flags, default=default(TrainConfig, name), show_default=True, **kwargs)
+    return _option(TrainConfig, name, *flags, **kwargs)
 
 
 def _model(name: str, *flags: str, **kwargs):
-    return click.option(*flags, default=default(ModelConfig, name), show_default=True, **kwargs)
+    return _option(ModelConfig, name, *flags, **kwargs)
+
+
+def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs):
+    """An option defaulting to the dataclass's value; where word level has its own
+    (config.WORD_DEFAULTS), no default is set here and split_settings fills in the level's."""
+    if name not in WORD_DEFAULTS:
+        return click.option(*flags, default=default(config_class, name), show_default=True, help=help, **kwargs)
+    shown = f"[default: {default(config_class, name):g}; word level: {WORD_DEFAULTS[name]:g}]"
+    return click.option(*flags, default=None, help=f"{help} {shown}".strip(), **kwargs)
 
 
 POSITIVE = click.FloatRange(min=0, min_open=True)
@@ -59,6 +80,8 @@ TRAINING_OPTIONS = [
            help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
     click.option("--tie-weights", is_flag=True,
                  help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
+    click.option("--softmax", type=click.Choice(["auto", *SOFTMAX_KINDS]), default="auto", show_default=True,
+                 help=f"Output layer. auto: adaptive at word level from {ADAPTIVE_FROM:,} tokens, else full."),
     _train("seq_len", "--seq-len", type=COUNT, help="TBPTT chunk length."),
     _train("batch_size", "--batch-size", type=COUNT, help="Parallel streams."),
     _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
@@ -102,9 +125,16 @@ def with_options(options: list) -> Callable:
     return decorate
 
 
+TRAIN_NAMES = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
 def split_settings(opts: dict) -> tuple[dict, dict]:
-    """A command's parsed options -> (TrainConfig fields, ModelConfig fields); others are left out."""
-    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    """A command's parsed options -> (TrainConfig fields, ModelConfig fields); others are left out.
+    An option left unset (None) with a level-specific default takes its level's (or the dataclass's)."""
+    by_level = level_defaults(opts.get("level") or "char")
+    opts = {name: by_level.get(name, default(TrainConfig if name in TRAIN_NAMES else ModelConfig, name))
+            if value is None and name in WORD_DEFAULTS else value for name, value in opts.items()}
+    train_names = TRAIN_NAMES
     train = {name: value for name, value in opts.items() if name in train_names}
     model = {name: opts[name] for name in MODEL_FIELDS if name in opts}
     return train, model

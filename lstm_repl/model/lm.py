@@ -1,4 +1,4 @@
-"""The language model: embedding -> recurrent stack -> linear decoder.
+"""The language model: embedding -> recurrent stack -> output layer (full or adaptive softmax).
 
 Two execution paths over one set of weights:
 - forward(tokens, state): the stack's fused kernel, for training, validation and long prompts;
@@ -16,6 +16,7 @@ from lstm_repl.cells import stack_class
 from lstm_repl.config import ModelConfig
 from lstm_repl.interventions import Interventions
 from lstm_repl.model.base import Gates, State
+from lstm_repl.model.output_head import make_head
 
 
 class LanguageModel(nn.Module):
@@ -27,7 +28,7 @@ class LanguageModel(nn.Module):
         weight = None if initialise else torch.empty(config.vocab_size, config.embed)
         self.embedding = nn.Embedding(config.vocab_size, config.embed, _weight=weight)
         self.rnn = stack_class(config.cell)(config.embed, config.hidden, config.layers, config.dropout)
-        self.decoder = nn.Linear(config.hidden, config.vocab_size)
+        self.decoder = make_head(config.softmax, config.hidden, config.vocab_size, config.cutoffs, config.div_value)
         if config.tie_weights:
             self.decoder.weight = self.embedding.weight
         self._packed: dict[str, nn.Module] = {}  # precision -> pack of the weights as they were at _packed_from
@@ -40,10 +41,16 @@ class LanguageModel(nn.Module):
     def zero_state(self, batch: int = 1) -> State:
         return self.rnn.zero_state(batch, self.device, self.embedding.weight.dtype)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Fused path. tokens: (B, T) int64 -> logits (B, T, V), final state."""
+    def forward(self, tokens: torch.Tensor, state: State | None = None, targets: torch.Tensor | None = None,
+                reduction: str = "mean") -> tuple[torch.Tensor, State]:
+        """Fused path. tokens: (B, T) int64 -> scores (B, T, V) whose softmax is the next-token
+        distribution (logits; log-probabilities with the adaptive softmax), final state. Given
+        targets (B, T): the cross-entropy in nats instead (mean or sum over the tokens), by the
+        output layer's cheap route, never the (B, T, V) scores."""
         out, state = self.read(tokens, state)
-        return self.decoder(out), state
+        if targets is None:
+            return self.decoder(out), state
+        return self.decoder.loss(out.reshape(-1, out.shape[-1]), targets.reshape(-1), reduction), state
 
     def read(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Fused path without the decoder, for reading text whose logits are not all wanted (a
@@ -75,8 +82,9 @@ class LanguageModel(nn.Module):
         """With autograd off and in eval mode, this kind's packed gate path (model/packed.py), its
         weights in "fp32" or "fp16"; None for kinds without one. Packs are dropped on a switch to
         training mode (fused optimizers update in place without a trace) and rebuilt when a
-        parameter's version or storage has changed (a load, a move to another device)."""
-        if self.rnn.packer is None or self.training or torch.is_grad_enabled():
+        parameter's version or storage has changed (a load, a move to another device). The pack
+        holds a linear decoder: a model with the adaptive softmax steps through the plain path."""
+        if self.rnn.packer is None or self.config.softmax != "full" or self.training or torch.is_grad_enabled():
             return None
         fingerprint = tuple((p._version, p.data_ptr()) for p in self.parameters())
         if fingerprint != self._packed_from:
