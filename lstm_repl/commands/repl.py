@@ -56,7 +56,7 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, l
     if follow:
         from lstm_repl.repl.follow import Follower
 
-        Follower(app, ckpt).attach()
+        Follower(app).attach()
     if record_path:
         app.message = app.record(record_path)
     app.run()

@@ -243,6 +243,18 @@ class ShellApp:
         self.refresh_ghost()
         self.app.invalidate()
 
+    def replace_model(self, loaded, message: str) -> None:
+        """Another checkpoint of the same model (--follow): the text so far is read again with it;
+        the panel's layer, pinned units and the interventions stay."""
+        session, edits = self.shell.session, self.shell.session.interventions
+        session.load(loaded)
+        if edits:
+            session.intervene(edits)
+        self.reader.line_seen = ""
+        self._panel_cache = None
+        self.message = message
+        self.sync()
+
     def clear_line(self) -> None:
         """Drop the line being typed, as a shell's Ctrl-C does; the model unreads it."""
         self.buffer.reset()  # reset() fires no change event
