@@ -85,3 +85,36 @@ def replay_transcript(recording, loaded, columns: int, rows: int) -> str:
 
     app = replay(recording, loaded, lambda clock: discarding_output(columns, rows), paced=False)
     return app.model_text()
+
+
+@click.command()
+@click.option("--model", default="shakespeare-char", show_default=True, help="Checkpoint the tour runs on.")
+@click.option("--speed", type=SPEED, default=1.0, show_default=True)
+@click.option("--cast", "cast_path", type=click.Path(dir_okay=False),
+              help="Write one pass of the tour as an asciicast v2 file instead of showing it.")
+@click.option("--size", default="120x36", show_default=True, help="COLUMNSxROWS of the cast.")
+def demo(model, speed, cast_path, size) -> None:
+    """Run a scripted tour of the shell on its own, again and again, until a key is pressed."""
+    from lstm_repl import checkpoint
+    from lstm_repl.tour import tour
+
+    loaded = checkpoint.load(model)
+    columns, rows = parse_size(size)
+    if cast_path:
+        events, seconds = write_cast(tour(loaded, columns, rows), loaded, Path(cast_path), columns, rows, speed,
+                                     title=f"lstm-repl demo on {loaded.name}")
+        click.echo(f"wrote {cast_path}: {events} events, {seconds:.1f} s, {columns}x{rows}")
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.UsageError("the demo plays in a terminal; without one, write it as a cast with --cast FILE")
+    from lstm_repl.repl.replay import any_key, replay, terminal_output
+
+    pressed: list[bool] = []
+
+    def stop(callback):
+        return any_key(lambda: (pressed.append(True), callback()))
+
+    while not pressed:
+        size = terminal_output().get_size()
+        replay(tour(loaded, size.columns, size.rows), loaded, lambda clock: terminal_output(), speed=speed,
+               paced=True, stop=stop)
