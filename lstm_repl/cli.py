@@ -80,12 +80,13 @@ def _register_commands() -> None:
     from lstm_repl.commands.generate import generate
     from lstm_repl.commands.info import info
     from lstm_repl.commands.repl import repl
+    from lstm_repl.commands.replay import demo, replay
     from lstm_repl.commands.trace import trace
     from lstm_repl.commands.train import train
     from lstm_repl.commands.units import heatmap, saturation, units
 
-    for command in (repl, train, generate, trace, evaluate, info, corpus, bench, export, compare, units, saturation,
-                    heatmap):
+    for command in (repl, replay, demo, train, generate, trace, evaluate, info, corpus, bench, export, compare, units,
+                    saturation, heatmap):
         cli.add_command(command)
 
 

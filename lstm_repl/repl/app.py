@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 import unicodedata
+from collections import deque
 from pathlib import Path
+from typing import Callable
 
 from prompt_toolkit.application import Application, run_in_terminal
 from prompt_toolkit.auto_suggest import Suggestion
@@ -32,8 +35,10 @@ from lstm_repl.repl.collector import Collector, paced_collection
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import AnsiLines, one_line, wrapped
 from lstm_repl.repl.keys import shell_key_bindings
+from lstm_repl.recording import RecordingError
 from lstm_repl.repl.panel_control import PanelArea, PanelWriter
 from lstm_repl.repl.reading import LineReader
+from lstm_repl.repl.recorder import KeyTap, SessionRecorder
 from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
 
@@ -84,7 +89,16 @@ class ShellApp:
         self._ghost_scheduled = False
         self._lone_enter: asyncio.TimerHandle | None = None  # an Enter that may yet turn out to be pasted
         self.collector: Collector | None = None  # while running
+        self.recorder: SessionRecorder | None = None  # while :record runs
+        self.key_listeners: list[Callable[[str], None]] = []  # told of every batch of keys read
+        # A replay sets these: the stream waits at a token count until the replayer lets it go on,
+        # and the rates shown are the recorded ones (a measurement of the recording machine).
+        self.stream_hold: Callable[[int], bool] | None = None
+        self.recorded_rates: deque[float] | None = None
+        self.status_extra: Callable[[], str] | None = None  # e.g. --follow's "step 1200 · val 1.95 bpc"
+        shell.record = self.record
         self.app = self._build()
+        self.app.input = KeyTap(self.app.input, self._keys_read)
         self.refresh_ghost()
 
     # ------------------------------------------------------------ layout
@@ -161,7 +175,9 @@ class ShellApp:
         s = self.shell.session.settings
         name = self.shell.session.loaded.name
         rate = f" · {self.stream_rate:,.0f} tok/s" if self.streaming is not None else ""
-        left = f" {name} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}{rate} "
+        extra = f" · {self.status_extra()}" if self.status_extra is not None else ""
+        left = (f" {name}{extra} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}"
+                f"{rate} ")
         edits = self.shell.session.interventions
         shown = [("class:intervention", f" {edits} ")] if edits else []
         return [("class:status", left), *shown, ("class:message", " " + self.message)]
@@ -233,6 +249,18 @@ class ShellApp:
             return  # more keys came: their sync asks again
         self.refresh_ghost()
         self.app.invalidate()
+
+    def replace_model(self, loaded, message: str) -> None:
+        """Another checkpoint of the same model (--follow): the text so far is read again with it;
+        the panel's layer, pinned units and the interventions stay."""
+        session, edits = self.shell.session, self.shell.session.interventions
+        session.load(loaded)
+        if edits:
+            session.intervene(edits)
+        self.reader.line_seen = ""
+        self._panel_cache = None
+        self.message = message
+        self.sync()
 
     def clear_line(self) -> None:
         """Drop the line being typed, as a shell's Ctrl-C does; the model unreads it."""
@@ -333,6 +361,8 @@ class ShellApp:
         self.streaming.add_done_callback(self._stream_done)
 
     def _run_command(self, line: str) -> None:
+        if self.recorder is not None:
+            self._recording_safely(lambda: self.recorder.command(line))
         try:
             result = run_command(self.shell, line)
         except CommandError as exc:
@@ -356,22 +386,36 @@ class ShellApp:
         session = self.shell.session
         start, count = time.perf_counter(), 0
         next_pause = start + FRAME_S / 2
+        recorded_rate = self.recorded_rates.popleft() if self.recorded_rates else None
+        if recorded_rate:
+            self.stream_rate = recorded_rate
         self.message = "streaming · Ctrl-C stops"
         try:
             self.app.invalidate()
             await asyncio.sleep(0)
+            await self._hold(0)
             for piece in session.stream():
                 self.stream_pieces.append(piece)
                 count += 1
+                await self._hold(count)
                 now = time.perf_counter()
                 if now >= next_pause:  # hand the loop a moment twice a frame: keys and redraws get in
-                    self.stream_rate = count / max(now - start, 1e-9)
+                    self.stream_rate = recorded_rate or count / max(now - start, 1e-9)
                     self.app.invalidate()
                     await asyncio.sleep(0)
                     next_pause = time.perf_counter() + FRAME_S / 2
-            self.message = f"streamed {count} tokens at {count / max(time.perf_counter() - start, 1e-9):,.0f} tok/s"
+            rate = recorded_rate or count / max(time.perf_counter() - start, 1e-9)
+            self.message = f"streamed {count} tokens at {rate:,.0f} tok/s"
+            self._record_stream(count, rate)
         except asyncio.CancelledError:
             self.message = f"stopped after {count} tokens"
+            self._record_stream(count, count / max(time.perf_counter() - start, 1e-9))
+
+    async def _hold(self, count: int) -> None:
+        """A replay holds the stream where the recorded one was when keys came (a Ctrl-C stops it there)."""
+        while self.stream_hold is not None and self.stream_hold(count):
+            self.app.invalidate()
+            await asyncio.sleep(0.005)
 
     def _stream_done(self, task: asyncio.Task) -> None:
         """However the stream ended (even cancelled before it began), the shell takes the text back."""
@@ -408,11 +452,53 @@ class ShellApp:
         else:
             render()
 
+    # ------------------------------------------------------------ recording
+
+    def _keys_read(self, keys: str) -> None:
+        if self.recorder is not None:
+            streamed = len(self.stream_pieces) if self.streaming is not None else None
+            self._recording_safely(lambda: self.recorder.keys(keys, streamed))
+        for listener in self.key_listeners:
+            listener(keys)
+
+    def record(self, path: str) -> str:
+        """:record FILE starts recording (a running one ends first); :record alone ends it."""
+        previous = self.stop_recording()
+        if not path:
+            return f"recording saved to {previous}" if previous else "not recording (:record FILE starts)"
+        size, target = self.app.output.get_size(), Path(path).expanduser()
+        seed = self.shell.session.settings.seed
+        seed = secrets.randbelow(2**31) if seed is None else seed  # sampling is seeded, or no replay streams the same
+        message = f"recording to {target} (seed {seed}) · :record alone stops"
+        self.recorder = SessionRecorder(target, self.shell, size.columns, size.rows, seed, message)
+        return message
+
+    def stop_recording(self) -> Path | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        recorder.end()
+        return recorder.path
+
+    def _record_stream(self, count: int, rate: float) -> None:
+        if self.recorder is not None:
+            self._recording_safely(lambda: self.recorder.stream_ended(count, rate))
+
+    def _recording_safely(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except RecordingError as exc:  # a full disk: the session goes on without recording
+            self.recorder = None
+            self.message = f"⚠ {exc}"
+
     # ------------------------------------------------------------ running
 
     async def run_async(self, handle_sigint: bool = False) -> None:
-        with paced_collection(asyncio.get_running_loop(), lambda: not self.settled) as self.collector:
-            await self.app.run_async(handle_sigint=handle_sigint)
+        try:
+            with paced_collection(asyncio.get_running_loop(), lambda: not self.settled) as self.collector:
+                await self.app.run_async(handle_sigint=handle_sigint)
+        finally:
+            self.stop_recording()
 
     def run(self) -> None:
         # Keys typed while the shell was starting were echoed by the terminal: the app reads

@@ -33,6 +33,8 @@ HELP = {
     ":load CKPT": "open another checkpoint (folder or bundled name)",
     ":info": "what the model is and how it was trained",
     ":save FILE": "save the session's text and per-token traces as JSON",
+    ":record FILE": "record keys, commands and streams with their times (lstm-repl replay FILE plays them); "
+                    "':record' alone stops",
     ":quit": "leave (Ctrl-D too)",
 }
 COMMAND_NAMES = [usage.split()[0] for usage in HELP]
@@ -50,6 +52,8 @@ class Shell:
     panel: PanelSettings = field(default_factory=PanelSettings)
     history: str = ""  # text committed above the prompt, read by the model before the buffer
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
+    record: Callable[[str], str] | None = None  # starts (a path) or stops ("") recording: the app injects it
+    writes_files: bool = True  # False while replaying: :save and :record write nothing
 
     def __post_init__(self) -> None:
         if not self.panel.labels:
@@ -247,6 +251,8 @@ def _save(shell: Shell, arg: str) -> CommandResult:
 
     if not arg:
         raise CommandError(":save needs a file name, e.g. :save session.json")
+    if not shell.writes_files:
+        return CommandResult(f"replay: {arg} not saved (a replay writes no files)")
     path = Path(arg).expanduser()
     session = shell.session
     tmp = path.with_name(path.name + ".tmp")
@@ -262,6 +268,14 @@ def _save(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(f"saved {count:,} tokens with their traces{gated} to {path}")
 
 
+def _record(shell: Shell, arg: str) -> CommandResult:
+    if not shell.writes_files:
+        return CommandResult("replay: not recording (a replay writes no files)")
+    if shell.record is None:
+        raise CommandError(":record needs the interactive shell")
+    return CommandResult(shell.record(arg))
+
+
 def _quit(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(quit=True)
 
@@ -270,5 +284,5 @@ _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
     ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
     ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
-    ":info": _info, ":save": _save, ":quit": _quit, ":q": _quit,
+    ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
 }

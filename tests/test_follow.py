@@ -1,0 +1,100 @@
+"""--follow with a real training run: `lstm-repl train` runs in another process, writing best/
+every few steps, while the shell (headless, on a terminal emulator) follows the run, keeps the
+text typed and shows the newer step in its status line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyte
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from lstm_repl import checkpoint
+from lstm_repl.repl.app import ShellApp
+from lstm_repl.repl.commands import Shell
+from lstm_repl.repl.follow import Follower, metrics_line, step_of
+from lstm_repl.session import Session, Settings
+
+TIMEOUT = 90.0
+
+
+class Terminal:
+    encoding = "utf-8"
+
+    def __init__(self, columns: int = 100, rows: int = 30):
+        self.screen = pyte.Screen(columns, rows)
+        self.stream = pyte.Stream(self.screen)
+
+    def write(self, data: str) -> None:
+        self.stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+
+async def until(condition, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def start_training(corpus, out):
+    args = [sys.executable, "-m", "lstm_repl", "train", str(corpus), "--out", str(out), "--hidden", "16",
+            "--embed", "8", "--layers", "1", "--batch-size", "8", "--seq-len", "32", "--time", "120s",
+            "--eval-interval", "10", "--log-interval", "10", "--precision", "fp32", "--lr", "0.01"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_follow_reloads_newer_best_checkpoints_and_keeps_the_text(tiny_corpus, tmp_path):
+    run = tmp_path / "live-char"
+    trainer = start_training(tiny_corpus, run)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run / "best" / "config.json").is_file():
+            assert trainer.poll() is None and time.monotonic() < deadline, "training wrote no best/"
+            time.sleep(0.1)
+        first = checkpoint.load(run)
+        seen = asyncio.run(follow_while_typing(first))
+    finally:
+        trainer.send_signal(signal.SIGTERM)
+        trainer.wait(30)
+    first_step, steps, text, status = seen
+    assert steps and max(steps) > first_step  # a newer best/ was picked up
+    assert text == "First Citizen"  # the typed text stayed, read again by the new model
+    assert f"step {max(steps):,} · val" in status and "bpc" in status
+
+
+async def follow_while_typing(first):
+    terminal = Terminal()
+    output = Vt100_Output(terminal, lambda: Size(rows=30, columns=100), term="xterm")
+    with create_pipe_input() as inp, create_app_session(input=inp, output=output):
+        app = ShellApp(Shell(Session(first, Settings(seed=1)), load_checkpoint=checkpoint.load), color=True)
+        follower = Follower(app, poll_s=0.2).attach()
+        task = asyncio.ensure_future(app.run_async())
+        await until(lambda: app.app.is_running, "the app")
+        inp.send_text("First Citizen")
+        await until(lambda: app.shell.session.text == "First Citizen" and app.settled, "the typed text")
+        await until(lambda: follower.reloads >= 1 and app.settled, "a reload")
+        session = app.shell.session
+        steps = [step_of(session.loaded.info)]
+        def status() -> str:
+            return next((row for row in terminal.screen.display if " · T " in row), "")
+
+        await until(lambda: metrics_line(session.loaded.info) in status(), "the new step in the status line")
+        status = status()
+        text = session.text
+        assert session.snapshot.position == len(text)  # the new model read it all
+        app.app.exit()
+        await task
+        return step_of(first.info), steps, text, status
