@@ -40,6 +40,8 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
                           precision=precision)
     if echo and prompt:
         click.echo(prompt, nl=False)  # echo flushes: the text streams as it comes
-    for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
-        click.echo(piece, nl=False)
-    click.echo()
+    try:
+        for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
+            click.echo(piece, nl=False)
+    finally:  # Ctrl-C too: the text so far ends its line
+        click.echo()

@@ -27,11 +27,13 @@ def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: Bi
     state, logits = read_all(model, vocab, source)
     if logits is None:
         return  # nothing but whitespace came in: nothing to continue
-    for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
-        out.write(vocab.token_text(token))
+    try:
+        for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
+            out.write(vocab.token_text(token))
+            out.flush()
+    finally:  # Ctrl-C too: the text so far ends its line
+        out.write("\n")
         out.flush()
-    out.write("\n")
-    out.flush()
 
 
 @torch.inference_mode()
