@@ -783,3 +783,17 @@ def test_plain_mode_reads_a_megabyte_in_bounded_memory(tiny_run, tmp_path):
 def test_plain_mode_skips_blank_lines(tiny_run):
     result = CliRunner().invoke(cli, ["repl", str(tiny_run), "--length", "5", "--seed", "1"], input="\n  \nAll\n")
     assert result.exit_code == 0 and len(result.output) == 6
+
+
+def test_runs_of_typed_characters_reach_the_shell_as_one_paste():
+    from prompt_toolkit.key_binding import KeyPress
+    from prompt_toolkit.keys import Keys
+
+    from lstm_repl.repl.keys import runs_of_text
+
+    keys = [KeyPress(c, c) for c in "to be"] + [KeyPress(Keys.ControlM, "\r"), KeyPress("o", "o"),
+                                              KeyPress(Keys.ControlI, "\t")] + [KeyPress(c, c) for c in "é漢"]
+    merged = runs_of_text(keys)
+    assert [(k.key, k.data) for k in merged] == [
+        (Keys.BracketedPaste, "to be"), (Keys.ControlM, "\r"), ("o", "o"), (Keys.ControlI, "\t"),
+        (Keys.BracketedPaste, "é漢")]

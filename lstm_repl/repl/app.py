@@ -34,7 +34,7 @@ from lstm_repl.ghost import ghost_pieces
 from lstm_repl.repl.collector import Collector, paced_collection
 from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
 from lstm_repl.repl.fragments import AnsiLines, one_line, wrapped
-from lstm_repl.repl.keys import shell_key_bindings
+from lstm_repl.repl.keys import TextRuns, shell_key_bindings
 from lstm_repl.recording import RecordingError
 from lstm_repl.repl.panel_control import PanelArea, PanelWriter
 from lstm_repl.repl.reading import LineReader
@@ -98,7 +98,7 @@ class ShellApp:
         self.status_extra: Callable[[], str] | None = None  # e.g. --follow's "step 1200 · val 1.95 bpc"
         shell.record = self.record
         self.app = self._build()
-        self.app.input = KeyTap(self.app.input, self._keys_read)
+        self.app.input = TextRuns(KeyTap(self.app.input, self._keys_read))
         self.refresh_ghost()
 
     # ------------------------------------------------------------ layout

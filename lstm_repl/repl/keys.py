@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.filters import Condition
-from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding import KeyBindings, KeyPress
 from prompt_toolkit.keys import Keys
 
 if TYPE_CHECKING:
@@ -22,6 +22,51 @@ def _text_follows(queue) -> bool:
         return False
     key = queue[0].key
     return key in PASTED_KEYS or (not isinstance(key, Keys) and len(key) == 1)
+
+
+class TextRuns:
+    """The app's input, with every run of two or more typed characters read at once (typing
+    ahead, or a paste that arrives as keystrokes, as from tmux or over ssh) handed on as one
+    bracketed paste: prompt_toolkit then matches key bindings once per run, not once per
+    character (that matching was most of the cost of a 50 kB paste). Enter, Tab and other keys
+    stay keys of their own, so a run never spans a line."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def read_keys(self) -> list[KeyPress]:
+        return runs_of_text(self._inner.read_keys())
+
+    def flush_keys(self) -> list[KeyPress]:
+        return runs_of_text(self._inner.flush_keys())
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def runs_of_text(keys: list[KeyPress]) -> list[KeyPress]:
+    out: list[KeyPress] = []
+    run: list[str] = []
+    for key in keys:
+        if _is_character(key):
+            run.append(key.data)
+            continue
+        _end_run(run, out)
+        out.append(key)
+    _end_run(run, out)
+    return out
+
+
+def _is_character(key: KeyPress) -> bool:
+    return not isinstance(key.key, Keys) and len(key.key) == 1 and key.data == key.key and key.key.isprintable()
+
+
+def _end_run(run: list[str], out: list[KeyPress]) -> None:
+    if len(run) > 1:
+        out.append(KeyPress(Keys.BracketedPaste, "".join(run)))
+    elif run:
+        out.append(KeyPress(run[0], run[0]))
+    run.clear()
 
 
 def shell_key_bindings(shell: ShellApp) -> KeyBindings:
