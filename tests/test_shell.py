@@ -24,7 +24,6 @@ from lstm_repl import checkpoint
 from lstm_repl.cli import cli
 from lstm_repl.ghost import ghost, ghost_pieces
 from lstm_repl.repl.app import ShellApp, history_path
-from lstm_repl.repl.collector import NO_AUTOMATIC_FULL
 from lstm_repl.repl.commands import Shell
 from lstm_repl.session import FUSED_CHUNK, Session, Settings
 
@@ -724,18 +723,29 @@ def test_resizing_while_streaming(loaded):
 # ---------------------------------------------------------------- the cycle collector
 
 
-def test_full_collections_wait_for_the_shell_to_be_idle_and_everything_is_put_back(loaded):
+def test_collections_wait_for_frames_and_idle_time_and_everything_is_put_back(loaded):
     thresholds = gc.get_threshold()
 
     async def script(d: Driver):
         assert gc.get_freeze_count() > 0  # what start-up made is out of the collector's sight
-        assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
-        await d.type("To be")
+        assert not gc.isenabled()  # nothing collects in the middle of a key's frame
+        young: list[int] = []
+
+        def seen(phase, info) -> None:
+            if phase == "start":
+                young.append(info["generation"])
+
+        gc.callbacks.append(seen)
+        try:
+            await d.type("To be, or not to be, that is the question")
+        finally:
+            gc.callbacks.remove(seen)
+        assert 0 in young and gc.get_count()[0] < 2 * 700  # young collections ran, after frames
         collections = d.shell_app.collector.collections
         await d.until(lambda: d.shell_app.collector.collections > collections, "a collection while idle", 10)
 
     drive(loaded, script)
-    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 # ---------------------------------------------------------------- not a terminal

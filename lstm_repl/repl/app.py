@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import string
 import time
 import unicodedata
 from collections import deque
@@ -25,6 +26,7 @@ from prompt_toolkit.completion import WordCompleter
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import BufferControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
@@ -46,6 +48,8 @@ FRAME_S = 1 / 30  # redraws are capped at about 30 a second
 STREAM_TAIL = 400  # characters of the stream shown live; the rest is printed when it ends
 PASTE_GAP_S = 0.03  # an Enter that ends a batch of keys is typed if nothing follows within this
 GHOST_DELAY_S = 0.002  # the ghost text is worked out this long after the frame that shows a key
+WARM_KEYS = (Keys.ControlM, Keys.ControlJ, Keys.ControlH, Keys.ControlI, Keys.ControlC, Keys.ControlD, Keys.ControlE,
+             Keys.Left, Keys.Right, Keys.Up, Keys.Down, Keys.Home, Keys.End, Keys.Delete, Keys.BracketedPaste)
 HISTORY_LINE_MAX = 4000  # longer lines are not kept in the history file
 
 
@@ -496,9 +500,31 @@ class ShellApp:
     async def run_async(self, handle_sigint: bool = False) -> None:
         try:
             with paced_collection(asyncio.get_running_loop(), lambda: not self.settled) as self.collector:
+                self.app.after_render += self._collect_after_frame  # after the panel writer: the frame is out first
+                self.app.after_render += self._warm_after_first_frame
                 await self.app.run_async(handle_sigint=handle_sigint)
         finally:
+            self.app.after_render -= self._collect_after_frame
             self.stop_recording()
+
+    def _warm_after_first_frame(self, _app) -> None:
+        self.app.after_render -= self._warm_after_first_frame
+        self.app.loop.call_soon(self._warm_key_bindings)
+
+    def _warm_key_bindings(self) -> None:
+        """prompt_toolkit works out which bindings a key has the first time that key is pressed
+        (1-3 ms a key, 30 ms for the session's first): done here for the usual keys, once the
+        first frame is out, so no keystroke pays for it."""
+        bindings = getattr(self.app.key_processor, "_bindings", None)  # what the processor matches against
+        if bindings is None:
+            return
+        for key in (*string.printable.strip(), " ", *WARM_KEYS):
+            bindings.get_bindings_for_keys((key,))
+            bindings.get_bindings_starting_with_keys((key,))
+
+    def _collect_after_frame(self, _app) -> None:
+        if self.collector is not None:
+            self.collector.after_frame()
 
     def run(self) -> None:
         # Keys typed while the shell was starting were echoed by the terminal: the app reads
