@@ -49,6 +49,7 @@ def write_tokens(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> 
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(path)
         tmp.touch()
     except OSError:
         return _write_anonymous(batches, dtype)
@@ -56,6 +57,25 @@ def write_tokens(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> 
     os.replace(tmp, path)
     write_json_quietly(sidecar(path), {"tokens": count, "dtype": dtype.name})
     return _mapped(path, dtype, count)
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Temporary files of this token file left by processes that were killed while writing
+    (each could be gigabytes); those of live ones (another torchrun process) are theirs."""
+    for leftover in path.parent.glob(f"{path.name}.tmp*"):
+        pid = leftover.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 def _write(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> int:

@@ -110,3 +110,14 @@ def test_a_run_trains_and_resumes_from_the_token_file_without_tokenizing_again(t
     assert result.exit_code == 0, result.output
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps[-1] == 30 and steps == sorted(set(steps))
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f"t.bin.tmp{int(dead.stdout)}"
+    leftover.write_bytes(b"half written")
+    ids = write_tokens(tmp_path / "t.bin", iter([np.arange(3)]), np.dtype(np.uint8))
+    assert ids.tolist() == [0, 1, 2] and not leftover.exists()
