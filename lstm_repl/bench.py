@@ -127,7 +127,8 @@ def bench_train(hidden=512, embed=128, layers=2, batch_size=64, seq_len=100, voc
                                                 dict(hidden=hidden, embed=embed, layers=layers))
                         for softmax in softmaxes}
             first = next(iter(trainers.values()))
-            x, y = first.streams[:, :seq_len], first.streams[:, 1 : seq_len + 1]
+            window = first.window(0)
+            x, y = window[:, :-1], window[:, 1:]
             bare = BareLoop(vocab, embed, hidden, layers, device, first.precision)
             runs = {softmax: trainer.train_step for softmax, trainer in trainers.items()}
             times = _interleaved({**runs, "bare": lambda: bare.step(x, y)}, steps, warmup=2)

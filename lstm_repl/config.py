@@ -80,7 +80,7 @@ class TrainConfig:
     epochs: float | None = None  # stop after this many passes over the training tokens
     val_fraction: float = 0.05  # the last part of the corpus held out for validation
     eval_interval: int = 200  # steps between validations (and checkpoints)
-    eval_tokens: int = 200_000  # validation tokens per periodic check (the final check uses all)
+    eval_tokens: int = 200_000  # validation tokens per periodic check (the final check: all, up to data.VALIDATION_CAP)
     log_interval: int = 20  # steps between log records
     sample_length: int = 200  # tokens in the sample shown at each validation
     seed: int = 1337

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_repl.token_file import token_counts
+
 HEAD_COVERAGE = 0.90  # of the training tokens, in the head (Shakespeare, words: ~1,000 tokens)
 TAIL_COVERAGE = 0.98  # in the head and the first tail cluster together
 ADAPTIVE_FROM = 5_000  # word-level vocabularies this large or larger get --softmax adaptive by default
@@ -41,9 +43,10 @@ def choose_cutoffs(counts: np.ndarray) -> list[int]:
 
 def output_layer(softmax: str, level: str, train_ids: np.ndarray, vocab_size: int) -> dict:
     """The ModelConfig fields of a new model's output layer. softmax: "auto", "full" or
-    "adaptive"; train_ids: the tokens it will train on, whose frequencies set the cut-offs."""
+    "adaptive"; train_ids: the tokens it will train on (maybe memory-mapped), whose frequencies
+    set the cut-offs."""
     kind = default_softmax(level, vocab_size) if softmax == "auto" else softmax
     if kind != "adaptive":
         return {"softmax": kind}
-    counts = np.bincount(train_ids, minlength=vocab_size)[:vocab_size]
+    counts = token_counts(train_ids, vocab_size)
     return {"softmax": kind, "cutoffs": choose_cutoffs(counts), "div_value": DIV_VALUE}

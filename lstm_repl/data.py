@@ -5,14 +5,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from lstm_repl.corpus_stream import CorpusScan, read_tail, scan_corpus, text_chunks
 from lstm_repl.errors import CheckpointError, CorpusError
-from lstm_repl.vocab import Vocab, build_vocab, np_dtype, vocab_from_json
+from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
+from lstm_repl.tokenize_stream import count_vocab, encode_chunks, word_pieces
+from lstm_repl.vocab import Vocab, vocab_from_json
+
+# Held-out tokens a validation reads at most (the last ones of the held-out part): on a huge
+# corpus --val-fraction's share would take hours to score, and its pieces would not fit in memory.
+VALIDATION_CAP = 1_000_000
+
+Progress = Callable[[str, int, int], None]  # (what is done: "reading", "counting", "tokenizing", bytes done, of all)
+
+
+def no_progress(what: str, done: int, total: int) -> None:
+    pass
 
 SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".svn", "node_modules"}
 
@@ -22,6 +36,7 @@ class Corpus:
     text: str
     files: list[Path]
     sha256: str  # of the concatenated text, UTF-8
+    encoding: str = "utf-8"
 
     @property
     def name(self) -> str:
@@ -76,7 +91,19 @@ def read_corpus(paths: list[str | Path], encoding: str = "utf-8") -> Corpus:
     text = "".join(parts)
     if not text.strip():
         raise CorpusError(f"{', '.join(str(p) for p in paths)}: the corpus is empty; give it some text")
-    return Corpus(text=text, files=files, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return Corpus(text=text, files=files, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), encoding=encoding)
+
+
+def scan(paths: list[str | Path], encoding: str = "utf-8", progress: Progress = no_progress) -> CorpusScan:
+    """The corpus read once as a stream: checked, hashed, its characters counted; its text not kept."""
+    files = list_corpus_files(paths)
+    total = sum(path.stat().st_size for path in files)
+    return scan_corpus(files, encoding, lambda done: progress("reading", done, total))
+
+
+def _chunks(corpus: Corpus | CorpusScan, what: str, progress: Progress) -> Iterator[str]:
+    total = sum(path.stat().st_size for path in corpus.files)
+    return text_chunks(corpus.files, corpus.encoding, lambda done: progress(what, done, total))
 
 
 def cache_dir() -> Path:
@@ -90,33 +117,37 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
-def load_vocab_cached(corpus: Corpus, level: str, max_size: int, min_count: int) -> Vocab:
-    """Build the vocabulary, or reuse the one built earlier for the same corpus and settings."""
+def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, min_count: int,
+                      progress: Progress = no_progress) -> Vocab:
+    """Count the vocabulary in one pass over the corpus files, or reuse the one counted earlier
+    for the same corpus and settings."""
     path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
     try:
         return vocab_from_json(json.loads(path.read_text("utf-8")))
     except (OSError, ValueError, CorpusError, CheckpointError):
-        vocab = build_vocab(corpus.text, level, max_size, min_count)
-        _write_quietly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
+        vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
+        _writeno_progressly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
         return vocab
 
 
-def encode_cached(corpus: Corpus, vocab: Vocab) -> np.ndarray:
-    """Token ids of the corpus, read from the cache when this corpus met this vocabulary before."""
+def token_file_path(corpus: Corpus | CorpusScan, vocab: Vocab) -> Path:
+    """Where the corpus's ids under this vocabulary are cached: keyed by the corpus sha256 and the
+    vocabulary (which holds its level)."""
     vocab_hash = _key(json.dumps(vocab.to_json(), ensure_ascii=False))
-    path = cache_dir() / f"ids-{_key(corpus.sha256, vocab_hash)}.npy"
-    try:
-        ids = np.load(path, allow_pickle=False)
-        if isinstance(ids, np.ndarray) and ids.dtype == np_dtype(len(vocab)) and ids.ndim == 1:
-            return ids
-    except Exception:  # noqa: BLE001 - a damaged cache file (empty: EOFError, zip: BadZipFile) is rebuilt
-        pass
-    ids = vocab.encode_array(corpus.text)
-    _write_quietly(path, lambda tmp: np.save(tmp, ids, allow_pickle=False))
+    return cache_dir() / f"ids-{_key(corpus.sha256, vocab_hash)}.{token_dtype(len(vocab)).name}"
+
+
+def encode_cached(corpus: Corpus | CorpusScan, vocab: Vocab, progress: Progress = no_progress) -> np.ndarray:
+    """The corpus's token ids, memory-mapped from the cached token file; when there is none (or
+    it is damaged) the files are tokenized into it in one streaming pass first."""
+    path, dtype = token_file_path(corpus, vocab), token_dtype(len(vocab))
+    ids = open_tokens(path, dtype)
+    if ids is None:
+        ids = write_tokens(path, encode_chunks(_chunks(corpus, "tokenizing", progress), vocab), dtype)
     return ids
 
 
-def _write_quietly(path: Path, write) -> None:
+def _writeno_progressly(path: Path, write) -> None:
     """A cache is an optimisation: a read-only or full disk must not stop training."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
@@ -135,6 +166,43 @@ def _write_quietly(path: Path, write) -> None:
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     n_val = int(len(ids) * val_fraction)
     return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
+
+
+def capped_validation(val_ids: np.ndarray) -> np.ndarray:
+    """The held-out tokens a validation reads: all of them, or the last VALIDATION_CAP."""
+    return val_ids[max(0, len(val_ids) - VALIDATION_CAP) :]
+
+
+def tail_pieces(corpus: Corpus | CorpusScan, vocab: Vocab, count: int) -> list[str]:
+    """The text of the corpus's last `count` tokens as written (an <unk> as its own spelling)."""
+    if count <= 0:
+        return []
+    if corpus.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return _tail_pieces_streamed(corpus, vocab, count)
+    size = 8 * count
+    while True:
+        data, whole = read_tail(corpus.files, size)
+        pieces = vocab.split(_decode_tail(data, whole))
+        if whole or len(pieces) > count:
+            return pieces[-count:]  # (a cut first piece is never among them)
+        size *= 4
+
+
+def _decode_tail(data: bytes, whole: bool) -> str:
+    start = 0
+    while not whole and start < len(data) and 0x80 <= data[start] < 0xC0:  # inside a character
+        start += 1
+    return data[start:].decode("utf-8")
+
+
+def _tail_pieces_streamed(corpus: Corpus | CorpusScan, vocab: Vocab, count: int) -> list[str]:
+    """tail_pieces for encodings a byte offset cannot be decoded from: one pass over the text."""
+    chunks = text_chunks(corpus.files, corpus.encoding)
+    batches = ([*chunk] for chunk in chunks) if vocab.level == "char" else word_pieces(chunks)
+    tail: deque[str] = deque(maxlen=count)
+    for pieces in batches:
+        tail.extend(pieces)
+    return list(tail)
 
 
 def check_fits(n_train: int, n_val: int, batch_size: int, seq_len: int) -> None:
@@ -167,7 +235,7 @@ class StreamBatches:
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
         self.seq_len = seq_len
         length = len(ids) // batch_size
-        self.streams = np.ascontiguousarray(ids[: length * batch_size].reshape(batch_size, length))
+        self.streams = ids[: length * batch_size].reshape(batch_size, length)  # a view: a token file stays on disk
         self.chunks_per_epoch = max(0, (length - 1) // seq_len)
 
     @property

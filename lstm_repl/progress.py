@@ -7,7 +7,16 @@ import math
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
 
 
@@ -109,6 +118,34 @@ class RichReporter:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+class CorpusPassBar:
+    """A bar per streaming pass over the corpus ("reading", "counting", "tokenizing"): bytes
+    done, MB/s, time left. Called as data.Progress; shown only for a corpus of SHOW_FROM bytes
+    or more (a small one takes a blink, and its bars would only clutter the log)."""
+
+    SHOW_FROM = 32 << 20
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if total < self.SHOW_FROM:
+            return
+        if what not in self.tasks:
+            if not self.tasks:
+                self.progress.start()
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done)
+
+    def close(self) -> None:
+        if self.tasks:
+            self.progress.stop()
 
 
 def loss_text(record: dict) -> str:

@@ -9,32 +9,42 @@ from pathlib import Path
 from lstm_repl import checkpoint
 from lstm_repl.config import TrainConfig, to_dict
 from lstm_repl.cutoffs import output_layer
-from lstm_repl.data import encode_cached, load_vocab_cached, read_corpus, split_ids
+from lstm_repl.data import (
+    Progress,
+    capped_validation,
+    encode_cached,
+    load_vocab_cached,
+    no_progress,
+    scan,
+    split_ids,
+    tail_pieces,
+)
 from lstm_repl.distributed import Ranks
 from lstm_repl.errors import ConfigError, CorpusError
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
 
 
 def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_dir: Path, overwrite: bool,
-            ranks: Ranks = Ranks()) -> Trainer:
+            ranks: Ranks = Ranks(), progress: Progress = no_progress) -> Trainer:
     """A fresh run. model_args: the ModelConfig fields other than vocab_size. ranks: this process
-    among several (torchrun): only the first one looks at and tidies the run folder."""
+    among several (torchrun): only the first one looks at and tidies the run folder. progress:
+    told how far the streaming passes over the corpus have come."""
     if ranks.leader:
         _check_fresh(out_dir, overwrite)
-    corpus = read_corpus(corpus_paths, config.encoding)
-    vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count)
-    ids = encode_cached(corpus, vocab)
+    corpus = scan(corpus_paths, config.encoding, progress)
+    vocab = load_vocab_cached(corpus, config.level, config.vocab_size, config.min_count, progress)
+    ids = encode_cached(corpus, vocab, progress)
     train_ids = split_ids(ids, config.val_fraction)[0]
-    model_args = {**model_args, **output_layer(model_args.get("softmax", "auto"), config.level, train_ids, len(vocab))}
-    model = new_model(len(vocab), model_args, config.seed)
+    layer = output_layer(model_args.get("softmax", "auto"), config.level, train_ids, len(vocab))
+    model = new_model(len(vocab), {**model_args, **layer}, config.seed)
     if ranks.leader:
         checkpoint.remove_stale_temporaries(out_dir)
     return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)),
-                   val_pieces=_held_out_pieces(corpus.text, vocab, len(ids), config.val_fraction), ranks=ranks)
+                   val_pieces=_held_out_pieces(corpus, vocab, len(ids), config.val_fraction), ranks=ranks)
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
-                out: str | None = None, ranks: Ranks = Ranks()) -> Trainer:
+                out: str | None = None, ranks: Ranks = Ranks(), progress: Progress = no_progress) -> Trainer:
     """Continue a run from its last checkpoint; `overrides` may extend its bounds (max_steps, time).
     `restated`: other settings given again (people re-run the same command with --resume added),
     each of which must equal the run's own; `out`: an --out given again, which must be the run's."""
@@ -48,15 +58,15 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
         checkpoint.remove_stale_temporaries(out_dir)
     config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
     corpus_info = saved.info.get("corpus", {})
-    corpus = read_corpus(corpus_paths or corpus_info.get("files", []), config.encoding)
+    corpus = scan(corpus_paths or corpus_info.get("files", []), config.encoding, progress)
     if corpus.sha256 != corpus_info.get("sha256"):
         raise CorpusError(
             "the corpus differs from the one this run was trained on (sha256 mismatch); "
             "pass the original corpus files after --resume DIR"
         )
-    ids = encode_cached(corpus, saved.vocab)
+    ids = encode_cached(corpus, saved.vocab, progress)
     trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
-                      val_pieces=_held_out_pieces(corpus.text, saved.vocab, len(ids), config.val_fraction),
+                      val_pieces=_held_out_pieces(corpus, saved.vocab, len(ids), config.val_fraction),
                       ranks=ranks)
     # best/ may be newer than last/ (last/ failed to save after it, a full disk): never let a worse
     # model replace it because last/ remembers an older best
@@ -73,14 +83,11 @@ def _best_saved(out_dir: Path) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else math.inf
 
 
-def _held_out_pieces(text: str, vocab, n_tokens: int, val_fraction: float) -> list[str]:
-    """The validation tokens' text as written (split_ids holds out the last ones)."""
+def _held_out_pieces(corpus, vocab, n_tokens: int, val_fraction: float) -> list[str]:
+    """The text as written of the held-out tokens a validation reads (split_ids holds out the
+    last ones, capped_validation keeps the last of those)."""
     held_out = int(n_tokens * val_fraction)
-    if not held_out:
-        return []
-    if vocab.level == "char":
-        return list(text[len(text) - held_out :])
-    return vocab.split(text)[n_tokens - held_out :]
+    return tail_pieces(corpus, vocab, len(capped_validation(range(held_out))))
 
 
 def _check_restated(saved: checkpoint.Checkpoint, restated: dict) -> None:
@@ -118,6 +125,6 @@ def _corpus_info(corpus, n_tokens: int) -> dict:
     return {
         "files": [str(p.resolve()) for p in corpus.files],
         "sha256": corpus.sha256,
-        "characters": len(corpus.text),
+        "characters": corpus.characters,
         "tokens": int(n_tokens),
     }

@@ -14,7 +14,7 @@ import torch
 
 from lstm_repl import resume_state, run_files
 from lstm_repl.config import ModelConfig, SampleConfig, TrainConfig
-from lstm_repl.data import StreamBatches, check_fits, split_ids
+from lstm_repl.data import StreamBatches, capped_validation, check_fits, split_ids
 from lstm_repl.devices import resolve_device
 from lstm_repl.distributed import (
     Ranks,
@@ -59,19 +59,21 @@ class Trainer:
     def __init__(self, model: LanguageModel, vocab: Vocab, ids: np.ndarray, config: TrainConfig, out_dir: Path,
                  corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None,
                  ranks: Ranks = Ranks()):
-        """val_pieces: the held-out tokens' text as written (for exact characters and words);
+        """ids: the corpus's token ids, in memory or memory-mapped from a token file (only each
+        step's window is read and turned into int64); val_pieces: the text as written of the
+        held-out tokens a validation reads (capped_validation), for exact characters and words;
         ranks: this process among several (distributed.py), each with config.batch_size streams."""
         self.config, self.vocab, self.out_dir, self.corpus_info, self.ranks = config, vocab, out_dir, corpus_info, ranks
         self.device = device_for(ranks, resolve_device(config.device))
         self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
         self.model = model.to(self.device).train()
-        train_ids, self.val_ids = split_ids(ids, config.val_fraction)
+        train_ids, val_ids = split_ids(ids, config.val_fraction)
+        self.val_ids = capped_validation(val_ids)
         self.val_extent = validation_extent(vocab, self.val_ids, val_pieces)  # characters, word starts
         self.streams_in_all = config.batch_size * ranks.world  # validation reads them all, as one process would
         check_fits(len(train_ids), len(self.val_ids), self.streams_in_all, config.seq_len)
         self.batches = StreamBatches(train_ids, self.streams_in_all, config.seq_len)
-        own = own_rows(ranks, self.batches.streams, config.batch_size)
-        self.streams = torch.from_numpy(own.astype(np.int64)).to(self.device)
+        self.rows = own_rows(ranks, self.batches.streams, config.batch_size)  # this process's streams
         self.forward = data_parallel(ranks, self.model, self.device)  # the model itself for one process
         self.bounds = Bounds.of(config, self.batches.chunks_per_epoch)
         self.optimizer = make_optimizer(self.model, config)
@@ -137,7 +139,7 @@ class Trainer:
         pos, config = self.position, self.config
         if pos.chunk >= self.batches.chunks_per_epoch:
             pos.epoch, pos.chunk, self.state = pos.epoch + 1, 0, None
-        window = self.streams[:, pos.chunk * config.seq_len : (pos.chunk + 1) * config.seq_len + 1]
+        window = self.window(pos.chunk)
         for group in self.optimizer.param_groups:  # the schedule where this step ends
             group["lr"] = learning_rate(config, self.bounds.schedule(replace(pos, step=pos.step + 1)))
         with autocast(self.device, self.precision):
@@ -158,6 +160,13 @@ class Trainer:
         self.scaler.update()
         self.state = detach(state)
         return loss.detach()
+
+    def window(self, chunk: int) -> torch.Tensor:
+        """Chunk `chunk` of this process's streams, inputs and targets together: (B, seq_len + 1)
+        int64 on the device."""
+        start = chunk * self.config.seq_len
+        rows = self.rows[:, start : start + self.config.seq_len + 1]
+        return torch.from_numpy(rows.astype(np.int64)).to(self.device)
 
     def evaluate(self, max_tokens: int | None) -> float:
         """Mean validation loss in nats over (the first max_tokens of) the held-out tokens."""

@@ -75,7 +75,11 @@ class WordVocab(Vocab):
 
     @classmethod
     def build(cls, text: str, max_size: int = 20000, min_count: int = 1) -> "WordVocab":
-        counts = Counter(WORD_PATTERN.findall(text))
+        return cls.from_counts(Counter(WORD_PATTERN.findall(text)), max_size, min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, max_size: int = 20000, min_count: int = 1) -> "WordVocab":
+        """counts: in order of first appearance (a Counter updated along the text is)."""
         kept = [tok for tok, n in counts.most_common(max(0, max_size - 1)) if n >= min_count]
         # Most frequent first keeps ids stable for ties by first appearance (Counter is ordered).
         return cls(kept)

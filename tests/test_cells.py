@@ -329,7 +329,7 @@ def test_hand_written_kinds_train_under_bf16_autocast(kind, tiny_corpus, tmp_pat
     assert all(s.dtype == torch.float32 for s in trainer.state)  # the cell state stays float32
     for name, p in trainer.model.named_parameters():
         assert p.dtype == torch.float32 and not torch.equal(p, start[name]), name
-    x = trainer.streams[:, :16]
+    x = trainer.window(0)[:, :16]
     with torch.no_grad():
         exact, _ = trainer.model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):

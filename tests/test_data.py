@@ -20,7 +20,7 @@ from lstm_repl.data import (
 from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel
 from lstm_repl.train import Trainer
-from lstm_repl.vocab import CharVocab, Vocab, WordVocab, build_vocab
+from lstm_repl.vocab import CharVocab, WordVocab, build_vocab
 
 
 @pytest.fixture
@@ -156,42 +156,39 @@ def test_folder_of_empty_files_is_empty(tmp_path):
 # ---------------------------------------------------------------- caching token ids
 
 
-def _forbid_encoding(monkeypatch, cls=CharVocab):
-    def refuse(self, text):
-        raise AssertionError("tokenized again although the ids are cached")
+def _count_passes(monkeypatch) -> list[str]:
+    """Records each streaming pass that counts a vocabulary or tokenizes (the real ones run)."""
+    calls: list[str] = []
+    for name in ("count_vocab", "encode_chunks"):
+        def spy(*args, _name=name, _real=getattr(data, name), **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(cls, "encode_array", refuse)
+        monkeypatch.setattr(data, name, spy)
+    return calls
 
 
-def test_second_run_on_the_same_corpus_reads_the_cache(tmp_path, cache):
+def test_second_run_on_the_same_corpus_reads_the_cache(tmp_path, cache, monkeypatch):
     path = tmp_path / "c.txt"
     path.write_text("to be or not to be\n" * 20, "utf-8")
-    corpus = read_corpus([path])
+    calls = _count_passes(monkeypatch)
+    corpus = data.scan([path])
     vocab = load_vocab_cached(corpus, "char", 20000, 1)
     first = encode_cached(corpus, vocab)
-    assert first.tolist() == vocab.encode(corpus.text)
-    assert list(cache.rglob("*.npy")), "nothing was cached"
+    assert first.tolist() == vocab.encode(read_corpus([path]).text)
+    assert isinstance(first, np.memmap) and first.dtype == np.uint8
+    assert calls == ["count_vocab", "encode_chunks"]
 
-    with pytest.MonkeyPatch.context() as patch:
-        _forbid_encoding(patch)
-        patch.setattr(data, "build_vocab", lambda *a, **k: pytest.fail("vocabulary rebuilt although cached"))
-        again_corpus = read_corpus([path])
-        again_vocab = load_vocab_cached(again_corpus, "char", 20000, 1)
-        second = encode_cached(again_corpus, again_vocab)
+    again_corpus = data.scan([path])
+    again_vocab = load_vocab_cached(again_corpus, "char", 20000, 1)
+    second = encode_cached(again_corpus, again_vocab)
+    assert calls == ["count_vocab", "encode_chunks"], "counted or tokenized again although cached"
     assert again_vocab.tokens == vocab.tokens
-    assert second.dtype == first.dtype
     np.testing.assert_array_equal(second, first)
 
 
 def test_cache_counts_one_tokenization_per_corpus_and_tokenizer(tmp_path, cache, monkeypatch):
-    calls = []
-    original = Vocab.encode_array
-
-    def counting(self, text):
-        calls.append((self.level, len(text)))
-        return original(self, text)
-
-    monkeypatch.setattr(Vocab, "encode_array", counting)
+    calls = _count_passes(monkeypatch)
     path = tmp_path / "c.txt"
     path.write_text("the cat sat on the mat.\n" * 20, "utf-8")
     corpus = read_corpus([path])
@@ -223,18 +220,38 @@ def test_a_vocabulary_with_other_settings_is_not_taken_from_the_cache(tmp_path, 
     assert isinstance(load_vocab_cached(corpus, "char", 100, 1), CharVocab)
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x93NUMPY", b"not an array at all", b"PK\x03\x04zip"])
-def test_a_damaged_cache_file_is_rebuilt(tmp_path, cache, garbage):
+@pytest.mark.parametrize("damage", ["truncated", "longer", "empty", "sidecar garbage", "sidecar missing"])
+def test_a_damaged_token_file_is_detected_and_rebuilt(tmp_path, cache, monkeypatch, damage):
     path = tmp_path / "c.txt"
     path.write_text("some text to tokenize\n" * 10, "utf-8")
     corpus = read_corpus([path])
     vocab = build_vocab(corpus.text, "char")
-    expected = encode_cached(corpus, vocab)
-    for cached in cache.rglob("*.npy"):
-        cached.write_bytes(garbage)
+    expected = np.array(encode_cached(corpus, vocab))
+    token_file = data.token_file_path(corpus, vocab)
+    sidecar = token_file.with_name(token_file.name + ".json")
+    content = token_file.read_bytes()
+    if damage == "sidecar garbage":
+        sidecar.write_bytes(b"{not json")
+    elif damage == "sidecar missing":
+        sidecar.unlink()
+    else:
+        token_file.write_bytes({"truncated": content[:-3], "longer": content + b"xx", "empty": b""}[damage])
+    calls = _count_passes(monkeypatch)
+    np.testing.assert_array_equal(encode_cached(corpus, vocab), expected)
+    assert calls == ["encode_chunks"], "the damaged file was not rebuilt"
+    assert token_file.read_bytes() == content
+    np.testing.assert_array_equal(encode_cached(corpus, vocab), expected)
+    assert calls == ["encode_chunks"], "the rebuilt file was not reused"
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not json at all", b'{"level": "char"}'])
+def test_a_damaged_vocabulary_cache_file_is_rebuilt(tmp_path, cache, garbage):
+    path = tmp_path / "c.txt"
+    path.write_text("some text to tokenize\n" * 10, "utf-8")
+    corpus = read_corpus([path])
+    vocab = load_vocab_cached(corpus, "char", 20000, 1)
     for cached in cache.rglob("vocab-*.json"):
         cached.write_bytes(garbage)
-    np.testing.assert_array_equal(encode_cached(corpus, vocab), expected)
     assert load_vocab_cached(corpus, "char", 20000, 1).tokens == vocab.tokens
 
 

@@ -186,6 +186,32 @@ def bench_startup_command(ckpt, rounds) -> None:
                f"{r['shell_ready_s']:.2f} s; ratio {r['ratio']:.2f} (medians of {rounds})")
 
 
+@bench.command("big-corpus")
+@click.option("--size", default="2GB", show_default=True, help="Corpus size, e.g. 500MB, 2GB.")
+@click.option("--level", "levels", default="char,word", show_default=True, help="Levels to train, comma-separated.")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Training steps per level.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where the corpus and token file go "
+              "(default: the system's temporary folder); both are deleted after.")
+def bench_big_corpus_command(size, levels, steps, folder) -> None:
+    """A generated corpus bigger than memory: `lstm-repl train` streams it into a token file and
+    trains a few steps; its peak RSS and the speed of the corpus passes, per level."""
+    from pathlib import Path
+
+    from lstm_repl.big_corpus_bench import big_corpus, parse_size
+
+    try:
+        size_bytes = parse_size(size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size") from None
+    for level in levels.split(","):
+        r = big_corpus(size_bytes, level.strip(), steps, Path(folder) if folder else None,
+                       report=lambda line: click.echo(f"  {line}", err=True))
+        click.echo(f"{level}: {r['bytes'] / 1e9:.2f} GB corpus (generated in {r['generate_s']:.0f} s), "
+                   f"token file {r['token_file_bytes'] / 1e9:.2f} GB; read + count + tokenize + model "
+                   f"{r['prepare_s']:.0f} s = {r['prepare_mb_per_s']:.1f} MB/s; {steps} steps, "
+                   f"{r['total_s']:.0f} s in all; peak RSS of `lstm-repl train` {r['peak_rss_mb']:,.0f} MB")
+
+
 DEFAULT_QUALITY_CORPUS = "shakespeare"  # from `lstm-repl corpus get shakespeare`
 DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
 

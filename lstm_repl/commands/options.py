@@ -93,7 +93,7 @@ TRAINING_OPTIONS = [
     _train("weight_decay", "--weight-decay", type=click.FloatRange(min=0),
            help="Decoupled weight decay, matrices only."),
     _train("val_fraction", "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-           help="The end of the corpus held out for validation."),
+           help="The end of the corpus held out for validation (validation reads at most its last 1,000,000 tokens)."),
     _train("eval_interval", "--eval-interval", type=COUNT, help="Steps between validations (and checkpoints)."),
     _train("log_interval", "--log-interval", type=COUNT, help="Steps between log lines."),
     _train("device", "--device", type=click.Choice(DEVICES)),

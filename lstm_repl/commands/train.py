@@ -41,23 +41,35 @@ def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) ->
 
 
 def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict) -> None:
+    from rich.console import Console
+
+    from lstm_repl.progress import CorpusPassBar
+
+    bar = CorpusPassBar(Console(stderr=True, quiet=not ranks.leader))
+    try:
+        trainer = _assemble(ctx, corpus, out_dir, resume_dir, overwrite, ranks, opts, bar)
+    finally:
+        bar.close()
+    if ranks.leader:
+        _run_with_display(trainer)
+    else:
+        _run_quietly(trainer)
+
+
+def _assemble(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict, progress):
+    """The run's trainer, the corpus streamed through the passes `progress` shows."""
     from lstm_repl import runs
 
     if resume_dir:
         if overwrite:
             raise click.UsageError("--overwrite starts a run over; it cannot go with --resume")
         overrides, restated = _resume_settings(ctx, opts)
-        trainer = runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir, ranks)
-    else:
-        if not corpus:
-            raise click.UsageError("give a corpus: one or more text files or folders (or --resume DIR)")
-        config, model_args = _settings(opts)
-        out = Path(out_dir) if out_dir else Path("runs") / f"{Path(corpus[0]).stem or 'corpus'}-{config.level}"
-        trainer = runs.new_run(list(corpus), config, model_args, out, overwrite, ranks)
-    if ranks.leader:
-        _run_with_display(trainer)
-    else:
-        _run_quietly(trainer)
+        return runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir, ranks, progress)
+    if not corpus:
+        raise click.UsageError("give a corpus: one or more text files or folders (or --resume DIR)")
+    config, model_args = _settings(opts)
+    out = Path(out_dir) if out_dir else Path("runs") / f"{Path(corpus[0]).stem or 'corpus'}-{config.level}"
+    return runs.new_run(list(corpus), config, model_args, out, overwrite, ranks, progress)
 
 
 def _run_quietly(trainer) -> None:
