@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import pyte
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
@@ -22,22 +21,9 @@ from lstm_repl.repl.app import ShellApp
 from lstm_repl.repl.commands import Shell
 from lstm_repl.repl.follow import Follower, metrics_line, step_of
 from lstm_repl.session import Session, Settings
+from pyte_terminal import Terminal
 
 TIMEOUT = 90.0
-
-
-class Terminal:
-    encoding = "utf-8"
-
-    def __init__(self, columns: int = 100, rows: int = 30):
-        self.screen = pyte.Screen(columns, rows)
-        self.stream = pyte.Stream(self.screen)
-
-    def write(self, data: str) -> None:
-        self.stream.feed(data)
-
-    def flush(self) -> None:
-        pass
 
 
 async def until(condition, what: str) -> None:

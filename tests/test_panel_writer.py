@@ -9,10 +9,8 @@ import asyncio
 import re
 import time
 
-import pyte
 import pytest
 from prompt_toolkit.application import Application, create_app_session
-from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
@@ -23,34 +21,11 @@ from lstm_repl.repl.app import ShellApp
 from lstm_repl.repl.commands import Shell
 from lstm_repl.repl.panel_control import PanelArea, PanelWriter
 from lstm_repl.session import Session, Settings
+from pyte_terminal import Terminal
 
 ENTER, BACKSPACE = "\r", "\x7f"
 TIMEOUT = 15.0
 ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Terminal:
-    """A terminal emulator that prompt_toolkit's VT100 output writes into."""
-
-    encoding = "utf-8"
-
-    def __init__(self, columns: int, rows: int):
-        self.size = Size(rows=rows, columns=columns)
-        self.screen = pyte.Screen(columns, rows)
-        self.stream = pyte.Stream(self.screen)
-
-    def write(self, data: str) -> None:
-        self.stream.feed(data)
-
-    def flush(self) -> None:
-        pass
-
-    def resize(self, columns: int, rows: int) -> None:
-        self.size = Size(rows=rows, columns=columns)
-        self.screen.resize(rows, columns)
-
-    def rows(self) -> list[str]:
-        return [row.rstrip() for row in self.screen.display]
 
 
 def below_input(shell_app: ShellApp) -> list[str]:

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyte
 import pytest
 from click.testing import CliRunner
 from prompt_toolkit.application import create_app_session
@@ -28,29 +27,11 @@ from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
 from lstm_repl.repl.commands import Shell
 from lstm_repl.repl.replay import replay, vt100_output
 from lstm_repl.session import Session, Settings
+from pyte_terminal import Terminal
 
 COLUMNS, ROWS = 100, 30
 ENTER, CTRL_C = "\r", "\x03"
 TIMEOUT = 20.0
-
-
-class Terminal:
-    """A terminal emulator that a VT100 output writes into."""
-
-    encoding = "utf-8"
-
-    def __init__(self, columns: int = COLUMNS, rows: int = ROWS):
-        self.screen = pyte.Screen(columns, rows)
-        self.stream = pyte.Stream(self.screen)
-
-    def write(self, data: str) -> None:
-        self.stream.feed(data)
-
-    def flush(self) -> None:
-        pass
-
-    def rows(self) -> list[str]:
-        return [row.rstrip() for row in self.screen.display]
 
 
 def idle(shell_app: ShellApp) -> bool:
