@@ -135,10 +135,6 @@ class RecordingWriter:
             self._file.close()
             self._file = None
 
-    @property
-    def closed(self) -> bool:
-        return self._file is None
-
     def _line(self, data: dict) -> None:
         if self._file is None:
             return

@@ -80,6 +80,7 @@ class ShellApp:
         self.stream_rate = 0.0
         self.ghost_pieces: list[str] = []
         self._panel_cache: tuple[tuple, list[str]] | None = None
+        self._below_cache: tuple[tuple, list[str]] | None = None  # (what it was made from, lines_below_input)
         self.buffer = Buffer(
             multiline=False,
             history=_file_history(),
@@ -152,13 +153,16 @@ class ShellApp:
     def lines_below_input(self, width: int) -> list[str]:
         """Everything under the input line, as the terminal gets it: the running stream's tail,
         a rule, the panel and the status line, cut to the terminal's height (the panel gives way)."""
-        escape = self.panel_writer.escape
         room = max(2, self.app.output.get_size().rows - 1)
-        stream = [escape("class:stream") + line
-                  for line in wrapped(self.stream_tail().replace("\n", " ⏎ "), width)][-(room - 2):]
-        panel = self.panel_lines(width)[: room - 2 - len(stream)]
-        status = one_line(self._status_fragments(), width, escape)
-        return [*stream, escape("class:rule") + "─" * width, *panel, status]
+        tail, status, panel = self.stream_tail(), tuple(self._status_fragments()), self.panel_lines(width)
+        key = (width, room, tail, status, id(panel))  # prompt_toolkit asks three times a frame
+        if self._below_cache is None or self._below_cache[0] != key:
+            escape = self.panel_writer.escape
+            stream = [escape("class:stream") + line for line in wrapped(tail.replace("\n", " ⏎ "), width)][-(room - 2):]
+            lines = [*stream, escape("class:rule") + "─" * width, *panel[: room - 2 - len(stream)],
+                     one_line(list(status), width, escape)]
+            self._below_cache = (key, lines)
+        return self._below_cache[1]
 
     @property
     def stream_text(self) -> str:
