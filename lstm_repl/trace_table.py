@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from lstm_repl.repl.drawing import visible_token
+from lstm_repl.terminal_text import visible_token
 
 
 

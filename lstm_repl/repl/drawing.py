@@ -1,6 +1,6 @@
-"""How the panel draws one quantity, one value and one token: each quantity's colour (PALETTE) and
-label, a value as a five-cell number or as a bar in eighths of a cell, a token with its invisible
-characters made visible; and the small questions every view asks of a snapshot's layers.
+"""How the panel draws one quantity and one value: each quantity's colour (PALETTE) and label, a
+value as a five-cell number or as a bar in eighths of a cell; and the small questions every view
+asks of a snapshot's layers. (A token's text is shown by terminal_text.visible_token.)
 Text alone carries the meaning (bar lengths, numbers); colour is extra, and each quantity has the
 same colour in every view.
 """
@@ -8,7 +8,6 @@ same colour in every view.
 from __future__ import annotations
 
 import math
-import unicodedata
 
 import numpy as np
 from rich.cells import cell_len
@@ -41,7 +40,6 @@ _EIGHTHS_PER_CELL = len(_EIGHTHS)
 _FULL_BLOCK = "█"
 _RIGHT_HALF_BLOCK = "▐"  # negative bars grow leftwards in half cells
 _HALVES_PER_CELL = 2
-_VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
 MEMORY_SYMBOLS = ("c", "h")  # the cell state; cells without one (GRU, RNN) carry memory in h
 
 NUMBER_WIDTH = 5  # cells of a printed value: " 0.83", "-0.42", " 12.3"
@@ -70,30 +68,6 @@ def quantity_label(q: Quantity, quantities: tuple[Quantity, ...] = ()) -> str:
 def derived_hint(q: Quantity, quantities: tuple[Quantity, ...]) -> str | None:
     needs, formula = DERIVED_HINTS.get(q.symbol, ("", ""))
     return formula if needs and any(other.symbol == needs for other in quantities) else None
-
-
-_UNSURE_WIDTH = {"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # marks, controls, format, unassigned
-
-
-def visible_token(text: str | None) -> str:
-    """A token's text with whitespace and control characters made visible: ⏎ ␣ ⇥ ␍ \\x07; and
-    characters a terminal may draw at a width other than the one counted (combining marks,
-    joiners, direction marks, other invisible ones) as their code point: U+200D."""
-    if text is None:
-        return ""
-    if text == "":
-        return "∅"
-    return "".join(_visible_char(ch) for ch in text)
-
-
-def _visible_char(ch: str) -> str:
-    if ch in _VISIBLE:
-        return _VISIBLE[ch]
-    if ord(ch) < 0x20 or ord(ch) == 0x7F:  # the other ASCII control characters
-        return f"\\x{ord(ch):02x}"
-    if unicodedata.category(ch) in _UNSURE_WIDTH:
-        return f"U+{ord(ch):04X}"
-    return ch
 
 
 def format_value(v: float) -> str:

@@ -21,12 +21,12 @@ from lstm_repl.repl.drawing import (
     memory_symbol,
     shown_quantities,
     unsigned_bar,
-    visible_token,
 )
 from lstm_repl.repl.layout import BOLD, DIM, PLAIN, Line, Lines, Run, make_style, wrap_pieces
 from lstm_repl.repl.strip_view import STRIP_MAX_LINES, strip_view
 from lstm_repl.repl.units_view import DEFAULT_MAX_UNITS, gate_bars_view, select_units, units_that_fit, valid_pinned
 from lstm_repl.snapshot import Snapshot
+from lstm_repl.terminal_text import visible_token
 
 _PROB_COLOUR = "#d0d0d0"  # top-k bars: not a quantity
 

@@ -1,0 +1,67 @@
+"""Text on its way to a terminal. Anything derived from data (a model's output, a vocabulary, a
+file name, a label, a recording) is untrusted: an ESC starts a sequence that can retitle the
+window or write the clipboard (OSC 0, OSC 52), a C1 control does the same in one byte, a carriage
+return overwrites what was shown, and a lone surrogate cannot be encoded at all. Every path that
+writes such text goes through `terminal_safe` (running text) or `visible_token` (one token, its
+whitespace shown too). Imports nothing of the project's.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# C0 controls but newline and tab, DEL, C1 controls, lone surrogates
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_WHITESPACE_SIGNS = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
+# marks, controls, format, surrogates, private use, unassigned, line/paragraph separators: a
+# terminal may draw them at a width other than the one counted, or not at all
+_UNSURE_WIDTH = {"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def shown_char(ch: str) -> str:
+    """One unsafe character as it is shown: '\\x1b' for a C0 control or DEL, 'U+009B' for a C1
+    control, 'U+D800' for a lone surrogate."""
+    code = ord(ch)
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    return f"U+{code:04X}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character that could act on a terminal shown visibly instead; newlines
+    and tabs are kept. The result is printable, and encodable as UTF-8."""
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda match: shown_char(match.group()), text)
+
+
+def terminal_line(text: str) -> str:
+    """`terminal_safe` for text that must stay on one line (an error message, a table cell):
+    newlines and tabs are shown too."""
+    return terminal_safe(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def visible_token(text: str | None) -> str:
+    """A token's text with whitespace and control characters made visible: ⏎ ␣ ⇥ ␍ \\x07; and
+    characters a terminal may draw at a width other than the one counted (combining marks,
+    joiners, direction marks, C1 controls, surrogates, other invisible ones) as their code point:
+    U+200D."""
+    if text is None:
+        return ""
+    if text == "":
+        return "∅"
+    return "".join(_visible_char(ch) for ch in text)
+
+
+def _visible_char(ch: str) -> str:
+    if ch in _WHITESPACE_SIGNS:
+        return _WHITESPACE_SIGNS[ch]
+    if _UNSAFE.match(ch) or unicodedata.category(ch) in _UNSURE_WIDTH:
+        return shown_char(ch)
+    return ch
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether `terminal_safe` would change `text`."""
+    return _UNSAFE.search(text) is not None

@@ -1,0 +1,107 @@
+"""The two primitives every reader and writer of strangers' data goes through: terminal_safe /
+visible_token (nothing that acts on a terminal gets through) and safe_read (regular files of
+bounded size, JSON with finite numbers and bounded nesting)."""
+
+import os
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstm_repl.errors import CheckpointError
+from lstm_repl.safe_read import parse_json, read_json, read_text, stat_regular, typed
+from lstm_repl.terminal_text import has_unsafe, terminal_line, terminal_safe, visible_token
+
+EVERY_CONTROL = "".join(map(chr, range(0x20))) + "\x7f" + "".join(map(chr, range(0x80, 0xA0)))
+OSC_TITLE = "\x1b]0;pwned\x07"
+OSC_CLIPBOARD = "\x1b]52;c;aGVsbG8=\x07"
+
+
+def _acts_on_a_terminal(text: str) -> bool:
+    return any(ch in EVERY_CONTROL.replace("\n", "").replace("\t", "") or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+@settings(max_examples=200, deadline=None)
+def test_terminal_safe_lets_nothing_through_and_encodes(text):
+    safe = terminal_safe(text)
+    assert not _acts_on_a_terminal(safe)
+    safe.encode("utf-8")
+    assert not has_unsafe(safe)
+
+
+def test_terminal_safe_shows_what_it_replaced():
+    assert terminal_safe("red \x1b[31mtext" + OSC_TITLE) == "red \\x1b[31mtext\\x1b]0;pwned\\x07"
+    assert terminal_safe("a\u009bb\ud800c") == "aU+009BbU+D800c"
+    assert terminal_safe("line one\n\tline two") == "line one\n\tline two"
+    assert terminal_safe("\r\x7f") == "\\x0d\\x7f"
+
+
+def test_terminal_line_keeps_one_line():
+    assert terminal_line("a\nb\tc" + OSC_CLIPBOARD) == "a\\nb\\tc\\x1b]52;c;aGVsbG8=\\x07"
+
+
+def test_visible_token_shows_whitespace_and_every_control():
+    assert visible_token(" \n\t\r") == "␣⏎⇥␍"
+    shown = visible_token(EVERY_CONTROL + "\u200d\ud800")
+    assert not _acts_on_a_terminal(shown) and "\x1b" not in shown
+    assert "U+200D" in shown and "U+D800" in shown and "\\x1b" in shown
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[" * 200_000, "nested too deeply"),
+    ('{"a":' * 200_000, "nested too deeply"),
+    ("1e999", "too large"),
+    ("[-1e999]", "too large"),
+    ("NaN", "not a number"),
+    ('{"x": Infinity}', "not a number"),
+    ("1" * 5000, "not valid JSON"),
+    ("{", "not valid JSON"),
+])
+def test_parse_json_refuses_in_one_line(text, fragment):
+    with pytest.raises(CheckpointError, match=fragment) as caught:
+        parse_json(text, CheckpointError, "config.json", "checkpoint config")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("config.json: ")
+
+
+def test_typed_checks_types():
+    assert typed({"a": 1}, "a", float, "w") == 1
+    assert typed({}, "a", int, "w", default=3) == 3
+    for document, fragment in [({"a": True}, "integer, found true or false"), ({"a": "1"}, "found a string"),
+                               ([], "expected a JSON object"), ({}, "'a' is missing")]:
+        with pytest.raises(CheckpointError, match=fragment):
+            typed(document, "a", int, "w.json", CheckpointError)
+
+
+def test_special_files_are_named_not_read(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    for path, kind in [(fifo, "a FIFO"), (zero, "a character device"), (tmp_path, "a folder"),
+                       (tmp_path / "absent", "no such config")]:
+        done = threading.Event()
+
+        def read():
+            with pytest.raises(CheckpointError, match=kind):
+                read_json(path, 1 << 20, CheckpointError, "config")
+            done.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout=20)
+        assert done.is_set(), f"reading {path} hung or did not refuse it"
+    with pytest.raises(CheckpointError, match="a FIFO"):
+        stat_regular(fifo, 10, CheckpointError, "weights file")
+
+
+def test_sizes_are_bounded_before_reading(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text("[" + "0," * 1000 + "0]")
+    with pytest.raises(CheckpointError, match="more than a units file can be"):
+        read_json(big, 100, CheckpointError, "units file")
+    assert read_json(big, 10_000, CheckpointError, "units file")[0] == 0
+    (tmp_path / "latin1").write_bytes(b"caf\xe9")
+    with pytest.raises(CheckpointError, match="not UTF-8"):
+        read_text(tmp_path / "latin1", 100, CheckpointError, "label file")
