@@ -339,7 +339,11 @@ def _read_resume(path: Path, config: dict) -> dict:
     if not os.path.lexists(path / RESUME_JSON_FILE):
         raise CheckpointError(f"{path}: holds no training state to resume from; "
                               "resume from the run's folder (its last/)")
-    state = read_json(path / RESUME_JSON_FILE, RESUME_JSON_LIMIT, CheckpointError, "resume state")
+    try:
+        state = read_json(path / RESUME_JSON_FILE, RESUME_JSON_LIMIT, CheckpointError, "resume state")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the run's training state is broken: resume from another checkpoint "
+                              "of the run, or start a new run") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path / RESUME_JSON_FILE}: not a JSON object; the checkpoint is broken")
     state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config)

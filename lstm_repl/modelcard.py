@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from lstm_repl import checkpoint
 from lstm_repl.config import SampleConfig
-from lstm_repl.errors import CheckpointError, LstmReplError
+from lstm_repl.errors import LstmReplError
 from lstm_repl.progress import format_duration, loss_curve
+from lstm_repl.runlog import read_log
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
 
@@ -29,13 +29,6 @@ def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
-
-
-def read_log(path: Path) -> list[dict]:
-    try:
-        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot read the training log ({exc})") from None
 
 
 def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str) -> str:

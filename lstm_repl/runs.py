@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from lstm_repl.data import (
     tail_pieces,
 )
 from lstm_repl.distributed import Ranks
-from lstm_repl.errors import ConfigError, CorpusError
+from lstm_repl.errors import CheckpointError, ConfigError, CorpusError, LstmReplError
+from lstm_repl.safe_read import read_json
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
 
 
@@ -77,8 +77,9 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
 def _best_saved(out_dir: Path) -> float:
     """best/'s validation loss as its config.json records it (inf when there is none to read)."""
     try:
-        value = json.loads((out_dir / "best" / checkpoint.CONFIG_FILE).read_text("utf-8"))["metrics"]["best_val_loss"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = read_json(out_dir / "best" / checkpoint.CONFIG_FILE, checkpoint.CONFIG_LIMIT, CheckpointError)
+        value = config["metrics"]["best_val_loss"]
+    except (LstmReplError, KeyError, TypeError):
         return math.inf
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else math.inf
 

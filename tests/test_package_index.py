@@ -151,3 +151,11 @@ def test_an_unreachable_or_unusable_index_says_what_to_check(tmp_path, monkeypat
 def test_an_empty_index_setting_means_pypi(monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "")
     assert package_index.Index.from_environment().url == package_index.DEFAULT_INDEX
+
+
+@pytest.mark.parametrize("page", [b'{"files": ' + b"[" * 200_000, b'{"files": [], "x": 1e999}', b'{"files": NaN}'])
+def test_an_index_page_no_parser_should_take_is_one_line(page):
+    with pytest.raises(CorpusError) as caught:
+        package_index.index_files(page, "http://index.example/simple/my-pkg/")
+    message = str(caught.value)
+    assert "\n" not in message and "PIP_INDEX_URL" in message and "index.example" in message, message
