@@ -25,6 +25,7 @@ from lstm_repl.config import (
     level_defaults,
 )
 from lstm_repl.cutoffs import ADAPTIVE_FROM
+from lstm_repl.errors import ConfigError
 
 # ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
 MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
@@ -112,6 +113,18 @@ SHELL_OPTIONS = [
     click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
     click.option("--seed", type=int, help="Seed the sampler."),
 ]
+
+
+def checked_shell_settings(values: dict) -> dict:
+    """Shell settings that come from elsewhere (a recording's header), each converted by its own
+    option's type as the command line converts it (its range; finite numbers): the CLI's rules,
+    not a copy of them. A bad one is a ConfigError naming the option."""
+    options = {param.name: param for param in with_options(SHELL_OPTIONS)(click.Command("settings")).params}
+    try:
+        return {name: value if value is None else options[name].type.convert(value, options[name], None)
+                for name, value in values.items()}
+    except click.BadParameter as exc:
+        raise ConfigError(exc.format_message()) from None
 
 
 def with_options(options: list) -> Callable:
