@@ -13,15 +13,20 @@ writes a character that acts on a terminal, and none ends in a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
@@ -29,7 +34,11 @@ from lstm_repl import checkpoint
 from lstm_repl.cli import cli
 from lstm_repl.events import Event
 from lstm_repl.progress import PlainReporter, RichReporter
+from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
+from lstm_repl.repl.commands import Shell
+from lstm_repl.session import Session, Settings
 from lstm_repl.terminal_text import terminal_safe
+from pyte_terminal import Terminal
 
 TITLE = "\x1b]0;pwned\x07"  # OSC 0: sets the window title
 CLIPBOARD = "\x1b]52;c;cHduZWQ=\x07"  # OSC 52: writes "pwned" to the clipboard
@@ -45,6 +54,8 @@ MODEL_FOLDER = Path("runs", "[", "x]" + TITLE + "[bold]")  # runs/[/x]...: marku
 CORPUS_FILE = Path("[", "log]" + TITLE + "[bold].txt")  # [/log]: markup again
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 PROGRAM_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")  # CSI sequences and \r, as a program places its text
+ENTER = "\r"
+TIMEOUT = 20.0
 
 
 class Hostile:
@@ -229,3 +240,102 @@ def test_training_shows_a_run_folder_named_like_markup(tmp_path):
     plain = io.StringIO()
     PlainReporter(plain)(Event("start", 0, start))
     assert_safe(plain.getvalue())
+
+
+# ---------------------------------------------------------------- the interactive shell, recorded, replayed
+
+
+class RecordingTerminal(Terminal):
+    """A pyte terminal that also keeps every character written to it."""
+
+    def __init__(self, columns: int = 120, rows: int = 40):
+        super().__init__(columns, rows)
+        self.written: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.written.append(data)
+        super().write(data)
+
+
+async def until(condition, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def shell_session(hostile, tmp_path_factory):
+    """The shell on the hostile model, on a VT100 terminal, recorded: units pinned (their labels
+    shown), a stream, :info, a :load naming a missing hostile folder, then :quit."""
+    recording = tmp_path_factory.mktemp("recording") / "session.jsonl"
+    terminal = RecordingTerminal()
+    loaded = checkpoint.load(hostile.folder)
+    seen: dict[str, list[str]] = {}
+
+    async def script(shell_app: ShellApp, inp) -> None:
+        def idle() -> bool:
+            return shell_app.streaming is None and shell_app.settled and not shell_app.app.invalidated
+
+        async def send(keys: str, done, what: str) -> None:
+            await asyncio.sleep(3 * PASTE_GAP_S)
+            await until(idle, "the shell to settle")
+            inp.send_text(keys)
+            await until(done, what)
+
+        await send(f":record {recording}{ENTER}", lambda: shell_app.message.startswith("recording"), ":record")
+        await send(f":units 0 1 2{ENTER}", lambda: "pinned" in shell_app.message, ":units")
+        await send("alpha", lambda: shell_app.buffer.text == "alpha", "typing")
+        await send(ENTER, lambda: shell_app.message.startswith("streamed"), "a stream")
+        await until(idle, "the stream's text printed")
+        seen["after stream"] = terminal.rows()
+        await send(f":info{ENTER}", lambda: shell_app.message == "model info above", ":info")
+        await send(f":load {hostile.folder}/missing{ENTER}", lambda: shell_app.message.startswith("⚠"), ":load")
+        await until(idle, "the error shown")
+        seen["after error"] = terminal.rows()
+        await send("\x03", lambda: shell_app.buffer.text == "", "Ctrl-C clearing the line")
+        await send(f":quit{ENTER}", lambda: not shell_app.app.is_running, ":quit")
+
+    async def main():
+        output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
+        with create_pipe_input() as inp, create_app_session(input=inp, output=output):
+            settings = Settings(seed=1, temperature=2.0, length=200)
+            shell_app = ShellApp(Shell(Session(loaded, settings), load_checkpoint=checkpoint.load), color=True)
+            task = asyncio.ensure_future(shell_app.run_async())
+            await until(lambda: shell_app.app.is_running, "the app to start")
+            await script(shell_app, inp)
+            await asyncio.wait_for(task, TIMEOUT)
+
+    asyncio.run(main())
+    return terminal, seen, recording
+
+
+def test_the_interactive_shell_shows_everything_safely(shell_session):
+    terminal, seen, _ = shell_session
+    assert_safe("".join(terminal.written), program_codes=True)
+    assert terminal.screen.title == ""  # no OSC 0 took effect
+    after_stream = "\n".join(seen["after stream"])
+    assert "\\x1b]0;pwned\\x07" in after_stream  # the stream's text, shown
+    labels = next(row for row in seen["after stream"] if row.startswith("tracks"))
+    assert "\\x1b]0;pwned" in labels  # the units.json label, shown (cut to its column)
+    assert "x]\\x1b]0;pwned\\x07[bold]" in "\n".join(seen["after error"])  # the model's name and the error
+
+
+def test_replay_transcript_and_cast(shell_session, hostile, tmp_path):
+    _, _, recording = shell_session
+    code, transcript, stderr = run_cli(["replay", str(recording)])
+    assert code == 0 and "\\x1b]0;pwned\\x07" in transcript
+    assert_safe(transcript + stderr)
+    cast = tmp_path / ("cast" + TITLE + ".cast")
+    code, stdout, _ = run_cli(["replay", str(recording), "--cast", str(cast), "--size", "120x40"])
+    assert code == 0
+    assert_safe(stdout)
+    lines = cast.read_text("utf-8").splitlines()
+    header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert_safe(header.get("title", ""))
+    played = Terminal(120, 40)
+    for _, _, data in events:
+        assert_safe(data, program_codes=True)
+        played.write(data)
+    assert played.screen.title == "" and "\\x1b]0;pwned\\x07" in "\n".join(played.rows())
