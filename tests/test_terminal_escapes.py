@@ -242,6 +242,14 @@ def test_training_shows_a_run_folder_named_like_markup(tmp_path):
     assert_safe(plain.getvalue())
 
 
+def test_corpus_list_in_a_corpora_folder_named_like_markup(tmp_path):
+    folder = tmp_path / "[" / ("x]" + TITLE)
+    folder.mkdir(parents=True)
+    code, table, _ = run_cli(["corpus", "list"], env={"LSTM_REPL_CORPORA": str(folder)})
+    assert code == 0 and "[/x]\\x1b]0;pwned\\x07" in table.replace("\n", "")
+    assert_safe(table)
+
+
 # ---------------------------------------------------------------- the interactive shell, recorded, replayed
 
 
