@@ -11,6 +11,8 @@ import json
 import time
 from typing import Callable, TextIO
 
+from lstm_repl.terminal_text import terminal_line
+
 VERSION = 2
 
 
@@ -26,7 +28,7 @@ class CastWriter:
         header = {"version": VERSION, "width": width, "height": height, "timestamp": int(time.time()),
                   "env": env or {"TERM": "xterm-256color", "SHELL": "/bin/sh"}}
         if title:
-            header["title"] = title
+            header["title"] = terminal_line(title)  # a player may print it: a file or model name is data
         self.file.write(json.dumps(header) + "\n")
         self.events = 0
 

@@ -10,6 +10,7 @@ from lstm_repl import __version__
 from lstm_repl.commands.options import SHELL_OPTIONS, with_options
 from lstm_repl.commands.repl import DEFAULT_MODEL, open_shell
 from lstm_repl.errors import LstmReplError, TrainingInterrupted
+from lstm_repl.terminal_text import terminal_line
 
 
 class OneLineErrors(click.Group):
@@ -49,7 +50,8 @@ def _click_message(exc: click.ClickException) -> str:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    """The one line: file names, model names and tokens in it are data, shown safely."""
+    click.echo(f"error: {terminal_line(message)}", err=True)
     sys.exit(code)
 
 

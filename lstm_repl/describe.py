@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
-
-from lstm_repl.terminal_text import visible_token
+from rich.text import Text
 
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.model import count_parameters
+from lstm_repl.terminal_text import terminal_line, visible_token
 
 
 def describe(loaded: Checkpoint) -> dict:
@@ -39,14 +39,13 @@ def describe(loaded: Checkpoint) -> dict:
     }
 
 
-
 def print_description(d: dict, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     for name, value in description_rows(d):
-        table.add_row(name, value)
+        table.add_row(name, Text(value))  # a Text: a folder named [/x] is not markup
     console.print(table)
 
 
@@ -55,6 +54,11 @@ def summary_lines(d: dict) -> list[str]:
 
 
 def description_rows(d: dict) -> list[tuple[str, str]]:
+    """(name, value) rows; the values come from the checkpoint's files, so each is made one safe line."""
+    return [(name, terminal_line(value)) for name, value in _rows(d)]
+
+
+def _rows(d: dict) -> list[tuple[str, str]]:
     model = d["model"]
     params = d["parameters"]
     parts = ", ".join(f"{name} {count:,}" for name, count in params.items() if name != "total")

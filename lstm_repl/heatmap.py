@@ -77,11 +77,14 @@ def _span(rgb, text: str) -> str:
 
 
 def terminal_lines(text: str, bands: list[Band]):
-    """rich Text lines: per band a title, then the text with coloured backgrounds."""
+    """rich Text lines: per band a title (its label is data: shown safely), then the text with
+    coloured backgrounds, a character that is not printable shown as ·."""
     from rich.text import Text
 
+    from lstm_repl.terminal_text import terminal_line
+
     for band in bands:
-        yield Text(band.title, style="bold")
+        yield Text(terminal_line(band.title), style="bold")
         line = Text()
         for ch, value in zip(text, band.values.tolist()):
             r, g, b = colour(value, band.signed)

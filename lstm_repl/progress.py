@@ -19,6 +19,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from lstm_repl.terminal_text import terminal_line
+
 
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -40,8 +42,9 @@ def metric_text(record: dict) -> str:
 
 
 def start_text(record: dict) -> str:
+    """One line; the folder and device names in it are data, shown safely."""
     resumed = f", resumed at step {record['resumed_at']}" if record.get("resumed_at") else ""
-    return (
+    return terminal_line(
         f"training {record['parameters']:,} parameters on {record['device_name']} ({record['precision']}), "
         f"{record['train_tokens']:,} training / {record['val_tokens']:,} validation tokens, "
         f"vocabulary {record['vocab_size']:,}{resumed} -> {record['out_dir']}"
@@ -65,7 +68,7 @@ class PlainReporter:
                 f"  eta {format_duration(r['eta_s'])}".replace("    ", "  ")
             )
         elif event.kind == "warning":
-            self._line(f"warning at step {event.step}: {r['message']}")
+            self._line(f"warning at step {event.step}: {terminal_line(r['message'])}")
         elif event.kind == "eval":
             self._line(f"sample at step {event.step}{' (best so far)' if r.get('best') else ''}: "
                        f"{event.sample[:200]!r}")
@@ -99,7 +102,7 @@ class RichReporter:
     def __call__(self, event) -> None:
         r = event.record
         if event.kind == "start":
-            self.console.print(start_text(r), style="dim")
+            self.console.print(Text(start_text(r), style="dim"))  # a Text: a folder named [/x] is not markup
             self.progress.start()
         elif event.kind == "log":
             if metric_text(r):
@@ -109,7 +112,8 @@ class RichReporter:
                 val=self.best, speed=f"{r['tokens_per_s']:,.0f}",
             )
         elif event.kind == "warning":
-            self.progress.console.print(Text(f"warning at step {event.step}: {r['message']}", style="yellow"))
+            self.progress.console.print(Text(f"warning at step {event.step}: {terminal_line(r['message'])}",
+                                             style="yellow"))
         elif event.kind == "eval":
             marker = " best" if r.get("best") else ""
             self.progress.console.print(

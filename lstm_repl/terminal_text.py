@@ -2,12 +2,15 @@
 file name, a label, a recording) is untrusted: an ESC starts a sequence that can retitle the
 window or write the clipboard (OSC 0, OSC 52), a C1 control does the same in one byte, a carriage
 return overwrites what was shown, and a lone surrogate cannot be encoded at all. Every path that
-writes such text goes through `terminal_safe` (running text) or `visible_token` (one token, its
-whitespace shown too). Imports nothing of the project's.
+writes such text goes through `terminal_safe` (running text), `terminal_line` (one line),
+`visible_token` (one token, its whitespace shown too) or `terminal_json` (JSON for a person or a
+pipe). Nothing derived from data is given to rich as markup: it goes in a rich Text. Imports
+nothing of the project's.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -40,6 +43,14 @@ def terminal_line(text: str) -> str:
     """`terminal_safe` for text that must stay on one line (an error message, a table cell):
     newlines and tabs are shown too."""
     return terminal_safe(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def terminal_json(document: object, **dumps_options) -> str:
+    """`json.dumps(document, ensure_ascii=False)` with every character that could act on a
+    terminal written as its \\uXXXX escape: the same JSON, safe to print. (json.dumps escapes C0
+    controls itself; DEL, C1 controls and lone surrogates it leaves as they are.)"""
+    text = json.dumps(document, ensure_ascii=False, **dumps_options)
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)  # only strings can hold them
 
 
 def visible_token(text: str | None) -> str:

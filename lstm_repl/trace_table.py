@@ -1,12 +1,13 @@
-"""The readable form of a trace: one row per token, each gate of a few units of one layer stacked."""
+"""The readable form of a trace: one row per token, each gate of a few units of one layer stacked.
+Tokens are data: shown by visible_token, and handed to rich as Text, never as markup."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lstm_repl.terminal_text import visible_token
-
 
 
 def print_trace_table(document: dict, layer: int, units: list[int], console: Console | None = None) -> None:
@@ -34,7 +35,8 @@ def print_trace_table(document: dict, layer: int, units: list[int], console: Con
         bits = "" if token["surprisal_bits"] is None else f"{token['surprisal_bits']:.2f}"
         top = "\n".join(f"{visible_token(t['text'])} {t['probability']:.2f}" for t in token["top"][:3])
         cells = ["\n".join(f"{values[q['symbol']][u]:+.2f}" for q in quantities) for u in units]
-        table.add_row(str(token["index"]), visible_token(token["text"]), p, bits, top, symbols, *cells)
+        row = [str(token["index"]), visible_token(token["text"]), p, bits, top, symbols, *cells]
+        table.add_row(*map(Text, row))
     console.print(table)
     mean = document["mean_surprisal_bits"]
     if mean is not None:

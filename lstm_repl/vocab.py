@@ -91,19 +91,46 @@ def build_vocab(text: str, level: str, max_size: int = 20000, min_count: int = 1
     return WordVocab.build(text, max_size=max_size, min_count=min_count)
 
 
+MAX_TOKENS = 1 << 24  # more than any vocabulary worth training; a longer list is not one
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def vocab_from_json(data: dict) -> Vocab:
+    """The vocabulary a checkpoint keeps, once it is one a UTF-8 corpus could have given: distinct,
+    non-empty strings without lone surrogates (one character each at char level), at most
+    MAX_TOKENS of them. Control characters and ESC are tokens like any other (a coloured log file
+    has them): they load, and whatever shows them goes through terminal_text."""
     try:
         level, tokens = data["level"], data["tokens"]
         cls = {"char": CharVocab, "word": WordVocab}[level]
     except (KeyError, TypeError) as exc:
         raise _malformed(f"{exc}") from None
-    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
-        raise _malformed("tokens must be non-empty strings")
-    if len(set(tokens)) != len(tokens):
-        raise _malformed("a token appears twice")
-    if level == "char" and any(len(t) != 1 for t in tokens):
-        raise _malformed("a char-level token is not one character")
+    if not isinstance(tokens, list):
+        raise _malformed("tokens must be a list of strings")
+    if len(tokens) > MAX_TOKENS:
+        raise _malformed(f"{len(tokens):,} tokens, more than {MAX_TOKENS:,}")
+    seen: set[str] = set()
+    for index, token in enumerate(tokens):
+        problem = _token_problem(token, level, seen)
+        if problem:
+            raise _malformed(f"token {index + 1} {problem}")
+        seen.add(token)
     return cls(tokens)
+
+
+def _token_problem(token: object, level: str, seen: set[str]) -> str | None:
+    """What makes `token` one no corpus gives (None: nothing)."""
+    if not isinstance(token, str):
+        return "is not a string"
+    if not token:
+        return "is empty"
+    if level == "char" and len(token) != 1:
+        return f"is {len(token)} characters long; a char-level token is one"
+    if surrogate := _SURROGATE.search(token):
+        return f"holds a lone surrogate (U+{ord(surrogate.group()):04X}), which UTF-8 text cannot"
+    if token in seen:
+        return "appears twice"
+    return None
 
 
 def _malformed(why: str) -> CheckpointError:

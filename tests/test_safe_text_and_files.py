@@ -2,6 +2,7 @@
 visible_token (nothing that acts on a terminal gets through) and safe_read (regular files of
 bounded size, JSON with finite numbers and bounded nesting)."""
 
+import json
 import os
 import re
 import threading
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from lstm_repl.errors import CheckpointError
 from lstm_repl.safe_read import parse_json, read_json, read_text, stat_regular, typed
-from lstm_repl.terminal_text import has_unsafe, terminal_line, terminal_safe, visible_token
+from lstm_repl.terminal_text import has_unsafe, terminal_json, terminal_line, terminal_safe, visible_token
 
 EVERY_CONTROL = "".join(map(chr, range(0x20))) + "\x7f" + "".join(map(chr, range(0x80, 0xA0)))
 OSC_TITLE = "\x1b]0;pwned\x07"
@@ -41,6 +42,22 @@ def test_terminal_safe_shows_what_it_replaced():
 
 def test_terminal_line_keeps_one_line():
     assert terminal_line("a\nb\tc" + OSC_CLIPBOARD) == "a\\nb\\tc\\x1b]52;c;aGVsbG8=\\x07"
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(alphabet=st.characters(codec=None, exclude_categories=())),
+                    lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=4),
+                                      children, max_size=3), max_leaves=8))
+@settings(max_examples=100, deadline=None)
+def test_terminal_json_is_the_same_json_and_safe(document):
+    text = terminal_json(document, indent=1)
+    assert not _acts_on_a_terminal(text.replace("\n", ""))
+    text.encode("utf-8")
+    assert json.loads(text) == document
+
+
+def test_terminal_json_keeps_readable_text_readable():
+    assert terminal_json({"t": "é漢\x1b\x9b\ud800"}) == '{"t": "é漢\\u001b\\u009b\\ud800"}'
 
 
 def test_visible_token_shows_whitespace_and_every_control():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from lstm_repl.vocab import (
     build_vocab,
     vocab_from_json,
 )
+from lstm_repl import vocab as vocab_module
 
 # Word-level text: words, punctuation, every kind of whitespace, and characters from anywhere.
 WORDY = st.text(
@@ -195,3 +197,60 @@ def test_malformed_vocab_json_raises_checkpoint_error(data):
     message = str(info.value)
     assert "vocabulary" in message and "malformed" in message
     assert "\n" not in message
+
+
+EVERY_CONTROL = [chr(c) for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))]
+HOSTILE_WORDS = ["\x1b]0;title\x07", "\x1b]52;c;cHduZWQ=\x07", "\x1b[31m", "[/]", "[bold]", "\u009b2J"]
+
+
+def test_control_characters_escape_sequences_and_markup_are_tokens_like_any_other():
+    chars = vocab_from_json({"level": "char", "tokens": [*EVERY_CONTROL, "[", "/", "]"]})
+    assert chars.tokens[1:] == [*EVERY_CONTROL, "[", "/", "]"]
+    words = vocab_from_json({"level": "word", "tokens": [*EVERY_CONTROL, *HOSTILE_WORDS]})
+    assert words.decode(words.ids[t] for t in HOSTILE_WORDS) == "".join(HOSTILE_WORDS)
+
+
+@pytest.mark.parametrize("level, tokens, problem", [
+    ("char", ["a", "\ud800"], "token 2 holds a lone surrogate (U+D800)"),
+    ("word", ["ok", "x\udfffy"], "token 2 holds a lone surrogate (U+DFFF)"),
+    ("word", ["a", "b", "a"], "token 3 appears twice"),
+    ("word", ["a", ""], "token 2 is empty"),
+    ("char", ["a", "bc"], "token 2 is 2 characters long"),
+    ("word", ["a", None], "token 2 is not a string"),
+    ("word", [["a"]], "token 1 is not a string"),
+])
+def test_tokens_no_utf8_corpus_gives_are_refused_in_one_line(level, tokens, problem):
+    with pytest.raises(CheckpointError, match=re.escape(problem)) as info:
+        vocab_from_json({"level": level, "tokens": tokens})
+    assert "\n" not in str(info.value) and "malformed" in str(info.value)
+
+
+def test_an_absurd_number_of_tokens_is_refused_before_it_is_read(monkeypatch):
+    monkeypatch.setattr(vocab_module, "MAX_TOKENS", 10)
+    with pytest.raises(CheckpointError, match="11 tokens, more than 10"):
+        vocab_from_json({"level": "word", "tokens": [str(n) for n in range(11)]})
+    assert len(vocab_from_json({"level": "word", "tokens": [str(n) for n in range(10)]})) == 11
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(st.characters(codec=None)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["char", "word", "bytes", None]),
+       st.lists(st.text(st.characters(codec=None), max_size=3) | JSON_VALUES, max_size=12))
+def test_any_vocabulary_json_loads_or_is_one_line(level, tokens):
+    """Whatever a hand-edited checkpoint holds: a vocabulary whose tokens are distinct non-empty
+    strings without surrogates, or one line naming what is wrong."""
+    try:
+        vocab = vocab_from_json({"level": level, "tokens": tokens})
+    except CheckpointError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("the vocabulary in the checkpoint is malformed")
+        return
+    texts = vocab.tokens[1:]
+    assert texts == tokens and len(set(texts)) == len(texts)
+    assert all(isinstance(t, str) and t and not re.search("[\ud800-\udfff]", t) for t in texts)
+    assert level == "word" or all(len(t) == 1 for t in texts)

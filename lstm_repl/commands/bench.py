@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from lstm_repl.terminal_text import terminal_line
+
 
 @click.group()
 def bench() -> None:
@@ -82,7 +84,8 @@ def bench_generate_command(ckpt, tokens) -> None:
     loaded = checkpoint.load(ckpt)
     config = loaded.model.config
     r = bench_generate(loaded, tokens)
-    click.echo(f"{loaded.name}: {config.cell}, {config.layers} x {config.hidden}, vocabulary {config.vocab_size}")
+    click.echo(terminal_line(f"{loaded.name}: {config.cell}, {config.layers} x {config.hidden}, "
+                             f"vocabulary {config.vocab_size}"))
     for name, rate in r["tokens_per_s"].items():
         default = " (the default here)" if name == f"generate {r['precision']}" else ""
         click.echo(f"{name + ':':<17} {rate:>7,.0f} tokens/s{default}")
@@ -113,7 +116,7 @@ def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) ->
 
     loaded = checkpoint.load(ckpt)
     r = bench_repl(loaded, width, height)
-    click.echo(f"{loaded.name}, panel {width} x {height}")
+    click.echo(terminal_line(f"{loaded.name}, panel {width} x {height}"))
     click.echo(f"model side per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
                "(model step, gates, predictions, ghost text, panel rendered)")
     click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s "
@@ -161,15 +164,15 @@ def bench_soak_command(ckpt, minutes, seed) -> None:
     from lstm_repl.shell_bench import soak
 
     loaded = checkpoint.load(ckpt)
-    r = soak(loaded, minutes, seed, report=lambda line: click.echo(line, err=True))
+    r = soak(loaded, minutes, seed, report=lambda line: click.echo(terminal_line(line), err=True))
     samples = r["rss_samples"]
     warm = next((rss for t, rss in samples if t >= 60), samples[0][1])
     actions = ", ".join(f"{name} {count}" for name, count in r["actions"].items())
-    click.echo(f"{loaded.name}, {minutes:g} minutes, seed {seed}: {actions}")
+    click.echo(terminal_line(f"{loaded.name}, {minutes:g} minutes, seed {seed}: {actions}"))
     click.echo(f"RSS after the first minute {warm:,.1f} MB, at the end {samples[-1][1]:,.1f} MB, "
                f"highest {max(rss for _, rss in samples):,.1f} MB; errors: {len(r['errors'])}")
     for error in r["errors"][:10]:
-        click.echo(f"  {error}")
+        click.echo(f"  {terminal_line(error)}")
     if r["errors"]:
         raise SystemExit(1)
 
@@ -182,8 +185,8 @@ def bench_startup_command(ckpt, rounds) -> None:
     from lstm_repl.shell_bench import startup_seconds
 
     r = startup_seconds(ckpt, rounds)
-    click.echo(f"python -c 'import torch': {r['import_torch_s']:.2f} s; lstm-repl repl {ckpt} ready for typing: "
-               f"{r['shell_ready_s']:.2f} s; ratio {r['ratio']:.2f} (medians of {rounds})")
+    click.echo(terminal_line(f"python -c 'import torch': {r['import_torch_s']:.2f} s; lstm-repl repl {ckpt} ready "
+                             f"for typing: {r['shell_ready_s']:.2f} s; ratio {r['ratio']:.2f} (medians of {rounds})"))
 
 
 @bench.command("big-corpus")

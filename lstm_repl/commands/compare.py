@@ -54,7 +54,9 @@ def compare(ctx, corpus, cells, time_limit, max_steps, match_params, out_dir, ov
         console = Console(width=120)
     console.print(compare_table(results, config, match_params))
     if out_dir:
-        click.echo(f"runs kept in {out_dir}/<cell>; open one with: lstm-repl repl {out_dir}/{kinds[0]}")
+        from lstm_repl.terminal_text import terminal_line
+
+        click.echo(terminal_line(f"runs kept in {out_dir}/<cell>; open one with: lstm-repl repl {out_dir}/{kinds[0]}"))
 
 
 def compare_table(results, config, match_params: bool):

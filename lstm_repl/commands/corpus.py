@@ -19,12 +19,15 @@ def list_corpora() -> None:
     """List the corpora: size, licence, source, and whether each is here."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from lstm_repl import corpora
+    from lstm_repl.terminal_text import terminal_line
 
     catalogue = corpora.load_catalogue()
     folder = corpora.corpora_dir()
-    table = Table(caption=f"corpora folder: {folder}", caption_justify="left")
+    table = Table(caption=Text(terminal_line(f"corpora folder: {folder}"), style="table.caption"),
+                  caption_justify="left")  # a Text: the folder ($LSTM_REPL_CORPORA) is not markup
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("licence")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import click
 
@@ -23,8 +24,11 @@ from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from,
                    "on CPUs with fbgemm (x86), else fp32, the weights as trained, as `trace` and the shell "
                    "read them. Only the lstm kind has fp16.")
 @click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
+@click.option("--raw", is_flag=True,
+              help="Write the exact text, control characters and escape sequences included. Without it they "
+                   "are shown as \\x1b, U+009B and the like, so no text a model learned can act on the terminal.")
 @with_options(INTERVENTION_OPTIONS)
-def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, clamp, ablate,
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, raw, clamp, ablate,
              force) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
     from lstm_repl import checkpoint
@@ -38,10 +42,31 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
     prompt = prompt or ""
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop,
                           precision=precision)
+    write = _exact_writer() if raw else _safe_writer()
     if echo and prompt:
-        click.echo(prompt, nl=False)  # echo flushes: the text streams as it comes
+        write(prompt)
     try:
         for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
-            click.echo(piece, nl=False)
+            write(piece)
     finally:  # Ctrl-C too: the text so far ends its line
-        click.echo()
+        write("\n")
+
+
+def _safe_writer() -> Callable[[str], None]:
+    """Text as it streams, with anything that could act on a terminal shown visibly."""
+    from lstm_repl.terminal_text import terminal_safe
+
+    return lambda text: click.echo(terminal_safe(text), nl=False)  # echo flushes: the text streams as it comes
+
+
+def _exact_writer() -> Callable[[str], None]:
+    """Text as it streams, byte for byte: UTF-8, and surrogateescape for the one source of lone
+    surrogates (a --prompt or standard input that is not UTF-8; vocabularies cannot hold them), so
+    those bytes come out as they went in."""
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+
+    return write

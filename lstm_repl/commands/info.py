@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 
@@ -14,10 +12,11 @@ def info(ckpt, as_json) -> None:
     """Model config, parameters, vocabulary, corpus, training time, device and metrics of CKPT."""
     from lstm_repl import checkpoint
     from lstm_repl.describe import describe, print_description
+    from lstm_repl.terminal_text import terminal_json
 
     loaded = checkpoint.load(ckpt)
     description = describe(loaded)
     if as_json:
-        click.echo(json.dumps(description, ensure_ascii=False, indent=1))
+        click.echo(terminal_json(description, indent=1))
     else:
         print_description(description)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from lstm_repl.terminal_text import terminal_line, terminal_safe
+
 SPEED = click.FloatRange(min=0, min_open=True)
 
 
@@ -55,11 +57,11 @@ def replay(file, speed, model, cast_path, size, idle_limit, keep_pauses) -> None
     columns, rows = parse_size(size) if size else (header.columns, header.rows)
     if cast_path:
         events, seconds = write_cast(recording, loaded, Path(cast_path), columns, rows, speed, title=Path(file).name)
-        click.echo(f"wrote {cast_path}: {events} events, {seconds:.1f} s, {columns}x{rows}")
+        click.echo(terminal_line(f"wrote {cast_path}: {events} events, {seconds:.1f} s, {columns}x{rows}"))
     elif sys.stdin.isatty() and sys.stdout.isatty():
         play_in_terminal(recording, loaded, speed)
     else:
-        click.echo(replay_transcript(recording, loaded, columns, rows))
+        click.echo(terminal_safe(replay_transcript(recording, loaded, columns, rows)))
 
 
 def write_cast(recording, loaded, path: Path, columns: int, rows: int, speed: float, title: str) -> tuple[int, float]:
@@ -118,7 +120,7 @@ def demo(model, speed, cast_path, size) -> None:
     if cast_path:
         events, seconds = write_cast(tour(loaded, columns, rows), loaded, Path(cast_path), columns, rows, speed,
                                      title=f"lstm-repl demo on {loaded.name}")
-        click.echo(f"wrote {cast_path}: {events} events, {seconds:.1f} s, {columns}x{rows}")
+        click.echo(terminal_line(f"wrote {cast_path}: {events} events, {seconds:.1f} s, {columns}x{rows}"))
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise click.UsageError("the demo plays in a terminal; without one, write it as a cast with --cast FILE")

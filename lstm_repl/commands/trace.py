@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from, with_options
@@ -22,6 +20,7 @@ from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from,
 def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> None:
     """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
     from lstm_repl import checkpoint
+    from lstm_repl.terminal_text import terminal_json
     from lstm_repl.tracing import trace_ids, trace_json
 
     loaded = checkpoint.load(ckpt)
@@ -33,7 +32,7 @@ def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> Non
     traces, _, _ = trace_ids(loaded.model, ids, top_k, edits=edits)
     document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces, edits)
     if as_json:
-        click.echo(json.dumps(document, ensure_ascii=False))
+        click.echo(terminal_json(document))
         return
     from lstm_repl.trace_table import print_trace_table
 

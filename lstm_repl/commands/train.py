@@ -114,6 +114,7 @@ def _run_with_display(trainer) -> None:
     from rich.console import Console
 
     from lstm_repl.progress import PlainReporter, RichReporter, loss_curve
+    from lstm_repl.terminal_text import terminal_line
 
     reporter = RichReporter(Console(stderr=True)) if sys.stderr.isatty() else PlainReporter(sys.stderr)
     try:
@@ -121,10 +122,10 @@ def _run_with_display(trainer) -> None:
     finally:
         reporter.close()
     metric = "bpc" if trainer.config.level == "char" else "ppl"
-    click.echo(
+    click.echo(terminal_line(
         f"best validation: {summary['best_val_loss']:.4f} nats, {metric} {summary[f'best_val_{metric}']:.3f}"
         f" after {summary['step']} steps; checkpoints in {summary['out_dir']}/best and /last"
-    )
+    ))
     curve = loss_curve(summary["history"])
     if curve:
         click.echo(curve)

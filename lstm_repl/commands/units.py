@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lstm_repl.features import FEATURES
+from lstm_repl.terminal_text import terminal_line
 
 LIMIT_HELP = "Read at most this many characters of the text (0: all of it)."
 
@@ -58,16 +59,16 @@ def units(ckpt, files, feature, regex, top, json_out, save, limit) -> None:
         raise click.ClickException(f"no token of the text is {where} {chosen.name}: nothing to score; "
                                    "give a text that has both")
     share = f"; {result.positives / max(result.tokens, 1):.1%} of tokens inside" if chosen.binary else ""
-    click.echo(f"{loaded.name} on {len(text):,} characters ({result.tokens:,} tokens): "
-               f"{chosen.name}, {chosen.describe}{share}")
+    click.echo(terminal_line(f"{loaded.name} on {len(text):,} characters ({result.tokens:,} tokens): "
+                             f"{chosen.name}, {chosen.describe}{share}"))
     ranking = result.ranked()
     click.echo("\n".join(ranking_lines(ranking, chosen.binary, top)))
     if json_out:
         _write_json(json_out, _scores_document(loaded.name, chosen, result, len(text)))
-        click.echo(f"every unit's score: {json_out}")
+        click.echo(terminal_line(f"every unit's score: {json_out}"))
     if save:
         path = save_labels(loaded.path, chosen, ranking, f"{len(text):,} characters of {', '.join(files)}")
-        click.echo(f"labels saved: {path}")
+        click.echo(terminal_line(f"labels saved: {path}"))
 
 
 def _scores_document(model: str, feature, result, characters: int) -> dict:
@@ -100,7 +101,7 @@ def saturation(ckpt, files, json_out, limit) -> None:
     fractions = measure(loaded.model, loaded.vocab, text)
     layers = loaded.model.config.layers
     names = {q.symbol: q.name for q in loaded.model.rnn.quantities}
-    click.echo(f"{loaded.name} on {len(text):,} characters")
+    click.echo(terminal_line(f"{loaded.name} on {len(text):,} characters"))
     for symbol in dict.fromkeys(symbol for _, symbol in fractions):
         per_layer = [fractions[(layer, symbol)] for layer in range(layers)]
         means = ", ".join(f"layer {k + 1}: {left.mean():.0%} left, {right.mean():.0%} right"
@@ -111,7 +112,7 @@ def saturation(ckpt, files, json_out, limit) -> None:
         _write_json(json_out, {"model": loaded.name, "characters": len(text), "thresholds": [0.1, 0.9], "layers": [
             {symbol: {"left": np_round(fractions[(layer, symbol)][0]), "right": np_round(fractions[(layer, symbol)][1])}
              for (k, symbol) in fractions if k == layer} for layer in range(layers)]})
-        click.echo(f"every unit's fractions: {json_out}")
+        click.echo(terminal_line(f"every unit's fractions: {json_out}"))
 
 
 def np_round(values) -> list[float]:
@@ -148,7 +149,7 @@ def heatmap(ckpt, file, units, quantity, out, terminal, limit) -> None:
             out.write_text(html_page(text, bands, title), "utf-8")
         except OSError as exc:
             raise click.ClickException(f"cannot write {out} ({exc.strerror}); choose another file") from None
-        click.echo(f"heatmap: {out}")
+        click.echo(terminal_line(f"heatmap: {out}"))
     if terminal:
         from rich.console import Console
 

@@ -43,6 +43,7 @@ from lstm_repl.repl.reading import LineReader
 from lstm_repl.repl.recorder import KeyTap, SessionRecorder
 from lstm_repl.repl.style import shell_style, uses_colour
 from lstm_repl.repl.views import render_panel
+from lstm_repl.terminal_text import terminal_safe
 
 FRAME_S = 1 / 30  # redraws are capped at about 30 a second
 STREAM_TAIL = 400  # characters of the stream shown live; the rest is printed when it ends
@@ -158,7 +159,8 @@ class ShellApp:
         key = (width, room, tail, status, id(panel))  # prompt_toolkit asks three times a frame
         if self._below_cache is None or self._below_cache[0] != key:
             escape = self.panel_writer.escape
-            stream = [escape("class:stream") + line for line in wrapped(tail.replace("\n", " ⏎ "), width)][-(room - 2):]
+            shown = terminal_safe(tail).replace("\n", " ⏎ ")
+            stream = [escape("class:stream") + line for line in wrapped(shown, width)][-(room - 2):]
             lines = [*stream, escape("class:rule") + "─" * width, *panel[: room - 2 - len(stream)],
                      one_line(list(status), width, escape)]
             self._below_cache = (key, lines)
@@ -448,8 +450,9 @@ class ShellApp:
 
     def print_above(self, text: str, generated: str = "") -> None:
         """Print above the prompt, the app redrawn below. This app's own loop does it (not the
-        one prompt_toolkit's print_formatted_text finds in the context, which may be stale)."""
-        fragments = FormattedText([("", text), ("class:stream", generated), ("", "\n")])
+        one prompt_toolkit's print_formatted_text finds in the context, which may be stale). The
+        text is shown safely: what the model wrote, typed text, a command's output naming files."""
+        fragments = FormattedText([("", terminal_safe(text)), ("class:stream", terminal_safe(generated)), ("", "\n")])
 
         def render() -> None:
             print_formatted_text(self.app.output, fragments, self.style)

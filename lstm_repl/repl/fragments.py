@@ -17,6 +17,7 @@ from rich.console import Console, RenderableType
 from rich.style import Style
 
 from lstm_repl.repl.layout import Lines
+from lstm_repl.terminal_text import terminal_line
 
 Fragments = list[tuple[str, str]]
 
@@ -30,7 +31,6 @@ _ATTRIBUTES = ("bold", "dim", "italic", "underline", "blink", "reverse", "strike
 _PT_NAME = {"conceal": "hidden"}
 _style_cache: dict[tuple[Style, bool], str] = {}
 _NEWLINE = ("", "\n")
-_ESC = "\x1b"
 _by_id: dict[bool, dict[int, tuple[Style | None, str]]] = {True: {}, False: {}}  # id(style) -> (style, string)
 
 
@@ -130,7 +130,9 @@ class AnsiLines:
             if code is not last:  # one string object per style: identity is enough
                 append(code)
                 last = code
-            append(text.replace(_ESC, "?") if _ESC in text else text)  # no escape codes from the text
+            # the views show data safely already; this is the last guard (isprintable: cheap, and
+            # False for every character terminal_line changes)
+            append(text if text.isprintable() else terminal_line(text))
         return "".join(parts)
 
     def _code(self, style: Style | None) -> str:
@@ -148,14 +150,16 @@ def wrapped(text: str, width: int) -> list[str]:
 
 
 def one_line(fragments: Fragments, width: int, escape: Callable[[str], str]) -> str:
-    """prompt_toolkit fragments as one line of escape-coded text, cut at `width` cells."""
+    """prompt_toolkit fragments as one line of escape-coded text, cut at `width` cells; their text
+    (a model's name, a message naming a file) shown safely."""
     parts, room = [], width
     for style, text, *_ in fragments:
         if room <= 0:
             break
+        text = terminal_line(text)
         if cell_len(text) > room:
             text = set_cell_size(text, room)
-        parts.append(escape(style) + text.replace(_ESC, "?"))
+        parts.append(escape(style) + text)
         room -= cell_len(text)
     return "".join(parts)
 

@@ -1,5 +1,6 @@
 """The shell without a terminal (`cat book.txt | lstm-repl`): the model reads everything piped in,
-then writes one continuation of it as plain text.
+then writes one continuation of it as plain text, shown as generate shows it (terminal_safe: a
+control character or escape sequence the model writes comes out as \\x1b and the like).
 
 The input is read in blocks through the fused path with the state carried from block to block,
 and nothing is kept per token, so a megabyte or a gigabyte is read in the same memory.
@@ -16,6 +17,7 @@ from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.sampling import Sampler, continue_from
 from lstm_repl.session import PRIMER, Settings
+from lstm_repl.terminal_text import terminal_safe
 from lstm_repl.token_text import WORD
 from lstm_repl.vocab import Vocab
 
@@ -29,7 +31,7 @@ def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: Bi
         return  # nothing but whitespace came in: nothing to continue
     try:
         for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
-            out.write(vocab.token_text(token))
+            out.write(terminal_safe(vocab.token_text(token)))
             out.flush()
     finally:  # Ctrl-C too: the text so far ends its line
         out.write("\n")

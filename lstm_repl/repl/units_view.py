@@ -26,6 +26,7 @@ from lstm_repl.repl.drawing import (
 )
 from lstm_repl.repl.layout import BOLD, DIM, PLAIN, Line, Lines, centre, make_style
 from lstm_repl.snapshot import Snapshot
+from lstm_repl.terminal_text import terminal_line
 
 # A column per unit is ' ' + bar + ' ' + number.
 _BAR_WIDTHS = (8, 6, 4)  # tried widest first; narrower bars before fewer units
@@ -112,7 +113,7 @@ def gate_bars_view(snapshot: Snapshot, layer: int, units: list[int], width: int,
 def _label_row(units: list[int], labels: dict[int, str], label_width: int, column: int) -> Line:
     row = Line().add("tracks", DIM, label_width)
     for unit in units:
-        row.add(" " + centre(labels.get(unit, ""), column - 1), DIM)
+        row.add(" " + centre(terminal_line(labels.get(unit, "")), column - 1), DIM)  # units.json is data
     return row
 
 
