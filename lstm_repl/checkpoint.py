@@ -37,7 +37,7 @@ RESUME_TENSORS_FILE = "resume.safetensors"
 RESUME_JSON_FILE = "resume.json"
 BUNDLED_DIR = bundled_dir("checkpoints")
 CONFIG_LIMIT = 64 * MB  # config.json holds the vocabulary: a million words take about 20 MB
-RESUME_JSON_LIMIT = 4 * MB  # resume.json: a position and the optimizer's groups, a few kB
+RESUME_JSON_LIMIT = CONFIG_LIMIT  # resume.json: a few kB, or as much as config.json once it lists corpus paths
 
 _NUMBER_OR_NULL = (float, type(None))
 _FILE_DIGEST = {"sha256": str, "bytes": int}

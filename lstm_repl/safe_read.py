@@ -181,7 +181,7 @@ def typed_object(document: Any, fields: dict, where: str, error: type[LstmReplEr
     if not isinstance(document, dict):
         raise error(f"{where}: expected a JSON object, found {_json_type(document)}")
     if closed and (unknown := sorted(set(document) - set(fields))):
-        raise error(f"{where}: unknown field '{unknown[0]}'")
+        raise error(f"{where}: unknown field {unknown[0]!r}")  # repr: a key may hold a newline or an ESC
     for key, kind in fields.items():
         if key not in document:
             if key in required:

@@ -293,6 +293,20 @@ def test_info_on_a_config_whose_metrics_is_a_string_is_one_line(saved):
     assert result.output.count("\n") == 1 and "'metrics' should be an object" in result.output
 
 
+def test_info_on_a_config_that_leaves_out_fields_with_defaults_shows_them(saved):
+    from click.testing import CliRunner
+
+    from lstm_repl.cli import cli
+
+    path, _, _ = saved
+    config = read_config(path)
+    del config["model"]["dropout"], config["metrics"]
+    write_config(path, config)
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "dropout 0.0" in result.output and "not validated yet" in result.output
+
+
 def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch):
     path, _, _ = saved
     config = read_config(path)

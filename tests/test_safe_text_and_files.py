@@ -142,6 +142,7 @@ def test_typed_object_checks_nested_fields_lists_and_unknown_keys():
                           ({"n": 1, "names": ["a", 2]}, "'names[1]' should be"),
                           ({"n": 1, "inner": {"t": "x"}}, "w inner: 't' should be a number"),
                           ({"n": 1, "inner": []}, "'inner' should be an object"), ({}, "'n' is missing"),
-                          ({"n": 1, "other": 2}, "unknown field 'other'"), ("n", "expected a JSON object")]:
+                          ({"n": 1, "other": 2}, "unknown field 'other'"), ("n", "expected a JSON object"),
+                          ({"n": 1, "a\nb\x1b": 2}, "unknown field 'a\\nb\\x1b'")]:
         with pytest.raises(CheckpointError, match=re.escape(fragment)):
             typed_object(bad, fields, "w", CheckpointError, required=("n",), closed=True)
