@@ -49,7 +49,7 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     `restated`: other settings given again (people re-run the same command with --resume added),
     each of which must equal the run's own; `out`: an --out given again, which must be the run's."""
     saved = checkpoint.load(resume_dir, for_resume=True)
-    out_dir = saved.path.parent if saved.path.name in ("last", ".last.old") else saved.path
+    out_dir = _folder_of(saved.path)
     _check_restated(saved, restated or {})
     if out is not None and Path(out).resolve() != out_dir.resolve():
         raise ConfigError(f"--out {out} is not the folder of the run being resumed ({out_dir}); drop --out")
@@ -72,6 +72,17 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     # model replace it because last/ remembers an older best
     trainer.position.best_val_loss = min(trainer.position.best_val_loss, _best_saved(out_dir))
     return trainer
+
+
+def resumed_folder(resume_dir: str) -> Path | None:
+    """The run folder a --resume of `resume_dir` writes into; None when it holds no training state
+    to resume from (loading it says so)."""
+    path = checkpoint.resolve(resume_dir, for_resume=True)
+    return _folder_of(path) if (path / checkpoint.RESUME_JSON_FILE).is_file() else None
+
+
+def _folder_of(resumable: Path) -> Path:
+    return resumable.parent if resumable.name in ("last", ".last.old") else resumable
 
 
 def _best_saved(out_dir: Path) -> float:
