@@ -9,26 +9,29 @@ from pathlib import Path
 from lstm_repl import checkpoint
 from lstm_repl.config import SampleConfig
 from lstm_repl.errors import CheckpointError, LstmReplError
+from lstm_repl.export_folder import CARD_FILE, check_destination, write_export
 from lstm_repl.progress import format_duration, loss_curve
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
 
-CARD_FILE = "README.md"
-
 
 def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "") -> Path:
-    """Copy the run's best checkpoint (weights and config only) to dest and write its card."""
-    loaded = checkpoint.load(run_dir)
-    tmp = dest.with_name(f".{dest.name}.export")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
-        shutil.copy2(loaded.path / name, tmp / name)
+    """Copy the run's best checkpoint (weights and config only) to dest and write its card.
+    Nothing but an earlier export is ever replaced (export_folder says what may be)."""
+    check_destination(run_dir, dest)  # before the slow part, and again before the swap
+    best = checkpoint.resolve(run_dir)
     history = read_log(run_dir / LOG_FILE)
-    (tmp / CARD_FILE).write_text(model_card(loaded, dest.name, command, history, sample_prompt), "utf-8")
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
+
+    def fill(folder: Path) -> None:
+        for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+            if not (best / name).is_file():
+                raise CheckpointError(f"{best / name}: missing; the checkpoint is incomplete")
+            shutil.copyfile(best / name, folder / name)
+        copied = checkpoint.load(folder)  # checks the copy; the card describes exactly it
+        card = model_card(copied, dest.resolve().name, command, history, sample_prompt)
+        (folder / CARD_FILE).write_text(card, "utf-8")
+
+    return write_export(run_dir, dest, fill)
 
 
 def read_log(path: Path) -> list[dict]:
