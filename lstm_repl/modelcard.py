@@ -11,6 +11,7 @@ from lstm_repl.config import SampleConfig
 from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.export_folder import CARD_FILE, check_destination, write_export
 from lstm_repl.progress import format_duration, loss_curve
+from lstm_repl.runs import saved_corpus_location
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
 
@@ -28,7 +29,8 @@ def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "")
                 raise CheckpointError(f"{best / name}: missing; the checkpoint is incomplete")
             shutil.copyfile(best / name, folder / name)
         copied = checkpoint.load(folder)  # checks the copy; the card describes exactly it
-        card = model_card(copied, dest.resolve().name, command, history, sample_prompt)
+        corpus_paths = saved_corpus_location(run_dir, copied.info.get("corpus", {}))
+        card = model_card(copied, dest.resolve().name, command, history, sample_prompt, corpus_paths)
         (folder / CARD_FILE).write_text(card, "utf-8")
 
     return write_export(run_dir, dest, fill)
@@ -41,7 +43,9 @@ def read_log(path: Path) -> list[dict]:
         raise CheckpointError(f"{path}: cannot read the training log ({exc})") from None
 
 
-def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str) -> str:
+def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str,
+               corpus_paths: list[str] = ()) -> str:
+    """The card's text. corpus_paths: where the corpus lies, for the held-out row (none without)."""
     info = loaded.info
     model, corpus, metrics = info["model"], info.get("corpus", {}), info.get("metrics", {})
     level = loaded.vocab.level
@@ -69,7 +73,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"| parameters | {info['parameters']['total']:,} (embedding {info['parameters'].get('embedding', 0):,}, "
         f"recurrent {info['parameters'].get('rnn', 0):,}, decoder {info['parameters'].get('decoder', 0):,}) |",
         f"| vocabulary | {len(loaded.vocab):,} tokens |",
-        *_held_out_row(loaded, corpus),
+        *_held_out_row(loaded, corpus, corpus_paths),
         "",
         "## Learning curve",
         "",
@@ -92,16 +96,20 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
 HELD_OUT_CHARACTERS = 100_000
 
 
-def _held_out_row(loaded, corpus: dict) -> list[str]:
+def _held_out_row(loaded, corpus: dict, corpus_paths: list[str]) -> list[str]:
     """`lstm-repl eval` on the corpus's last HELD_OUT_CHARACTERS (inside the validation split):
-    figures that compare across models and levels. None when the corpus is not at hand."""
+    figures that compare across models and levels. None when the corpus is not at hand, or is
+    no longer the text the model was trained on."""
     from lstm_repl.data import read_corpus
     from lstm_repl.evaluation import evaluate_text
 
     try:
-        text = read_corpus(corpus.get("files", [])).text[-HELD_OUT_CHARACTERS:]
+        read = read_corpus(list(corpus_paths)) if corpus_paths else None
     except LstmReplError:
         return []
+    if read is None or read.sha256 != corpus.get("sha256"):
+        return []
+    text = read.text[-HELD_OUT_CHARACTERS:]
     result = evaluate_text(loaded.model, loaded.vocab, text)
     bound = " (a lower bound)" if result.get("bits_per_character_is_lower_bound") else ""
     per_token = f", {result['perplexity']:.2f} per token" if "perplexity" in result else ""
