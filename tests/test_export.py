@@ -75,6 +75,7 @@ REFUSED = {
     "the run's parent": (lambda work: "runs", ["holds the run"]),
     "the working folder, holding the run": (lambda work: ".", ["holds the run"]),
     "a file": (lambda work: "notes.txt", ["is a file"]),
+    "a FIFO": (lambda work: os.mkfifo(work / "fifo") or "fifo", ["FIFO"]),
     "a symlink to the run": (lambda work: _link(work, "runs/x"), ["symbolic link"]),
     "a symlink to a folder of the user's": (lambda work: _link(work, "mine"), ["symbolic link"]),
     "a new folder through a symlink into the run": (lambda work: f"{_link(work, 'runs/x')}/model", ["inside it"]),
