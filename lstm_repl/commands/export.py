@@ -17,6 +17,7 @@ def export(run, dest, command, prompt) -> None:
 
     DEST must be a new or empty folder, or hold exactly an earlier export, which is replaced."""
     from lstm_repl.modelcard import export_run
+    from lstm_repl.terminal_text import terminal_line
 
     path = export_run(Path(run), Path(dest), command, prompt)
-    click.echo(f"exported {path}")
+    click.echo(terminal_line(f"exported {path}"))
