@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -97,13 +97,13 @@ def _recover(folder: Path) -> Path | None:
     """The folder if it is a checkpoint; else the copy a swap interrupted between its renames."""
     if (folder / CONFIG_FILE).is_file():
         return folder
-    old = _old_path(folder)
+    old = old_path(folder)
     if (old / CONFIG_FILE).is_file():
         return old
     return None
 
 
-def _old_path(folder: Path) -> Path:
+def old_path(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.old")
 
 
@@ -146,7 +146,7 @@ def save(
             _write_json(tmp / RESUME_JSON_FILE, resume["json"])
             config["files"][RESUME_TENSORS_FILE] = _file_digest(tmp / RESUME_TENSORS_FILE)
         _write_json(tmp / CONFIG_FILE, config)
-        _swap_into_place(tmp, path)
+        swap_into_place(tmp, path)
     except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
         shutil.rmtree(tmp, ignore_errors=True)
         reason = exc.strerror if isinstance(exc, OSError) else str(exc).rpartition(": ")[2]
@@ -183,23 +183,28 @@ def _file_digest(path: Path) -> dict:
     return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
 
 
+def _remove_tree(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
-def _swap_into_place(tmp: Path, path: Path) -> None:
+def swap_into_place(tmp: Path, path: Path, discard: Callable[[Path], None] = _remove_tree) -> None:
     """Rename tmp to path. If path exists it is first renamed aside, so one copy is always whole;
-    the folder is synced after each rename, so the renames reach the disk in that order."""
+    the folder is synced after each rename, so the renames reach the disk in that order. `discard`
+    removes the copy set aside (whatever a killed swap left there too), ignoring errors."""
     _fsync_dir(tmp)
-    old = _old_path(path)
+    old = old_path(path)
     if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
+        discard(old)
         os.replace(path, old)
         _fsync_dir(path.parent)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    discard(old)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -216,7 +221,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 RUN_CHECKPOINTS = ("best", "last")
-_STALE = re.compile(r"\.(best|last)\.(tmp\w{8}|old)")  # what save() leaves when killed: see _swap_into_place
+_STALE = re.compile(r"\.(best|last)\.(tmp\w{8}|old)")  # what save() leaves when killed: see swap_into_place
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

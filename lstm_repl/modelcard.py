@@ -7,32 +7,39 @@ from pathlib import Path
 
 from lstm_repl import checkpoint
 from lstm_repl.config import SampleConfig, to_dict
-from lstm_repl.errors import LstmReplError
+from lstm_repl.errors import CheckpointError, LstmReplError
+from lstm_repl.export_folder import CARD_FILE, check_destination, write_export
 from lstm_repl.model import count_parameters
 from lstm_repl.progress import format_duration, loss_curve
 from lstm_repl.runlog import read_log
+from lstm_repl.runs import saved_corpus_location
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
 
-CARD_FILE = "README.md"
-
 
 def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "") -> Path:
-    """Copy the run's best checkpoint (weights and config only) to dest and write its card."""
-    loaded = checkpoint.load(run_dir)
-    tmp = dest.with_name(f".{dest.name}.export")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
-        shutil.copy2(loaded.path / name, tmp / name)
+    """Copy the run's best checkpoint (weights and config only) to dest and write its card.
+    Nothing but an earlier export is ever replaced (export_folder says what may be)."""
+    check_destination(run_dir, dest)  # before the slow part, and again before the swap
+    best = checkpoint.resolve(run_dir)
     history = read_log(run_dir / LOG_FILE)
-    (tmp / CARD_FILE).write_text(model_card(loaded, dest.name, command, history, sample_prompt), "utf-8")
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
+
+    def fill(folder: Path) -> None:
+        for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+            if not (best / name).is_file():
+                raise CheckpointError(f"{best / name}: missing; the checkpoint is incomplete")
+            shutil.copyfile(best / name, folder / name)
+        copied = checkpoint.load(folder)  # checks the copy; the card describes exactly it
+        corpus_paths = saved_corpus_location(run_dir, copied.info.get("corpus", {}))
+        card = model_card(copied, dest.resolve().name, command, history, sample_prompt, corpus_paths)
+        (folder / CARD_FILE).write_text(card, "utf-8")
+
+    return write_export(run_dir, dest, fill)
 
 
-def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str) -> str:
+def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str,
+               corpus_paths: list[str] = ()) -> str:
+    """The card's text. corpus_paths: where the corpus lies, for the held-out row (none without)."""
     info = loaded.info
     model, corpus, metrics = to_dict(loaded.model.config), info.get("corpus", {}), info.get("metrics", {})
     parameters = count_parameters(loaded.model)
@@ -61,7 +68,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"| parameters | {parameters['total']:,} (embedding {parameters['embedding']:,}, "
         f"recurrent {parameters['rnn']:,}, decoder {parameters['decoder']:,}) |",
         f"| vocabulary | {len(loaded.vocab):,} tokens |",
-        *_held_out_row(loaded, corpus),
+        *_held_out_row(loaded, corpus, corpus_paths),
         "",
         "## Learning curve",
         "",
@@ -90,16 +97,20 @@ def _figure(metrics: dict, key: str) -> float:
 HELD_OUT_CHARACTERS = 100_000
 
 
-def _held_out_row(loaded, corpus: dict) -> list[str]:
+def _held_out_row(loaded, corpus: dict, corpus_paths: list[str]) -> list[str]:
     """`lstm-repl eval` on the corpus's last HELD_OUT_CHARACTERS (inside the validation split):
-    figures that compare across models and levels. None when the corpus is not at hand."""
+    figures that compare across models and levels. None when the corpus is not at hand, or is
+    no longer the text the model was trained on."""
     from lstm_repl.data import read_corpus
     from lstm_repl.evaluation import evaluate_text
 
     try:
-        text = read_corpus(corpus.get("files", [])).text[-HELD_OUT_CHARACTERS:]
+        read = read_corpus(list(corpus_paths)) if corpus_paths else None
     except LstmReplError:
         return []
+    if read is None or read.sha256 != corpus.get("sha256"):
+        return []
+    text = read.text[-HELD_OUT_CHARACTERS:]
     result = evaluate_text(loaded.model, loaded.vocab, text)
     bound = " (a lower bound)" if result.get("bits_per_character_is_lower_bound") else ""
     per_token = f", {result['perplexity']:.2f} per token" if "perplexity" in result else ""

@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from html import unescape
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import Request, urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 import lstm_repl
 from lstm_repl.errors import CorpusError
@@ -28,7 +29,9 @@ from lstm_repl.safe_read import parse_json
 DEFAULT_INDEX = "https://pypi.org/simple"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 MAX_ARCHIVE_BYTES = 256 * 2**20
-DOWNLOAD_DEADLINE_S = 600.0
+DOWNLOAD_DEADLINE_S = 600.0  # for one page or archive, from the request to its last byte
+READ_TIMEOUT_S = 60.0  # the longest one read may wait for a byte
+BLOCK_BYTES = 1 << 20
 _SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"  # PEP 691 JSON, else PEP 503 HTML
 _HREF = re.compile(r"""href\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 
@@ -120,16 +123,51 @@ def _entry(url: str, sha256: str) -> tuple[str, str, str]:
 
 
 def _request(index: Index, url: str, accept: str) -> Request:
-    headers = {"Accept": accept, "User-Agent": f"lstm-repl/{lstm_repl.__version__}"}
-    if index.authorization and urlsplit(url).netloc == urlsplit(index.url).netloc:
-        headers["Authorization"] = index.authorization  # only to the index's own host
-    return Request(url, headers=headers)
+    request = Request(url, headers={"Accept": accept, "User-Agent": f"lstm-repl/{lstm_repl.__version__}"})
+    _authorize(index, request)
+    return request
+
+
+def _authorize(index: Index, request: Request) -> None:
+    """The index's credentials, on a request to the index's own origin only. As an unredirected
+    header: urllib copies the others onto a redirect's request, to whatever host it names."""
+    if index.authorization and _origin(request.full_url) == _origin(index.url):
+        request.add_unredirected_header("Authorization", index.authorization)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port), as browsers and requests tell one site from another: a redirect to
+    another host, another port or another scheme (https to http too) is another site."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:  # a port that is not a number
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _CredentialsStayHome(HTTPRedirectHandler):
+    """Redirects followed as urllib follows them, the index's credentials carried only to a
+    request for the index's own origin."""
+
+    def __init__(self, index: Index):
+        self.index = index
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        request = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if request is not None:
+            _authorize(self.index, request)
+        return request
 
 
 def _get(index: Index, url: str, what: str, accept: str) -> tuple[bytes, str]:
     """The body, and the address it came from after redirects (links on a page are relative to it)."""
-    with _open(index, url, what, accept) as response:
-        body = b"".join(_blocks(response, url, what, MAX_ARCHIVE_BYTES, time.monotonic() + DOWNLOAD_DEADLINE_S))
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+    with _open(index, url, what, accept, deadline) as response:
+        body = b"".join(_blocks(response, url, what, MAX_ARCHIVE_BYTES, deadline))
         return body, response.geturl()
 
 
@@ -137,7 +175,7 @@ def _download(index: Index, url: str, path: Path, what: str) -> str:
     """Stream url into path; its sha256."""
     digest = hashlib.sha256()
     deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
-    with _open(index, url, what, "*/*") as response, path.open("wb") as out:
+    with _open(index, url, what, "*/*", deadline) as response, path.open("wb") as out:
         for block in _blocks(response, url, what, MAX_ARCHIVE_BYTES, deadline):
             digest.update(block)
             out.write(block)
@@ -145,10 +183,23 @@ def _download(index: Index, url: str, path: Path, what: str) -> str:
 
 
 def _blocks(response, url: str, what: str, limit: int, deadline: float):
-    total = 0
+    """The body as it arrives. No read outlives the deadline: each takes what has come (read1
+    never waits to fill a block, so a server trickling a byte at a time is checked at each
+    byte), on a socket whose timeout is the time left."""
+    sock, total = _socket(response), 0
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _too_slow(what)
+        if sock is not None:
+            sock.settimeout(min(READ_TIMEOUT_S, left))
         try:
-            block = response.read(1 << 20)
+            block = response.read1(BLOCK_BYTES)
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise _too_slow(what) from None
+            raise CorpusError(f"the download of {what} stalled (nothing came for {READ_TIMEOUT_S:.0f} s); "
+                              "check the network, then retry") from None
         except (http.client.HTTPException, OSError) as exc:
             raise CorpusError(f"the download of {what} broke off ({exc or type(exc).__name__}); retry") from None
         if not block:
@@ -157,16 +208,26 @@ def _blocks(response, url: str, what: str, limit: int, deadline: float):
         if total > limit:
             raise CorpusError(f"{what} at {_public(url)} is over {limit // 2**20} MB; "
                               "check the package in the catalogue")
-        if time.monotonic() > deadline:
-            raise CorpusError(f"the download of {what} took over {DOWNLOAD_DEADLINE_S:.0f} s; "
-                              "check the network, then retry")
         yield block
 
 
-def _open(index: Index, url: str, what: str, accept: str):
+def _too_slow(what: str) -> CorpusError:
+    return CorpusError(f"the download of {what} took over {DOWNLOAD_DEADLINE_S:g} s; check the network, then retry")
+
+
+def _socket(response) -> socket.socket | None:
+    """The socket an http.client response reads from (None for a file: URL). http.client offers
+    no public way to it; its file object's raw reader holds it."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _open(index: Index, url: str, what: str, accept: str, deadline: float):
     where = _public(url)
+    opener = build_opener(_CredentialsStayHome(index))
+    timeout = max(0.01, min(READ_TIMEOUT_S, deadline - time.monotonic()))  # for the connection and the headers
     try:
-        return urlopen(_request(index, url, accept), timeout=60)
+        return opener.open(_request(index, url, accept), timeout=timeout)
     except HTTPError as exc:
         hint = "check the index credentials" if exc.code in (401, 403) else \
             "check the package in the catalogue, or $PIP_INDEX_URL"

@@ -26,6 +26,8 @@ def save(trainer: Trainer, name: str, resume: bool, carry=None) -> None:
     carry = trainer.state if carry is None else carry
     state = (resume_state.capture(trainer.position, trainer.optimizer, trainer.scaler, carry, trainer.device)
              if resume else None)
+    if state is not None:  # where to read the corpus again: for --resume on this machine, never in config.json
+        state["json"]["corpus_paths"] = trainer.corpus_paths
     checkpoint.save(trainer.out_dir / name, trainer.model, trainer.vocab, trainer.config, checkpoint_info(trainer),
                     state)
 

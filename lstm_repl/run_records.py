@@ -4,6 +4,8 @@ facts stored with its checkpoints. Built from the trainer's state; nothing here 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,6 +66,28 @@ def checkpoint_info(trainer: Trainer) -> dict:
     return {"corpus": trainer.corpus_info, "metrics": metrics, "parameters": count_parameters(trainer.model),
             "train_time_s": round(pos.elapsed_s, 2), "device": trainer.device.type,
             "device_name": device_name(trainer.device), "precision": trainer.precision}
+
+
+def corpus_names(paths: list[str], files: list[Path]) -> list[str]:
+    """Each corpus file as checkpoints and cards record it: a file given by itself, its name; a
+    file found in a folder given, the folder's name and the path inside it. Never where on this
+    machine they lay (a checkpoint is shared; the paths stay in last/ for --resume)."""
+    return [_name_among(file, paths) for file in files]
+
+
+def _name_among(file: Path, paths: list[str]) -> str:
+    for raw in paths:
+        root = Path(raw)
+        if file == root:
+            return recorded_name(raw)
+        if root in file.parents:
+            return "/".join([recorded_name(raw), *file.relative_to(root).parts]).lstrip("/")
+    return file.name
+
+
+def recorded_name(path: str | Path) -> str:
+    """The name of a file or folder, '.' and '..' resolved ('.' in ~/texts is 'texts')."""
+    return Path(os.path.abspath(path)).name
 
 
 def final_summary(trainer: Trainer) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from lstm_repl import checkpoint
@@ -20,6 +21,7 @@ from lstm_repl.data import (
 )
 from lstm_repl.distributed import Ranks
 from lstm_repl.errors import CheckpointError, ConfigError, CorpusError, LstmReplError
+from lstm_repl.run_records import corpus_names
 from lstm_repl.safe_read import read_json
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
 
@@ -39,8 +41,9 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     model = new_model(len(vocab), {**model_args, **layer}, config.seed)
     if ranks.leader:
         checkpoint.remove_stale_temporaries(out_dir)
-    return Trainer(model, vocab, ids, config, out_dir, _corpus_info(corpus, len(ids)),
-                   val_pieces=_held_out_pieces(corpus, vocab, len(ids), config.val_fraction), ranks=ranks)
+    recorded = _corpus_info(corpus, corpus_names(corpus_paths, corpus.files), len(ids))
+    return Trainer(model, vocab, ids, config, out_dir, recorded, ranks=ranks, corpus_paths=_located(corpus),
+                   val_pieces=_held_out_pieces(corpus, vocab, len(ids), config.val_fraction))
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
@@ -49,7 +52,7 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     `restated`: other settings given again (people re-run the same command with --resume added),
     each of which must equal the run's own; `out`: an --out given again, which must be the run's."""
     saved = checkpoint.load(resume_dir, for_resume=True)
-    out_dir = saved.path.parent if saved.path.name in ("last", ".last.old") else saved.path
+    out_dir = _folder_of(saved.path)
     _check_restated(saved, restated or {})
     if out is not None and Path(out).resolve() != out_dir.resolve():
         raise ConfigError(f"--out {out} is not the folder of the run being resumed ({out_dir}); drop --out")
@@ -58,20 +61,34 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
         checkpoint.remove_stale_temporaries(out_dir)
     config = TrainConfig(**{**to_dict(saved.train_config), **overrides})
     corpus_info = saved.info.get("corpus", {})
-    corpus = scan(corpus_paths or corpus_info.get("files", []), config.encoding, progress)
+    paths = corpus_paths or corpus_location(saved.resume, corpus_info)
+    if not paths:
+        raise CorpusError("the run does not record where its corpus lies; pass the corpus files after --resume DIR")
+    corpus = scan(paths, config.encoding, progress)
     if corpus.sha256 != corpus_info.get("sha256"):
         raise CorpusError(
             "the corpus differs from the one this run was trained on (sha256 mismatch); "
             "pass the original corpus files after --resume DIR"
         )
     ids = encode_cached(corpus, saved.vocab, progress)
-    trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, corpus_info, resume=saved.resume,
+    trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, _names_only(corpus_info), resume=saved.resume,
                       val_pieces=_held_out_pieces(corpus, saved.vocab, len(ids), config.val_fraction),
-                      ranks=ranks)
+                      ranks=ranks, corpus_paths=_located(corpus))
     # best/ may be newer than last/ (last/ failed to save after it, a full disk): never let a worse
     # model replace it because last/ remembers an older best
     trainer.position.best_val_loss = min(trainer.position.best_val_loss, _best_saved(out_dir))
     return trainer
+
+
+def resumed_folder(resume_dir: str) -> Path | None:
+    """The run folder a --resume of `resume_dir` writes into; None when it holds no training state
+    to resume from (loading it says so)."""
+    path = checkpoint.resolve(resume_dir, for_resume=True)
+    return _folder_of(path) if (path / checkpoint.RESUME_JSON_FILE).is_file() else None
+
+
+def _folder_of(resumable: Path) -> Path:
+    return resumable.parent if resumable.name in ("last", ".last.old") else resumable
 
 
 def _best_saved(out_dir: Path) -> float:
@@ -122,10 +139,42 @@ def _check_fresh(out_dir: Path, overwrite: bool) -> None:
     (out_dir / LOG_FILE).unlink(missing_ok=True)
 
 
-def _corpus_info(corpus, n_tokens: int) -> dict:
-    return {
-        "files": [str(p.resolve()) for p in corpus.files],
-        "sha256": corpus.sha256,
-        "characters": corpus.characters,
-        "tokens": int(n_tokens),
-    }
+def _corpus_info(corpus, names: list[str], n_tokens: int) -> dict:
+    """What checkpoints record of the corpus: its files' names, never where they lay."""
+    return {"files": names, "sha256": corpus.sha256, "characters": corpus.characters, "tokens": int(n_tokens)}
+
+
+def _located(corpus) -> list[str]:
+    return [str(path.resolve()) for path in corpus.files]
+
+
+def _names_only(corpus_info: dict) -> dict:
+    """corpus_info with the absolute paths that runs made before names were kept cut to names."""
+    files = corpus_info.get("files")
+    if not isinstance(files, list):
+        return corpus_info
+    return {**corpus_info, "files": [Path(f).name if isinstance(f, str) and os.path.isabs(f) else f for f in files]}
+
+
+def corpus_location(resume: dict | None, corpus_info: dict) -> list[str]:
+    """Where a run's corpus was read: last/resume.json's corpus_paths, or, in runs made before
+    those were kept there, config.json's files when they are absolute paths. [] when unknown."""
+    saved = resume.get("corpus_paths") if isinstance(resume, dict) else None
+    if _all_paths(saved):
+        return saved
+    files = corpus_info.get("files") if isinstance(corpus_info, dict) else None
+    return files if _all_paths(files) and all(os.path.isabs(f) for f in files) else []
+
+
+def saved_corpus_location(run_dir: Path, corpus_info: dict) -> list[str]:
+    """corpus_location for a run folder, read from its last/resume.json alone (no weights)."""
+    try:
+        resume = read_json(run_dir / "last" / checkpoint.RESUME_JSON_FILE, checkpoint.RESUME_JSON_LIMIT,
+                           CheckpointError, "training state")
+    except LstmReplError:
+        resume = None
+    return corpus_location(resume, corpus_info)
+
+
+def _all_paths(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v and "\0" not in v for v in value)

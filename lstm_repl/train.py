@@ -58,12 +58,15 @@ def detach(state: State) -> State:
 class Trainer:
     def __init__(self, model: LanguageModel, vocab: Vocab, ids: np.ndarray, config: TrainConfig, out_dir: Path,
                  corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None,
-                 ranks: Ranks = Ranks()):
+                 ranks: Ranks = Ranks(), corpus_paths: list[str] | None = None):
         """ids: the corpus's token ids, in memory or memory-mapped from a token file (only each
-        step's window is read and turned into int64); val_pieces: the text as written of the
-        held-out tokens a validation reads (capped_validation), for exact characters and words;
-        ranks: this process among several (distributed.py), each with config.batch_size streams."""
+        step's window is read and turned into int64); corpus_info: the corpus as checkpoints
+        record it (file names, sha256, sizes); val_pieces: the text as written of the held-out
+        tokens a validation reads (capped_validation), for exact characters and words; ranks: this
+        process among several (distributed.py), each with config.batch_size streams; corpus_paths:
+        where its files lie, kept in last/ for --resume alone."""
         self.config, self.vocab, self.out_dir, self.corpus_info, self.ranks = config, vocab, out_dir, corpus_info, ranks
+        self.corpus_paths = corpus_paths or []
         self.device = device_for(ranks, resolve_device(config.device))
         self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
         self.model = model.to(self.device).train()

@@ -4,12 +4,14 @@ credentials, checks, and every failure as one line."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import io
 import json
 import tarfile
 import threading
+import time
 
 import pytest
 
@@ -151,6 +153,93 @@ def test_an_unreachable_or_unusable_index_says_what_to_check(tmp_path, monkeypat
 def test_an_empty_index_setting_means_pypi(monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "")
     assert package_index.Index.from_environment().url == package_index.DEFAULT_INDEX
+
+
+# ---------------------------------------------------------------- redirects and deadlines
+
+
+@contextlib.contextmanager
+def _server(respond):
+    """A real HTTP server on 127.0.0.1 in a thread: respond(handler) answers each GET."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            respond(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _send(handler, status: int, headers: dict, body: bytes = b"") -> None:
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.mark.parametrize("elsewhere", ["localhost", "127.0.0.1"], ids=["another host", "another port"])
+def test_credentials_never_follow_a_redirect_to_another_origin(tmp_path, monkeypatch, elsewhere):
+    seen_elsewhere: list[str | None] = []
+
+    def other_site(handler):
+        seen_elsewhere.append(handler.headers.get("Authorization"))
+        page = json.dumps({"files": [{"url": "/files/my_pkg-1.0.tar.gz", "hashes": {"sha256": SHA}}]}).encode()
+        body = page if handler.path.startswith("/simple/") else ARCHIVE
+        _send(handler, 200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, body)
+
+    with _server(other_site) as other_port:
+        def the_index(handler):
+            if handler.headers.get("Authorization") != _basic("me", "s3cret"):
+                return _send(handler, 401, {})
+            if handler.path.startswith("/private/"):  # a redirect within the index's own origin
+                return _send(handler, 302, {"Location": handler.path.replace("/private/", "/moved/")})
+            _send(handler, 302, {"Location": f"http://{elsewhere}:{other_port}/simple/my-pkg/"})
+
+        with _server(the_index) as index_port:
+            monkeypatch.setenv("PIP_INDEX_URL", f"http://me:s3cret@127.0.0.1:{index_port}/private/")
+            assert fetch_sdist("my-pkg==1.0", tmp_path).read_bytes() == ARCHIVE
+    assert seen_elsewhere and seen_elsewhere == [None] * len(seen_elsewhere)
+
+
+@pytest.mark.parametrize("server", ["trickling", "silent"])
+def test_a_slow_server_fails_the_deadline_within_a_second_of_it(tmp_path, monkeypatch, server):
+    """A byte every 0.5 s, or headers then nothing: each read waits at most the time left."""
+    stop, deadline = threading.Event(), 2.0
+
+    def slow(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(10**6))
+        handler.end_headers()
+        handler.wfile.flush()
+        for _ in range(40):  # then it hangs up: a reader that ignores the deadline fails, not hangs
+            if stop.wait(0.5):
+                return
+            if server == "trickling":
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+
+    monkeypatch.setattr(package_index, "DOWNLOAD_DEADLINE_S", deadline)
+    with _server(slow) as port:
+        index = package_index.Index(f"http://127.0.0.1:{port}/simple", None)
+        start = time.monotonic()
+        try:
+            with pytest.raises(CorpusError, match="took over 2 s"):
+                package_index._download(index, f"http://127.0.0.1:{port}/f.tar.gz", tmp_path / "f.tar.gz", "it")
+            took = time.monotonic() - start
+        finally:
+            stop.set()
+    assert took < deadline + 5, took  # the old reader waited for 1 MiB: forever here
 
 
 @pytest.mark.parametrize("page", [b'{"files": ' + b"[" * 200_000, b'{"files": [], "x": 1e999}', b'{"files": NaN}'])

@@ -41,35 +41,50 @@ def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) ->
 
 
 def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict) -> None:
+    from contextlib import nullcontext
+
     from rich.console import Console
 
+    from lstm_repl import run_lock
     from lstm_repl.progress import CorpusPassBar
 
-    bar = CorpusPassBar(Console(stderr=True, quiet=not ranks.leader))
-    try:
-        trainer = _assemble(ctx, corpus, out_dir, resume_dir, overwrite, ranks, opts, bar)
-    finally:
-        bar.close()
-    if ranks.leader:
-        _run_with_display(trainer)
-    else:
-        _run_quietly(trainer)
+    folder = _run_folder(corpus, out_dir, resume_dir, overwrite, opts)
+    with run_lock.holding(folder) if ranks.leader and folder else nullcontext():  # before the folder is touched
+        bar = CorpusPassBar(Console(stderr=True, quiet=not ranks.leader))
+        try:
+            trainer = _assemble(ctx, corpus, folder, resume_dir, overwrite, ranks, opts, bar)
+        finally:
+            bar.close()
+        if ranks.leader:
+            _run_with_display(trainer)
+        else:
+            _run_quietly(trainer)
 
 
-def _assemble(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict, progress):
-    """The run's trainer, the corpus streamed through the passes `progress` shows."""
+def _run_folder(corpus, out_dir, resume_dir, overwrite, opts: dict) -> Path | None:
+    """The folder the run writes: --out, runs/<corpus>-<level>, or the folder of the run resumed
+    (None when --resume names no resumable checkpoint: loading it then says why)."""
     from lstm_repl import runs
 
     if resume_dir:
         if overwrite:
             raise click.UsageError("--overwrite starts a run over; it cannot go with --resume")
-        overrides, restated = _resume_settings(ctx, opts)
-        return runs.resumed_run(resume_dir, list(corpus), overrides, restated, out_dir, ranks, progress)
+        return runs.resumed_folder(resume_dir)
     if not corpus:
         raise click.UsageError("give a corpus: one or more text files or folders (or --resume DIR)")
+    return Path(out_dir) if out_dir else Path("runs") / f"{Path(corpus[0]).stem or 'corpus'}-{_settings(opts)[0].level}"
+
+
+def _assemble(ctx: click.Context, corpus, folder, resume_dir, overwrite, ranks, opts: dict, progress):
+    """The run's trainer, the corpus streamed through the passes `progress` shows."""
+    from lstm_repl import runs
+
+    if resume_dir:
+        overrides, restated = _resume_settings(ctx, opts)
+        out = ctx.params["out_dir"]  # given again: it must be the run's own folder
+        return runs.resumed_run(resume_dir, list(corpus), overrides, restated, out, ranks, progress)
     config, model_args = _settings(opts)
-    out = Path(out_dir) if out_dir else Path("runs") / f"{Path(corpus[0]).stem or 'corpus'}-{config.level}"
-    return runs.new_run(list(corpus), config, model_args, out, overwrite, ranks, progress)
+    return runs.new_run(list(corpus), config, model_args, folder, overwrite, ranks, progress)
 
 
 def _run_quietly(trainer) -> None:

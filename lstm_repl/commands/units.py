@@ -44,6 +44,7 @@ def units(ckpt, files, feature, regex, top, json_out, save, limit) -> None:
     """
     from lstm_repl import checkpoint
     from lstm_repl.features import find_feature, regex_feature
+    from lstm_repl.run_records import recorded_name
     from lstm_repl.unit_labels import save_labels
     from lstm_repl.unit_search import score_units
     from lstm_repl.unit_views import ranking_lines
@@ -67,7 +68,8 @@ def units(ckpt, files, feature, regex, top, json_out, save, limit) -> None:
         _write_json(json_out, _scores_document(loaded.name, chosen, result, len(text)))
         click.echo(terminal_line(f"every unit's score: {json_out}"))
     if save:
-        path = save_labels(loaded.path, chosen, ranking, f"{len(text):,} characters of {', '.join(files)}")
+        names = ", ".join(recorded_name(f) for f in files)  # a checkpoint is shared: no path of this machine
+        path = save_labels(loaded.path, chosen, ranking, f"{len(text):,} characters of {names}")
         click.echo(terminal_line(f"labels saved: {path}"))
 
 
