@@ -181,8 +181,9 @@ def read_recording(path: str | Path) -> Recording:
     terminal size within bounds, settings as the command line checks its own. Every problem is
     one RecordingError line."""
     path = Path(path)
-    lines = read_text(path, RECORDING_LIMIT, RecordingError, "recording").split("\n")  # U+2028 in a key is
-    if lines[-1] == "":  # not a line break, as splitlines would have it
+    # split at "\n" alone: str.splitlines also splits at U+2028, U+0085 and others, which keys may hold
+    lines = read_text(path, RECORDING_LIMIT, RecordingError, "recording").split("\n")
+    if lines[-1] == "":  # after the newline that ends the last line
         lines.pop()
     if not lines:
         raise RecordingError(f"{path}: empty; not an lstm-repl recording")

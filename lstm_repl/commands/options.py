@@ -117,8 +117,8 @@ SHELL_OPTIONS = [
 
 def checked_shell_settings(values: dict) -> dict:
     """Shell settings that come from elsewhere (a recording's header), each converted by its own
-    option's type as the command line converts it (its range; finite numbers): the CLI's rules,
-    not a copy of them. A bad one is a ConfigError naming the option."""
+    option's type as the command line converts it (its range, and whatever else that type
+    refuses): the CLI's rules, not a copy of them. A bad one is a ConfigError naming the option."""
     options = {param.name: param for param in with_options(SHELL_OPTIONS)(click.Command("settings")).params}
     try:
         return {name: value if value is None else options[name].type.convert(value, options[name], None)

@@ -21,6 +21,7 @@ from prompt_toolkit.output import Output
 
 from lstm_repl.checkpoint import Checkpoint
 from lstm_repl.errors import ConfigError
+from lstm_repl.interventions import Interventions, forceable_gates, parse
 from lstm_repl.recording import SETTINGS_FIELDS, Event, Recording, RecordingError
 from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
 from lstm_repl.repl.commands import Shell
@@ -55,11 +56,9 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     return app
 
 
-def recorded_interventions(recording: Recording, session: Session):
+def recorded_interventions(recording: Recording, session: Session) -> Interventions:
     """The interventions set when recording began, each through the intervention parser against
     this model: a recording's start restores them and runs no command."""
-    from lstm_repl.interventions import Interventions, forceable_gates, parse
-
     config, gates, items = session.model.config, forceable_gates(session.model), Interventions()
     for line in recording.header.start.interventions:
         kind, _, spec = line.removeprefix(":").partition(" ")
