@@ -21,6 +21,7 @@ from lstm_repl.config import (
     SOFTMAX_KINDS,
     WORD_DEFAULTS,
     ModelConfig,
+    SampleConfig,
     TrainConfig,
     level_defaults,
 )
@@ -118,13 +119,16 @@ SHELL_OPTIONS = [
 def checked_shell_settings(values: dict) -> dict:
     """Shell settings that come from elsewhere (a recording's header), each converted by its own
     option's type as the command line converts it (its range, and whatever else that type
-    refuses): the CLI's rules, not a copy of them. A bad one is a ConfigError naming the option."""
+    refuses), then all of them through the sampler's own checks (SampleConfig): the rules the
+    CLI and the sampler apply, not a copy of them. A bad one is a ConfigError naming it."""
     options = {param.name: param for param in with_options(SHELL_OPTIONS)(click.Command("settings")).params}
     try:
-        return {name: value if value is None else options[name].type.convert(value, options[name], None)
-                for name, value in values.items()}
+        converted = {name: value if value is None else options[name].type.convert(value, options[name], None)
+                     for name, value in values.items()}
     except click.BadParameter as exc:
         raise ConfigError(exc.format_message()) from None
+    SampleConfig(**converted)
+    return converted
 
 
 def with_options(options: list) -> Callable:
