@@ -6,6 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from lstm_repl import safe_read
+from lstm_repl.errors import LstmReplError
+
+CACHE_JSON_LIMIT = 4 * safe_read.MB  # token-file sidecars and probe results: a few hundred bytes each
+
 
 def cache_root() -> Path:
     """$LSTM_REPL_CACHE, else $XDG_CACHE_HOME/lstm-repl, else ~/.cache/lstm-repl."""
@@ -17,8 +22,8 @@ def cache_root() -> Path:
 def read_json(path: Path) -> dict:
     """The JSON object in path, or {} when it is missing or damaged (a cache is rebuilt, never trusted)."""
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        data = safe_read.read_json(path, CACHE_JSON_LIMIT, LstmReplError, "cache file")
+    except LstmReplError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -26,6 +26,7 @@ from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
+from lstm_repl.safe_read import MB, read_json, typed_object
 from lstm_repl.vocab import Vocab, vocab_from_json
 
 FORMAT_NAME = "lstm-repl-checkpoint"
@@ -35,6 +36,21 @@ WEIGHTS_FILE = "model.safetensors"
 RESUME_TENSORS_FILE = "resume.safetensors"
 RESUME_JSON_FILE = "resume.json"
 BUNDLED_DIR = bundled_dir("checkpoints")
+CONFIG_LIMIT = 64 * MB  # config.json holds the vocabulary: a million words take about 20 MB
+RESUME_JSON_LIMIT = CONFIG_LIMIT  # resume.json: a few kB, or as much as config.json once it lists corpus paths
+
+_NUMBER_OR_NULL = (float, type(None))
+_FILE_DIGEST = {"sha256": str, "bytes": int}
+# What readers take from config.json besides the model and the vocabulary (info, model cards,
+# --follow, --resume): checked once here, so none of them meets a string where it wants a number.
+INFO_FIELDS = {
+    "lstm_repl_version": str, "train_time_s": float, "device": str, "device_name": str, "precision": str,
+    "corpus": {"files": [str], "sha256": str, "characters": int, "tokens": int},
+    "metrics": {"step": int, "tokens_seen": int, "best_val_loss": _NUMBER_OR_NULL, "best_val_bpc": _NUMBER_OR_NULL,
+                "best_val_ppl": _NUMBER_OR_NULL},
+    "parameters": {"embedding": int, "rnn": int, "decoder": int, "total": int},
+    "files": {WEIGHTS_FILE: _FILE_DIGEST, RESUME_TENSORS_FILE: _FILE_DIGEST},
+}
 
 
 @dataclass
@@ -254,15 +270,11 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
 
 
 def _read_config(path: Path) -> dict:
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path / CONFIG_FILE}: unreadable or not JSON ({exc}); "
-                              "the checkpoint is broken") from None
+    config = read_json(path / CONFIG_FILE, CONFIG_LIMIT, CheckpointError, "checkpoint config")
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not an lstm-repl checkpoint (config.json has no format {FORMAT_NAME!r})")
     version = config.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{path}: config.json has no valid format_version; the checkpoint is broken")
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -274,6 +286,10 @@ def _read_config(path: Path) -> dict:
     for section in ("training", "files"):
         if not isinstance(config.get(section, {}), dict):
             raise CheckpointError(f"{path}: config.json has a malformed {section} section; the checkpoint is broken")
+    try:
+        typed_object(config, INFO_FIELDS, f"{path / CONFIG_FILE}", CheckpointError)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the checkpoint is broken") from None
     return config
 
 
@@ -298,7 +314,8 @@ def _build_model(path: Path, model_config: ModelConfig, device: torch.device) ->
         with device:
             return LanguageModel(model_config, initialise=False)
     except (TypeError, ValueError, RuntimeError) as exc:  # e.g. a hidden size that is not an integer
-        raise CheckpointError(f"{path}: the model config does not describe a buildable model ({exc}); "
+        first_line = str(exc).partition("\n")[0]  # torch appends its C++ stack to some messages
+        raise CheckpointError(f"{path}: the model config does not describe a buildable model ({first_line}); "
                               "the checkpoint is broken") from None
 
 
@@ -324,13 +341,14 @@ def _load_weights(model: LanguageModel, tensors: dict[str, torch.Tensor], path: 
 
 
 def _read_resume(path: Path, config: dict) -> dict:
-    try:
-        state = json.loads((path / RESUME_JSON_FILE).read_text("utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path / RESUME_JSON_FILE):
         raise CheckpointError(f"{path}: holds no training state to resume from; "
-                              "resume from the run's folder (its last/)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path / RESUME_JSON_FILE}: unreadable ({exc}); the checkpoint is broken") from None
+                              "resume from the run's folder (its last/)")
+    try:
+        state = read_json(path / RESUME_JSON_FILE, RESUME_JSON_LIMIT, CheckpointError, "resume state")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the run's training state is broken: resume from another checkpoint "
+                              "of the run, or start a new run") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path / RESUME_JSON_FILE}: not a JSON object; the checkpoint is broken")
     state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config)

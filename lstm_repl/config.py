@@ -6,11 +6,13 @@ Each is a plain dataclass, saved as JSON inside the checkpoint and rebuilt from 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from lstm_repl.cells import cell_kinds
 from lstm_repl.errors import ConfigError
+from lstm_repl.safe_read import typed_object
 
 LEVELS = ("char", "word")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # of a training step: autocast to bf16 or fp16 (loss-scaled)
@@ -151,6 +153,18 @@ def to_dict(config: Any) -> dict:
 
 
 def from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a config, ignoring keys this version does not know (written by a newer minor)."""
+    """Rebuild a config, ignoring keys this version does not know (written by a newer minor). A
+    file may hold anything: each known value must first be of its field's type (ConfigError)."""
+    typed_object(data, field_kinds(cls), cls.__name__, ConfigError)
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def field_kinds(cls: type) -> dict:
+    """A dataclass's fields as safe_read.typed_object checks them: int, (float, NoneType), [int] ..."""
+    def kind(hint: Any) -> Any:
+        if typing.get_origin(hint) is list:
+            return [typing.get_args(hint)[0]]
+        return typing.get_args(hint) or hint  # X | None -> (X, NoneType)
+
+    return {name: kind(hint) for name, hint in typing.get_type_hints(cls).items()}

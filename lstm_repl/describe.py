@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lstm_repl.checkpoint import Checkpoint
+from lstm_repl.config import to_dict
 from lstm_repl.model import count_parameters
 from lstm_repl.terminal_text import terminal_line, visible_token
 
@@ -17,7 +18,7 @@ def describe(loaded: Checkpoint) -> dict:
     tokens = vocab.tokens[1:]
     return {
         "checkpoint": str(loaded.path),
-        "model": info["model"],
+        "model": to_dict(loaded.model.config),  # as loaded: config.json may leave out a field that has a default
         "parameters": count_parameters(loaded.model),
         "vocabulary": {
             "level": vocab.level,

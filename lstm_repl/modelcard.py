@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from lstm_repl import checkpoint
-from lstm_repl.config import SampleConfig
+from lstm_repl.config import SampleConfig, to_dict
 from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.export_folder import CARD_FILE, check_destination, write_export
+from lstm_repl.model import count_parameters
 from lstm_repl.progress import format_duration, loss_curve
+from lstm_repl.runlog import read_log
 from lstm_repl.runs import saved_corpus_location
 from lstm_repl.sampling import generate_text
 from lstm_repl.train import LOG_FILE
@@ -36,21 +37,15 @@ def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "")
     return write_export(run_dir, dest, fill)
 
 
-def read_log(path: Path) -> list[dict]:
-    try:
-        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot read the training log ({exc})") from None
-
-
 def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str,
                corpus_paths: list[str] = ()) -> str:
     """The card's text. corpus_paths: where the corpus lies, for the held-out row (none without)."""
     info = loaded.info
-    model, corpus, metrics = info["model"], info.get("corpus", {}), info.get("metrics", {})
+    model, corpus, metrics = to_dict(loaded.model.config), info.get("corpus", {}), info.get("metrics", {})
+    parameters = count_parameters(loaded.model)
     level = loaded.vocab.level
-    metric = (f"{metrics['best_val_bpc']:.3f} bits per character" if level == "char"
-              else f"perplexity {metrics.get('best_val_ppl', float('nan')):.1f} per token (spaces counted)")
+    metric = (f"{_figure(metrics, 'best_val_bpc'):.3f} bits per character" if level == "char"
+              else f"perplexity {_figure(metrics, 'best_val_ppl'):.1f} per token (spaces counted)")
     sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
                                    SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1,
                                                 precision="fp32")))  # fp32: the same text on any machine's CPU
@@ -69,9 +64,9 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"| training time | {format_duration(info.get('train_time_s', 0))} ({metrics.get('step', 0):,} steps, "
         f"{metrics.get('tokens_seen', 0):,} tokens) |",
         f"| device | {info.get('device_name') or info.get('device')}, precision {info.get('precision')} |",
-        f"| best validation | {metrics.get('best_val_loss', float('nan')):.4f} nats per token, {metric} |",
-        f"| parameters | {info['parameters']['total']:,} (embedding {info['parameters'].get('embedding', 0):,}, "
-        f"recurrent {info['parameters'].get('rnn', 0):,}, decoder {info['parameters'].get('decoder', 0):,}) |",
+        f"| best validation | {_figure(metrics, 'best_val_loss'):.4f} nats per token, {metric} |",
+        f"| parameters | {parameters['total']:,} (embedding {parameters['embedding']:,}, "
+        f"recurrent {parameters['rnn']:,}, decoder {parameters['decoder']:,}) |",
         f"| vocabulary | {len(loaded.vocab):,} tokens |",
         *_held_out_row(loaded, corpus, corpus_paths),
         "",
@@ -91,6 +86,12 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         "",
     ]
     return "\n".join(lines)
+
+
+def _figure(metrics: dict, key: str) -> float:
+    """A figure of config.json's metrics (typed when it was read); NaN when absent or null."""
+    value = metrics.get(key)
+    return float("nan") if value is None else value
 
 
 HELD_OUT_CHARACTERS = 100_000

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import json
 import os
 import re
 import socket
@@ -25,6 +24,7 @@ from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 import lstm_repl
 from lstm_repl.errors import CorpusError
+from lstm_repl.safe_read import parse_json
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -103,8 +103,10 @@ def index_files(page: bytes, page_url: str) -> list[tuple[str, str, str]]:
     text = page.decode("utf-8", "replace")
     if text.lstrip().startswith("{"):
         try:
-            files = json.loads(text)["files"]
+            files = parse_json(text, CorpusError, page_url, "simple-index page")["files"]
             return [_entry(urljoin(page_url, f["url"]), f.get("hashes", {}).get("sha256", "")) for f in files]
+        except CorpusError as exc:
+            raise CorpusError(f"{exc}; check $PIP_INDEX_URL") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorpusError(f"{page_url}: the index page is malformed ({exc}); check $PIP_INDEX_URL") from None
     entries = []

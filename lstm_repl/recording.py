@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from lstm_repl.errors import LstmReplError
+from lstm_repl.errors import ConfigError, LstmReplError
+from lstm_repl.safe_read import MB, parse_json, read_text, typed_object
 
 FORMAT = "lstm-repl-recording"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
+SETTINGS_FIELDS = ("temperature", "top_k", "top_p", "length", "seed")  # of the session's Settings, in the header
 
 
 class RecordingError(LstmReplError):
@@ -68,7 +71,7 @@ class Header:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     t: float
     keys: str | None = None
@@ -86,6 +89,7 @@ class Recording:
     path: Path
     header: Header
     events: list[Event]
+    end: float | None = None  # the end line's time (None: made up, not recorded, as the tour is)
 
     @property
     def keys(self) -> list[Event]:
@@ -98,6 +102,16 @@ class Recording:
     @property
     def duration(self) -> float:
         return self.events[-1].t if self.events else 0.0
+
+    def with_idle_limit(self, limit: float) -> Recording:
+        """This recording with every pause longer than `limit` seconds cut to `limit`, as
+        asciinema's idle_time_limit does: before the first event, between events, before the end."""
+        t, previous, events = 0.0, 0.0, []
+        for event in self.events:  # each time from the last one cut, not t - cut: 1e300 - 1e300 is not 0.5
+            t, previous = t + min(event.t - previous, limit), event.t
+            events.append(replace(event, t=t))
+        end = None if self.end is None else t + min(self.end - previous, limit)
+        return Recording(self.path, self.header, events, end)
 
 
 def weights_sha256(folder: Path, info: dict) -> str:
@@ -149,48 +163,54 @@ class RecordingWriter:
 
 # ---------------------------------------------------------------- reading
 
+RECORDING_LIMIT = 8 * MB  # an hour of typing takes under 1 MB; a recording is read and checked whole first
+MAX_COLUMNS, MAX_ROWS = 1000, 500  # no screen is larger (4K at a small font: about 400 x 120)
+_INTERVENTION = re.compile(r":(clamp|ablate|force) ")  # as start_state writes them: ":clamp 1:244=0.5"
+_HEADER_FIELDS = {"format": str, "format_version": int, "model": dict, "settings": dict, "columns": int,
+                  "rows": int, "start": dict}
+_MODEL_FIELDS = {"name": str, "path": str, "sha256": str}
+_SETTINGS_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "length": int, "seed": (int, type(None))}
+_START_FIELDS = {"transcript": str, "layer": int, "units": (list, type(None)), "interventions": [str], "message": str}
+_EVENT_FIELDS = {"t": float, "keys": str, "streamed": int, "command": str, "stream": int, "rate": float}
+_END_FIELDS = {"t": float, "end": bool}
+
 
 def read_recording(path: str | Path) -> Recording:
-    """Read and check a recording; every problem is one RecordingError line."""
+    """Read a recording, every line checked against the format: the types of its fields (none
+    that the writer does not write), times that are finite, start at 0 and never go back, a
+    terminal size within bounds, settings as the command line checks its own. Every problem is
+    one RecordingError line."""
     path = Path(path)
-    lines = _lines(path)
+    # split at "\n" alone: str.splitlines also splits at U+2028, U+0085 and others, which keys may hold
+    lines = read_text(path, RECORDING_LIMIT, RecordingError, "recording").split("\n")
+    if lines[-1] == "":  # after the newline that ends the last line
+        lines.pop()
     if not lines:
         raise RecordingError(f"{path}: empty; not an lstm-repl recording")
     header = _header(path, _json(path, lines[0], 1, len(lines)))
-    events, ended = [], False
+    events: list[Event] = []
     for number, line in enumerate(lines[1:], start=2):
-        data = _json(path, line, number, len(lines))
-        if data.get("end") is True:
-            ended = True
-            if number != len(lines):
-                raise RecordingError(f"{path}: line {number} ends the recording but more lines follow; "
-                                     "the file was edited or joined, re-record it")
-            break
-        events.append(_event(path, data, number))
-    if not ended:
-        raise RecordingError(f"{path}: truncated (no end line after line {len(lines)}: the session did not end "
-                             "normally or the file was cut); re-record it")
-    return Recording(path, header, events)
-
-
-def _lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise RecordingError(f"{path}: no such recording; make one with :record FILE or "
-                             "lstm-repl repl --record FILE") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordingError(f"{path}: unreadable ({exc}); not an lstm-repl recording") from None
-    return text.splitlines()
+        data, where = _json(path, line, number, len(lines)), f"{path}: line {number}"
+        if "end" not in data:
+            events.append(_event(data, events, where))
+            continue
+        if number != len(lines):
+            raise RecordingError(f"{where} ends the recording but more lines follow; the file was edited or "
+                                 "joined, re-record it")
+        _fields(data, _END_FIELDS, where, required=tuple(_END_FIELDS))
+        if data["end"] is not True:
+            raise _broken(where, "'end' is false")
+        return Recording(path, header, events, end=_time(data, events, where))
+    raise RecordingError(f"{path}: truncated (no end line after line {len(lines)}: the session did not end "
+                         "normally or the file was cut); re-record it")
 
 
 def _json(path: Path, line: str, number: int, count: int) -> dict:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        if number == count and number > 1:
-            raise RecordingError(f"{path}: truncated (line {number} is cut short); re-record it") from None
-        raise RecordingError(f"{path}: line {number} is not JSON; not an lstm-repl recording") from None
+    if number == 1 and not line.startswith("{"):
+        raise RecordingError(f"{path}: not an lstm-repl recording (its first line is not a JSON object)")
+    if number == count > 1 and not line.rstrip().endswith("}"):
+        raise RecordingError(f"{path}: truncated (line {number} is cut short); re-record it")
+    data = parse_json(line, RecordingError, f"{path}: line {number}", "recording line")
     if not isinstance(data, dict):
         raise RecordingError(f"{path}: line {number} is not a JSON object; not an lstm-repl recording")
     return data
@@ -200,25 +220,73 @@ def _header(path: Path, data: dict) -> Header:
     if data.get("format") != FORMAT:
         raise RecordingError(f"{path}: not an lstm-repl recording (its first line has no format {FORMAT!r})")
     version = data.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise RecordingError(f"{path}: the header has no valid format_version; the recording is broken")
     if version > FORMAT_VERSION:
         raise RecordingError(f"{path}: written in recording format {version}, this lstm-repl reads up to "
                              f"{FORMAT_VERSION}; upgrade lstm-repl")
-    try:
-        return Header(model=ModelId(**data["model"]), settings=dict(data["settings"]), columns=int(data["columns"]),
-                      rows=int(data["rows"]), start=Start(**data.get("start", {})))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordingError(f"{path}: the header is malformed ({exc}); the recording is broken") from None
+    where = f"{path}: the header"
+    _fields(data, _HEADER_FIELDS, where, required=("model", "settings", "columns", "rows"))
+    model = _fields(data["model"], _MODEL_FIELDS, f"{where}'s model", required=tuple(_MODEL_FIELDS))
+    columns, rows = data["columns"], data["rows"]
+    if not (1 <= columns <= MAX_COLUMNS and 1 <= rows <= MAX_ROWS):
+        raise _broken(where, f"a terminal of {columns}x{rows}; no terminal is larger than {MAX_COLUMNS}x{MAX_ROWS}")
+    return Header(model=ModelId(**model), settings=_settings(data["settings"], f"{where}'s settings"),
+                  columns=columns, rows=rows, start=_start(data.get("start", {}), f"{where}'s start"))
 
 
-def _event(path: Path, data: dict, number: int) -> Event:
+def _settings(settings: dict, where: str) -> dict:
+    """The sampling settings, of their types and then through the command line's own options."""
+    from lstm_repl.commands.options import checked_shell_settings
+
+    _fields(settings, _SETTINGS_FIELDS, where)
     try:
-        event = Event(**data)
-        float(event.t)
-    except (TypeError, ValueError) as exc:
-        raise RecordingError(f"{path}: line {number} is not a recording event ({exc}); "
-                             "the recording is broken") from None
-    if event.keys is not None and not isinstance(event.keys, str):
-        raise RecordingError(f"{path}: line {number}: keys must be a string; the recording is broken")
-    return event
+        return checked_shell_settings(settings)
+    except ConfigError as exc:
+        raise _broken(where, str(exc).rstrip(".")) from None
+
+
+def _start(start: dict, where: str) -> Start:
+    """Where the session stood. Its interventions are only :clamp, :ablate and :force lines (the
+    replay parses them with the intervention parser): a recording's start runs no command."""
+    _fields(start, _START_FIELDS, where)
+    units = start.get("units") or []
+    _fields({"units": units}, {"units": [int]}, where)
+    if start.get("layer", 0) < 0 or any(unit < 0 for unit in units):
+        raise _broken(where, "a layer or unit below 0")
+    for line in start.get("interventions", []):
+        if not _INTERVENTION.match(line):
+            raise _broken(where, f"{line[:40]!r} is not an intervention (:clamp, :ablate or :force)")
+    return Start(**start)
+
+
+def _event(data: dict, events: list[Event], where: str) -> Event:
+    _fields(data, _EVENT_FIELDS, where, required=("t",))
+    kinds = [kind for kind in ("keys", "command", "stream") if kind in data]
+    if len(kinds) != 1:
+        raise _broken(where, f"an event holds one of keys, command or stream, not {' and '.join(kinds) or 'none'}")
+    if ("streamed" in data and "keys" not in data) or ("rate" in data and "stream" not in data):
+        raise _broken(where, "'streamed' goes with keys, 'rate' with stream")
+    if any(data.get(name, 0) < 0 for name in ("streamed", "stream", "rate")):
+        raise _broken(where, "a count or rate below 0")
+    return Event(**{**data, "t": _time(data, events, where)})
+
+
+def _time(data: dict, events: list[Event], where: str) -> float:
+    """The line's time: never before the last event's (nor 0)."""
+    t, last = float(data["t"]), events[-1].t if events else 0.0
+    if t < last:
+        raise _broken(where, f"its time {t:g} s comes before {last:g} s; times start at 0 and never go back")
+    return t
+
+
+def _fields(document, fields: dict, where: str, required: tuple[str, ...] = ()) -> dict:
+    """typed_object for a strict format: the fields the writer writes, of their types, and no other."""
+    try:
+        return typed_object(document, fields, where, RecordingError, required, closed=True)
+    except RecordingError as exc:
+        raise RecordingError(f"{exc}; the recording is broken") from None
+
+
+def _broken(where: str, what: str) -> RecordingError:
+    return RecordingError(f"{where}: {what}; the recording is broken")

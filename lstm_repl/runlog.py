@@ -9,9 +9,34 @@ from pathlib import Path
 
 import torch
 
-from lstm_repl.errors import CheckpointError
+from lstm_repl.errors import CheckpointError, LstmReplError
+from lstm_repl.safe_read import MB, parse_json, read_text, typed_object
 
 LOG_FILE = "log.jsonl"
+LOG_LIMIT = 1024 * MB  # a record (~350 bytes) every --log-interval steps: a million records take 350 MB
+_NUMBER_OR_NULL = (float, type(None))
+# A record as run_records.step_record and validation_record write it; readers (a resume, model
+# cards, compare) take these fields, so each is checked. Other keys are left alone.
+RECORD_FIELDS = {"step": int, "elapsed_s": float, "tokens_seen": int, "train_loss": _NUMBER_OR_NULL,
+                 "val_loss": _NUMBER_OR_NULL, "tokens_per_s": float, "lr": float, "epoch": float, "progress": float,
+                 "eta_s": float, "skipped_steps": int, "val_bpc": _NUMBER_OR_NULL, "val_ppl_word": _NUMBER_OR_NULL,
+                 "val_ppl": _NUMBER_OR_NULL, "best": bool}
+REQUIRED_FIELDS = ("step", "elapsed_s", "tokens_seen", "train_loss", "val_loss")
+
+
+def read_log(path: Path) -> list[dict]:
+    """Every record of a run's log, checked; a line that is not a record is one CheckpointError."""
+    text = read_text(path, LOG_LIMIT, CheckpointError, "training log")
+    return [parse_record(line, f"{path}: line {number}")
+            for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def parse_record(line: str, where: str) -> dict:
+    record = parse_json(line, CheckpointError, where, "training log record")
+    typed_object(record, RECORD_FIELDS, where, CheckpointError, required=REQUIRED_FIELDS)
+    if record["step"] < 0:
+        raise CheckpointError(f"{where}: 'step' is negative")
+    return record
 
 
 class RunLog:
@@ -39,17 +64,18 @@ class RunLog:
         """Drop records past `step` (a crash after the last checkpoint left them)."""
         if not self.path.exists():
             return
-        lines = self.path.read_text("utf-8").splitlines()
-        kept = [line for line in lines if 0 <= _record_step(line) <= step]  # a line a kill cut short goes too
+        lines = read_text(self.path, LOG_LIMIT, CheckpointError, "training log").splitlines()
+        records = [_record_or_none(line) for line in lines]  # a line a kill cut short is not one
+        kept = [(line, r) for line, r in zip(lines, records) if r is not None and r["step"] <= step]
         temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:  # the whole log or the old one, whatever happens
-            temporary.write_text("".join(line + "\n" for line in kept), "utf-8")
+            temporary.write_text("".join(line + "\n" for line, _ in kept), "utf-8")
             os.replace(temporary, self.path)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise CheckpointError(f"cannot rewrite the training log {self.path} ({exc.strerror}); free some space "
                                   "and resume again (the log is unchanged)") from None
-        self.history = [json.loads(line) for line in kept if _record_step(line) >= 0]
+        self.history = [record for _, record in kept]
         self._written = len(self.history)
 
 
@@ -69,11 +95,11 @@ def _append_whole(path: Path, data: bytes) -> None:
         os.close(descriptor)
 
 
-def _record_step(line: str) -> int:
+def _record_or_none(line: str) -> dict | None:
     try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return -1
+        return parse_record(line, LOG_FILE)
+    except LstmReplError:
+        return None
 
 
 class Throughput:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from lstm_repl.data import (
 from lstm_repl.distributed import Ranks
 from lstm_repl.errors import CheckpointError, ConfigError, CorpusError, LstmReplError
 from lstm_repl.run_records import corpus_names
-from lstm_repl.safe_read import MB, read_json
+from lstm_repl.safe_read import read_json
 from lstm_repl.train import LOG_FILE, Trainer, check_writable, new_model
 
 
@@ -95,8 +94,9 @@ def _folder_of(resumable: Path) -> Path:
 def _best_saved(out_dir: Path) -> float:
     """best/'s validation loss as its config.json records it (inf when there is none to read)."""
     try:
-        value = json.loads((out_dir / "best" / checkpoint.CONFIG_FILE).read_text("utf-8"))["metrics"]["best_val_loss"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = read_json(out_dir / "best" / checkpoint.CONFIG_FILE, checkpoint.CONFIG_LIMIT, CheckpointError)
+        value = config["metrics"]["best_val_loss"]
+    except (LstmReplError, KeyError, TypeError):
         return math.inf
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else math.inf
 
@@ -169,8 +169,8 @@ def corpus_location(resume: dict | None, corpus_info: dict) -> list[str]:
 def saved_corpus_location(run_dir: Path, corpus_info: dict) -> list[str]:
     """corpus_location for a run folder, read from its last/resume.json alone (no weights)."""
     try:
-        resume = read_json(run_dir / "last" / checkpoint.RESUME_JSON_FILE, 16 * MB, CheckpointError,
-                           "training state")
+        resume = read_json(run_dir / "last" / checkpoint.RESUME_JSON_FILE, checkpoint.RESUME_JSON_LIMIT,
+                           CheckpointError, "training state")
     except LstmReplError:
         resume = None
     return corpus_location(resume, corpus_info)

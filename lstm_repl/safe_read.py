@@ -104,10 +104,11 @@ def read_json(path: str | Path, limit: int, error: type[LstmReplError] = LstmRep
 def parse_json(text: str | bytes, error: type[LstmReplError] = LstmReplError, where: str = "input",
                what: str = "JSON document") -> Any:
     """JSON with every number finite: NaN, Infinity and numbers too large for a float (1e999) are
-    refused, as is nesting deep enough to exhaust Python's stack, and integers of thousands of
-    digits. All of them end as one line naming `where`."""
+    refused, as is nesting deep enough to exhaust Python's stack, and integers a 64-bit integer
+    cannot hold (no format of ours has one; a float field given one could not do arithmetic).
+    All of them end as one line naming `where`."""
     try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        return json.loads(text, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:
         raise error(f"{where}: JSON nested too deeply; it is not a {what}") from None
     except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError; so is an int of 5,000 digits
@@ -118,6 +119,15 @@ def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:20]} is too large")
+    return value
+
+
+LARGEST_INT = 2**64  # seeds go up to 2**64 - 1 (what torch takes); nothing else comes near
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 20 or abs(value := int(text)) >= LARGEST_INT:
+        raise ValueError(f"the integer {text[:20]}{'...' * (len(text) > 20)} is too large")
     return value
 
 
@@ -160,3 +170,27 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "true or false"
     return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def typed_object(document: Any, fields: dict, where: str, error: type[LstmReplError] = LstmReplError,
+                 required: tuple[str, ...] = (), closed: bool = False) -> dict:
+    """`document`, checked to be an object whose listed fields have their kinds: a kind as typed()
+    takes it, [kind] for a list of that kind, or a dict of fields for an object inside. Listed
+    fields may be absent unless `required`; others are left alone unless `closed`, when any is an
+    error (a strict format: what its writer never writes is not there)."""
+    if not isinstance(document, dict):
+        raise error(f"{where}: expected a JSON object, found {_json_type(document)}")
+    if closed and (unknown := sorted(set(document) - set(fields))):
+        raise error(f"{where}: unknown field {unknown[0]!r}")  # repr: a key may hold a newline or an ESC
+    for key, kind in fields.items():
+        if key not in document:
+            if key in required:
+                raise error(f"{where}: '{key}' is missing")
+        elif isinstance(kind, dict):
+            typed_object(typed(document, key, dict, where, error), kind, f"{where} {key}", error)
+        elif isinstance(kind, list):
+            for index, item in enumerate(typed(document, key, list, where, error)):
+                typed({f"{key}[{index}]": item}, f"{key}[{index}]", kind[0], where, error)
+        else:
+            typed(document, key, kind, where, error)
+    return document

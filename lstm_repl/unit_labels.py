@@ -1,19 +1,23 @@
 """Labels of units found by `lstm-repl units --save`, kept beside the checkpoint in units.json
 (plain JSON, like everything in a checkpoint folder): the shell names pinned units with them
-("#244 in-quotes 0.93"). Reading is lenient: a missing or broken file means no labels."""
+("#244 in-quotes 0.93"). Reading is lenient: a missing or broken file means no labels, and an
+entry whose fields are not of their types is left out."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from lstm_repl.errors import CheckpointError
+from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.features import Feature
+from lstm_repl.safe_read import MB, read_json, typed_object
 from lstm_repl.unit_scores import UnitScore
 
 LABELS_FILE = "units.json"
 FORMAT = "lstm-repl-units"
 KEPT_PER_FEATURE = 3
+LABELS_LIMIT = 4 * MB  # three entries per feature, a few hundred bytes each
+ENTRY_FIELDS = {"feature": str, "layer": int, "unit": int, "score": float}
 
 
 def save_labels(folder: Path, feature: Feature, ranking: list[UnitScore], measured_on: str) -> Path:
@@ -35,10 +39,11 @@ def read_labels(folder: Path) -> dict[tuple[int, int], str]:
     labels: dict[tuple[int, int], tuple[float, str]] = {}
     for entry in _entries(folder / LABELS_FILE):
         try:
-            key, score = (int(entry["layer"]) - 1, int(entry["unit"])), float(entry["score"])
-            text = f"{entry['feature']} {score:.2f}"
-        except (KeyError, TypeError, ValueError):
+            typed_object(entry, ENTRY_FIELDS, LABELS_FILE, required=tuple(ENTRY_FIELDS))
+        except LstmReplError:
             continue
+        key, score = (entry["layer"] - 1, entry["unit"]), float(entry["score"])
+        text = f"{entry['feature']} {score:.2f}"
         if key not in labels or score > labels[key][0]:
             labels[key] = (score, text)
     return {key: text for key, (_, text) in labels.items()}
@@ -46,8 +51,8 @@ def read_labels(folder: Path) -> dict[tuple[int, int], str]:
 
 def _entries(path: Path) -> list[dict]:
     try:
-        document = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        document = read_json(path, LABELS_LIMIT, CheckpointError, "units.json")
+    except LstmReplError:
         return []
     entries = document.get("labels") if isinstance(document, dict) else None
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []

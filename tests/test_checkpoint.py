@@ -235,6 +235,20 @@ EDITED_CONFIGS = [
     )],
     *[(f"vocab.tokens={tokens!r}", char_vocab(tokens), ["vocabulary", "malformed"])
       for tokens in ([1, 2], ["a", "a"], ["a", ""], ["ab", "c"])],
+    # what info, model cards, --follow and --resume read is typed where config.json is read
+    *[(f"{key}={value!r}", put(key, value), words) for key, value, words in (
+        ("metrics", "fast", ["'metrics' should be an object, found a string"]),
+        ("metrics.step", "7", ["metrics", "'step' should be an integer"]),
+        ("metrics.best_val_loss", [1.5], ["'best_val_loss' should be a number or null"]),
+        ("corpus", {"files": 5}, ["corpus", "'files' should be a list"]),
+        ("corpus", {"files": [3]}, ["corpus", "'files[0]' should be a string"]),
+        ("train_time_s", "long", ["'train_time_s' should be a number"]),
+        ("parameters", {"total": 1.5}, ["parameters", "'total' should be an integer"]),
+        ("format_version", True, ["format_version"]),
+        ("model.hidden", 2**63, ["buildable"]),
+        ("model.cutoffs", ["a"], ["cutoffs[0]", "integer"]),
+        ("training.max_steps", "10", ["'max_steps' should be an integer or null"]),
+    )],
 ]
 
 
@@ -245,6 +259,52 @@ def test_an_edited_config_is_refused_in_one_line(saved, edit, words):
     replacement = edit(config)
     write_config(path, config if replacement is None else replacement)
     refused(path, *words)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[" * 200_000, ["nested too deeply"]),
+    ('{"format": "lstm-repl-checkpoint", "metrics": {"best_val_loss": 1e999}}', ["too large"]),
+    ('{"format": "lstm-repl-checkpoint", "train_time_s": NaN}', ["NaN is not a number"]),
+    ('{"format": "lstm-repl-checkpoint", "model": {"hidden": 1' + "0" * 40 + "}}", ["integer", "too large"]),
+])
+def test_a_config_json_no_parser_should_take_is_one_line(saved, text, words):
+    path, _, _ = saved
+    (path / CONFIG_FILE).write_text(text, "utf-8")
+    refused(path, CONFIG_FILE, *words)
+
+
+def test_a_config_json_larger_than_any_checkpoint_writes_is_refused_unread(saved, monkeypatch):
+    path, _, _ = saved
+    monkeypatch.setattr(checkpoint, "CONFIG_LIMIT", 1000)
+    refused(path, CONFIG_FILE, "more than a checkpoint config can be")
+
+
+def test_info_on_a_config_whose_metrics_is_a_string_is_one_line(saved):
+    from click.testing import CliRunner
+
+    from lstm_repl.cli import cli
+
+    path, _, _ = saved
+    config = read_config(path)
+    config["metrics"] = "fast"
+    write_config(path, config)
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "'metrics' should be an object" in result.output
+
+
+def test_info_on_a_config_that_leaves_out_fields_with_defaults_shows_them(saved):
+    from click.testing import CliRunner
+
+    from lstm_repl.cli import cli
+
+    path, _, _ = saved
+    config = read_config(path)
+    del config["model"]["dropout"], config["metrics"]
+    write_config(path, config)
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "dropout 0.0" in result.output and "not validated yet" in result.output
 
 
 def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch):

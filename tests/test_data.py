@@ -255,6 +255,25 @@ def test_a_damaged_vocabulary_cache_file_is_rebuilt(tmp_path, cache, garbage):
     assert load_vocab_cached(corpus, "char", 20000, 1).tokens == vocab.tokens
 
 
+HOSTILE_JSON = [b"[" * 200_000, b'{"tokens": 1e999}', b'{"tokens": NaN}', b'{"tokens": 1' + b"0" * 30 + b"}"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_JSON, ids=["deep", "1e999", "NaN", "huge-int"])
+def test_cache_json_no_parser_should_take_is_rebuilt(tmp_path, cache, monkeypatch, hostile):
+    path = tmp_path / "c.txt"
+    path.write_text("some text to tokenize\n" * 10, "utf-8")
+    corpus = read_corpus([path])
+    vocab = load_vocab_cached(corpus, "char", 20000, 1)
+    expected = np.array(encode_cached(corpus, vocab))
+    token_file = data.token_file_path(corpus, vocab)
+    for cached in [*cache.rglob("vocab-*.json"), token_file.with_name(token_file.name + ".json")]:
+        cached.write_bytes(hostile)
+    assert load_vocab_cached(corpus, "char", 20000, 1).tokens == vocab.tokens
+    calls = _count_passes(monkeypatch)
+    np.testing.assert_array_equal(encode_cached(corpus, vocab), expected)
+    assert calls == ["encode_chunks"], "the token file was not rebuilt"
+
+
 def test_an_unwritable_cache_does_not_stop_anything(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way", "utf-8")

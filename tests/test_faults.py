@@ -370,6 +370,48 @@ def test_every_field_and_tensor_of_a_resume_state_is_checked_before_use(resumabl
     assert "training state is broken" in result.output
 
 
+@pytest.mark.parametrize("text, words", [
+    ("[" * 200_000, "nested too deeply"),
+    ('{"position": {"step": 10, "elapsed_s": 1e999}}', "too large"),
+    ('{"position": {"step": NaN}}', "NaN is not a number"),
+    ('{"position": {"step": 1' + "0" * 30 + "}}", "integer"),
+])
+def test_a_resume_json_no_parser_should_take_is_one_line(resumable, tmp_path, text, words):
+    out = tmp_path / "run"
+    shutil.copytree(resumable, out)
+    (out / "last" / "resume.json").write_text(text, "utf-8")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "30"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.output.count("\n") == 1
+    assert words in result.output and "training state is broken" in result.output
+
+
+HOSTILE_LOG_LINES = ["[" * 200_000, '{"step": 1e999}', '{"step": "12"}', '{"step": 5, "elapsed_s": "soon"}', "[1]"]
+
+
+@pytest.mark.parametrize("line", HOSTILE_LOG_LINES, ids=["deep", "1e999", "string-step", "string-time", "list"])
+def test_a_resume_drops_a_log_line_that_is_not_a_record_and_export_names_it(resumable, tmp_path, line):
+    out = tmp_path / "run"
+    shutil.copytree(resumable, out)
+    whole = (out / "log.jsonl").read_text("utf-8")
+    (out / "log.jsonl").write_text(whole + line + "\n", "utf-8")
+    result = CliRunner().invoke(cli, ["export", str(out), str(tmp_path / "model"), "--command", "train"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.output.count("\n") == 1
+    assert f"log.jsonl: line {whole.count(chr(10)) + 1}" in result.output
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "25"])
+    assert result.exit_code == 0, result.output
+    steps = [r["step"] for r in _log(out)]
+    assert steps == sorted(steps) and steps[-1] == 25 and len(steps) == whole.count("\n") + 1
+
+
+def test_a_best_config_no_parser_should_take_only_costs_its_best_loss(resumable, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(resumable, out)
+    (out / "best" / "config.json").write_text("[" * 200_000, "utf-8")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--max-steps", "25"])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.load(out).info["metrics"]["step"] == 25  # best/ was replaced by a whole checkpoint
+
+
 def test_the_cleanup_of_killed_saves_removes_only_what_a_save_leaves(tmp_path):
     for name in (".best.tmpab12cd34", ".last.tmp_x9y8z7w", ".last.old", ".tmp", ".cache.tmp", ".mine.old",
                  ".best.tmp", ".best.old", "best"):

@@ -240,3 +240,11 @@ def test_a_slow_server_fails_the_deadline_within_a_second_of_it(tmp_path, monkey
         finally:
             stop.set()
     assert took < deadline + 5, took  # the old reader waited for 1 MiB: forever here
+
+
+@pytest.mark.parametrize("page", [b'{"files": ' + b"[" * 200_000, b'{"files": [], "x": 1e999}', b'{"files": NaN}'])
+def test_an_index_page_no_parser_should_take_is_one_line(page):
+    with pytest.raises(CorpusError) as caught:
+        package_index.index_files(page, "http://index.example/simple/my-pkg/")
+    message = str(caught.value)
+    assert "\n" not in message and "PIP_INDEX_URL" in message and "index.example" in message, message

@@ -249,3 +249,183 @@ def test_another_model_is_refused_unless_named(recorded, tmp_path, tiny_word_run
     assert "other weights" in message and "--model" in message
     result = CliRunner().invoke(cli, ["replay", str(moved), "--model", str(tiny_word_run), "--speed", "10"])
     assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------- hostile recordings: a strict schema
+
+
+def write_recording(path: Path, header: dict, events: list, end: float | None) -> Path:
+    lines = [json.dumps(header), *(e if isinstance(e, str) else json.dumps(e) for e in events)]
+    if end is not None:
+        lines.append(json.dumps({"t": end, "end": True}))
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def header_of(recorded: Recorded, **changes) -> dict:
+    header = json.loads(recorded.path.read_text("utf-8").split("\n", 1)[0])
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            header[section][name] = value
+        else:
+            header[section] = value
+    return header
+
+
+TYPED = [{"t": 0.1, "keys": "Fi"}, {"t": 0.2, "keys": ENTER}, {"t": 0.9, "stream": 5, "rate": 50.0}]
+
+# id, header changes, events, end time, words the one line holds
+HOSTILE_RECORDINGS = [
+    ("a million-column terminal", {"columns": 1_000_000, "rows": 1_000_000}, TYPED, 1.0, ["1000000x1000000"]),
+    ("no columns", {"columns": 0}, TYPED, 1.0, ["0x30"]),
+    ("columns a string", {"columns": "wide"}, TYPED, 1.0, ["'columns' should be an integer"]),
+    ("rows a float", {"rows": 30.5}, TYPED, 1.0, ["'rows' should be an integer"]),
+    ("model a list", {"model": ["x"]}, TYPED, 1.0, ["'model' should be an object"]),
+    ("sha256 a number", {"model__sha256": 5}, TYPED, 1.0, ["'sha256' should be a string"]),
+    ("an unknown header field", {"extra": 1}, TYPED, 1.0, ["unknown field 'extra'"]),
+    ("temperature a string", {"settings__temperature": "hot"}, TYPED, 1.0, ["'temperature' should be a number"]),
+    ("temperature below 0", {"settings__temperature": -1}, TYPED, 1.0, ["--temperature", "-1"]),
+    ("top_p of 0", {"settings__top_p": 0}, TYPED, 1.0, ["--top-p"]),
+    ("length of 0", {"settings__length": 0}, TYPED, 1.0, ["--length"]),
+    ("seed a float", {"settings__seed": 1.5}, TYPED, 1.0, ["'seed' should be an integer or null"]),
+    ("a setting the CLI has not", {"settings__shown": 3}, TYPED, 1.0, ["unknown field 'shown'"]),
+    ("transcript a number", {"start__transcript": 5}, TYPED, 1.0, ["'transcript' should be a string"]),
+    ("layer a string", {"start__layer": "2"}, TYPED, 1.0, ["'layer' should be an integer"]),
+    ("units of strings", {"start__units": ["a"]}, TYPED, 1.0, ["'units[0]' should be an integer"]),
+    ("a negative unit", {"start__units": [-1]}, TYPED, 1.0, ["below 0"]),
+    (":load in the start", {"start__interventions": [":load /etc"]}, TYPED, 1.0, ["':load /etc' is not an"]),
+    (":find in the start", {"start__interventions": [":find /(a+)+b/"]}, TYPED, 1.0, ["not an intervention"]),
+    ("a time of a string", {}, [{"t": "soon", "keys": "F"}], 1.0, ["'t' should be a number"]),
+    ("a negative time", {}, [{"t": -5, "keys": "F"}], 1.0, ["comes before 0 s"]),
+    ("times going back", {}, [{"t": 2, "keys": "F"}, {"t": 1, "keys": "i"}], 3.0, ["line 3", "comes before 2 s"]),
+    ("an end before the last event", {}, [{"t": 2, "keys": "F"}], 1.0, ["comes before 2 s"]),
+    ("a time of 1e999", {}, ['{"t": 1e999, "keys": "F"}'], 1.0, ["too large"]),
+    ("a time of NaN", {}, ['{"t": NaN, "keys": "F"}'], 1.0, ["NaN is not a number"]),
+    ("nested 200,000 deep", {}, ["[" * 200_000 + "]" * 200_000], 1.0, ["nested too deeply"]),
+    ("keys a list", {}, [{"t": 0.1, "keys": ["F"]}], 1.0, ["'keys' should be a string"]),
+    ("an unknown event field", {}, [{"t": 0.1, "keys": "F", "run": "sh"}], 1.0, ["unknown field 'run'"]),
+    ("an event of two kinds", {}, [{"t": 0.1, "keys": "F", "command": ":q"}], 1.0, ["keys and command"]),
+    ("an event of no kind", {}, [{"t": 0.1}], 1.0, ["not none"]),
+    ("streamed without keys", {}, [{"t": 0.1, "command": ":q", "streamed": 3}], 1.0, ["'streamed' goes with keys"]),
+    ("a negative stream", {}, [{"t": 0.1, "stream": -4, "rate": 1.0}], 1.0, ["below 0"]),
+    ("a rate of a string", {}, [{"t": 0.1, "stream": 4, "rate": "fast"}], 1.0, ["'rate' should be a number"]),
+]
+
+
+@pytest.mark.parametrize("changes, events, end, words", [row[1:] for row in HOSTILE_RECORDINGS],
+                         ids=[row[0] for row in HOSTILE_RECORDINGS])
+def test_every_line_of_a_recording_is_checked_against_its_schema(recorded, tmp_path, changes, events, end, words):
+    path = write_recording(tmp_path / "hostile.jsonl", header_of(recorded, **changes), events, end)
+    for args in ([], ["--cast", str(tmp_path / "out.cast")]):
+        message = one_line_error(["replay", str(path), *args])
+        assert all(word in message for word in words), message
+    assert not (tmp_path / "out.cast").exists()
+
+
+def test_a_recording_must_be_a_regular_file_of_bounded_size(recorded, tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from lstm_repl import recording
+
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    messages: list[str] = []
+    reader = threading.Thread(target=lambda: messages.append(one_line_error(["replay", str(fifo)])), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert messages and "a FIFO" in messages[0], "reading a FIFO hung or did not refuse it"
+    assert "is a directory" in one_line_error(["replay", str(tmp_path)])
+    monkeypatch.setattr(recording, "RECORDING_LIMIT", 1000)
+    assert "more than a recording can be" in one_line_error(["replay", str(recorded.path)])
+
+
+def test_the_start_restores_interventions_through_their_parser_and_runs_no_command(recorded, tmp_path, tiny_run):
+    from lstm_repl.repl.replay import build_shell
+
+    loaded = checkpoint.load(tiny_run)
+    header = header_of(recorded, start__interventions=[":clamp 1:3=0.5", ":force 2 f=1", ":clamp 1:3=0.25"])
+    recording = read_recording(write_recording(tmp_path / "edits.jsonl", header, TYPED, 1.0))
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=vt100_output(io.StringIO(), 80, 24)):
+        app = build_shell(recording, loaded)
+    assert [str(item) for item in app.shell.session.interventions.items] == ["force 2 f=1", "clamp 1:3=0.25"]
+    header = header_of(recorded, start__interventions=[":clamp 3:1=0.5"])
+    path = write_recording(tmp_path / "other-model.jsonl", header, TYPED, 1.0)
+    message = one_line_error(["replay", str(path)])
+    assert "does not fit this model" in message and "layers 1-2" in message
+
+
+def test_keys_holding_line_separators_other_than_newline_read_back_whole(recorded, tmp_path):
+    from lstm_repl.recording import Event, RecordingWriter
+
+    keys = "a\u2028b\x85c\x1cd\u2029"  # str.splitlines breaks at each of them; a JSON line may hold them raw
+    writer = RecordingWriter(tmp_path / "separators.jsonl", read_recording(recorded.path).header)
+    writer.event(Event(0.1, keys=keys))
+    writer.end(0.2)
+    assert "\u2028" in writer.path.read_text("utf-8")
+    assert [e.keys for e in read_recording(writer.path).keys] == [keys]
+
+
+def test_size_beyond_any_terminal_is_refused(recorded):
+    assert "at most 1000x500" in one_line_error(["replay", str(recorded.path), "--size", "100000x100000"])
+    assert "at most 1000x500" in one_line_error(["demo", "--cast", "x.cast", "--size", "1001x40"])
+
+
+# ---------------------------------------------------------------- idle time, as asciinema's idle_time_limit
+
+
+def test_pauses_longer_than_the_limit_are_cut_to_it():
+    from lstm_repl.recording import Event, Header, ModelId, Recording
+
+    header = Header(ModelId("m", "p", "0" * 64), {}, 80, 24)
+    events = [Event(5.0, keys="a"), Event(5.5, keys="b"), Event(65.5, keys="c"), Event(66.0, command=":q")]
+    cut = Recording(Path("r"), header, events, end=1e300).with_idle_limit(2.0)
+    assert [e.t for e in cut.events] == [2.0, 2.5, 4.5, 5.0] and cut.end == 7.0
+    assert [(e.keys, e.command) for e in cut.events] == [(e.keys, e.command) for e in events]
+    assert Recording(Path("r"), header, events).with_idle_limit(2.0).end is None
+
+
+def test_replay_cuts_idle_time_unless_told_to_keep_it(recorded, tmp_path):
+    events = [{"t": 0.1, "keys": "F"}, {"t": 1e300, "keys": "i"}]
+    path = write_recording(tmp_path / "idle.jsonl", header_of(recorded), events, 1e300)
+    out = tmp_path / "idle.cast"
+    result = CliRunner().invoke(cli, ["replay", str(path), "--cast", str(out)])
+    assert result.exit_code == 0, result.output
+    _, cast_events = parse_cast(out.read_text("utf-8"))
+    assert cast_events[-1][0] <= 0.1 + 2.0 + 2.0  # the first key, the pause before the second, before the end
+    result = CliRunner().invoke(cli, ["replay", str(path), "--cast", str(out), "--idle-limit", "0.5"])
+    assert parse_cast(out.read_text("utf-8"))[1][-1][0] <= 0.1 + 0.5 + 0.5
+    result = CliRunner().invoke(cli, ["replay", str(path), "--cast", str(out), "--keep-pauses"])
+    assert result.exit_code == 0, result.output
+    assert parse_cast(out.read_text("utf-8"))[1][-1][0] >= 1e300
+
+
+def test_a_stream_at_a_crawling_recorded_rate_draws_nothing_after_the_end(recorded, tmp_path):
+    events = [{"t": 0.1, "keys": "F"}, {"t": 0.2, "keys": ENTER}, {"t": 0.5, "stream": 30, "rate": 1e-9}]
+    path = write_recording(tmp_path / "crawl.jsonl", header_of(recorded, settings__length=30), events, 0.6)
+    out = tmp_path / "crawl.cast"
+    result = CliRunner().invoke(cli, ["replay", str(path), "--cast", str(out)])
+    assert result.exit_code == 0, result.output
+    assert max(t for t, _, _ in parse_cast(out.read_text("utf-8"))[1]) <= 0.6
+
+
+def test_the_largest_terminal_casts_within_a_memory_cap(recorded, tmp_path):
+    """A 1000x500 terminal (the bound) replayed into a cast by a process capped at 1.5 GB of
+    address space (torch alone reserves most of it): a million-column one took 6.5 GB."""
+    import resource
+    import subprocess
+    import sys
+
+    path = write_recording(tmp_path / "large.jsonl", header_of(recorded, columns=1000, rows=500), TYPED, 1.0)
+    cap = 1536 << 20
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    out = tmp_path / "large.cast"
+    result = subprocess.run([sys.executable, "-m", "lstm_repl", "replay", str(path), "--cast", str(out)],
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert result.returncode == 0, result.stderr
+    header, events = parse_cast(out.read_text("utf-8"))
+    assert (header["width"], header["height"]) == (1000, 500) and events

@@ -4,6 +4,7 @@ bounded size, JSON with finite numbers and bounded nesting)."""
 
 import json
 import os
+import re
 import threading
 
 import pytest
@@ -122,3 +123,26 @@ def test_sizes_are_bounded_before_reading(tmp_path):
     (tmp_path / "latin1").write_bytes(b"caf\xe9")
     with pytest.raises(CheckpointError, match="not UTF-8"):
         read_text(tmp_path / "latin1", 100, CheckpointError, "label file")
+
+
+def test_integers_are_bounded_to_64_bits():
+    assert parse_json(str(2**64 - 1)) == 2**64 - 1 and parse_json(str(-(2**63))) == -(2**63)
+    for text in (str(2**64), str(-(2**64)), "1" * 25):
+        with pytest.raises(CheckpointError, match="too large"):
+            parse_json(text, CheckpointError)
+
+
+def test_typed_object_checks_nested_fields_lists_and_unknown_keys():
+    from lstm_repl.safe_read import typed_object
+
+    fields = {"n": int, "x": (float, type(None)), "names": [str], "inner": {"t": float}}
+    document = {"n": 1, "x": None, "names": ["a"], "inner": {"t": 2}, "other": "kept"}
+    assert typed_object(document, fields, "w", CheckpointError, required=("n",)) is document
+    for bad, fragment in [({"n": "1"}, "w: 'n' should be an integer"),
+                          ({"n": 1, "names": ["a", 2]}, "'names[1]' should be"),
+                          ({"n": 1, "inner": {"t": "x"}}, "w inner: 't' should be a number"),
+                          ({"n": 1, "inner": []}, "'inner' should be an object"), ({}, "'n' is missing"),
+                          ({"n": 1, "other": 2}, "unknown field 'other'"), ("n", "expected a JSON object"),
+                          ({"n": 1, "a\nb\x1b": 2}, "unknown field 'a\\nb\\x1b'")]:
+        with pytest.raises(CheckpointError, match=re.escape(fragment)):
+            typed_object(bad, fields, "w", CheckpointError, required=("n",), closed=True)

@@ -148,6 +148,37 @@ def test_units_lists_the_best_writes_every_score_and_saves_labels(tiny_run, tiny
     assert labels[(int(layer) - 1, int(unit))].startswith("newline ")
 
 
+GOOD_LABEL = {"feature": "newline", "layer": 1, "unit": 3, "score": 0.91}
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 200_000,
+    '{"labels": [{"feature": "x", "layer": 1, "unit": 2, "score": 1e999}]}',
+    '{"labels": [{"feature": "x", "layer": 1, "unit": 2, "score": NaN}]}',
+    '{"labels": [{"feature": "x", "layer": 1, "unit": 1' + "0" * 40 + ', "score": 0.5}]}',
+    '{"labels": 7}',
+])
+def test_a_units_json_no_parser_should_take_means_no_labels(tmp_path, text):
+    (tmp_path / "units.json").write_text(text, "utf-8")
+    assert read_labels(tmp_path) == {}
+
+
+def test_a_units_json_that_is_not_utf8_or_a_folder_means_no_labels(tmp_path):
+    (tmp_path / "units.json").write_bytes(b'{"labels": "\xff\xfe"}')
+    assert read_labels(tmp_path) == {}
+    (tmp_path / "units.json").unlink()
+    (tmp_path / "units.json").mkdir()
+    assert read_labels(tmp_path) == {}
+
+
+def test_units_json_entries_of_the_wrong_types_are_left_out(tmp_path):
+    wrong = [7, "x", {**GOOD_LABEL, "feature": 7}, {**GOOD_LABEL, "layer": "1"}, {**GOOD_LABEL, "unit": 2.5},
+             {**GOOD_LABEL, "score": "high"}, {**GOOD_LABEL, "layer": True}, {"feature": "x", "layer": 1}]
+    document = {"format": "lstm-repl-units", "format_version": 1, "labels": [*wrong, GOOD_LABEL]}
+    (tmp_path / "units.json").write_text(json.dumps(document), "utf-8")
+    assert read_labels(tmp_path) == {(0, 3): "newline 0.91"}
+
+
 def test_saturation_plots_each_gate_and_writes_fractions(tiny_run, tiny_corpus, tmp_path):
     out = tmp_path / "saturation.json"
     result = CliRunner().invoke(cli, ["saturation", str(tiny_run), str(tiny_corpus), "--json", str(out)])

@@ -21,10 +21,12 @@ from lstm_repl.config import (
     SOFTMAX_KINDS,
     WORD_DEFAULTS,
     ModelConfig,
+    SampleConfig,
     TrainConfig,
     level_defaults,
 )
 from lstm_repl.cutoffs import ADAPTIVE_FROM
+from lstm_repl.errors import ConfigError
 
 # ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
 MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
@@ -112,6 +114,21 @@ SHELL_OPTIONS = [
     click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
     click.option("--seed", type=int, help="Seed the sampler."),
 ]
+
+
+def checked_shell_settings(values: dict) -> dict:
+    """Shell settings that come from elsewhere (a recording's header), each converted by its own
+    option's type as the command line converts it (its range, and whatever else that type
+    refuses), then all of them through the sampler's own checks (SampleConfig): the rules the
+    CLI and the sampler apply, not a copy of them. A bad one is a ConfigError naming it."""
+    options = {param.name: param for param in with_options(SHELL_OPTIONS)(click.Command("settings")).params}
+    try:
+        converted = {name: value if value is None else options[name].type.convert(value, options[name], None)
+                     for name, value in values.items()}
+    except click.BadParameter as exc:
+        raise ConfigError(exc.format_message()) from None
+    SampleConfig(**converted)
+    return converted
 
 
 def with_options(options: list) -> Callable:

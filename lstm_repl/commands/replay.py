@@ -14,6 +14,8 @@ SPEED = click.FloatRange(min=0, min_open=True)
 
 def parse_size(text: str) -> tuple[int, int]:
     """'100x30' -> (columns, rows)."""
+    from lstm_repl.recording import MAX_COLUMNS, MAX_ROWS
+
     columns, _, rows = text.lower().partition("x")
     try:
         size = int(columns), int(rows)
@@ -21,7 +23,15 @@ def parse_size(text: str) -> tuple[int, int]:
         raise click.BadParameter(f"{text!r} is not a size; write COLUMNSxROWS, e.g. 100x30", param_hint="--size")
     if size[0] < 20 or size[1] < 8:
         raise click.BadParameter(f"{text} is too small; at least 20x8", param_hint="--size")
+    if size[0] > MAX_COLUMNS or size[1] > MAX_ROWS:
+        raise click.BadParameter(f"{text} is larger than any terminal; at most {MAX_COLUMNS}x{MAX_ROWS}",
+                                 param_hint="--size")
     return size
+
+
+IDLE_LIMIT_S = 2.0  # asciinema's documented example of --idle-time-limit
+# above the shell's paste gap (0.03 s), so keys that came on their own still wait for the shell
+IDLE_LIMIT = click.FloatRange(min=0.1)
 
 
 @click.command()
@@ -31,12 +41,17 @@ def parse_size(text: str) -> tuple[int, int]:
 @click.option("--cast", "cast_path", type=click.Path(dir_okay=False),
               help="Write the replay as an asciicast v2 file (asciinema plays it) instead of showing it.")
 @click.option("--size", help="COLUMNSxROWS of the cast (default: the recorded terminal's size).")
-def replay(file, speed, model, cast_path, size) -> None:
+@click.option("--idle-limit", type=IDLE_LIMIT, default=IDLE_LIMIT_S, show_default=True, metavar="SECONDS",
+              help="Cut every pause longer than this to this (as asciinema's --idle-time-limit).")
+@click.option("--keep-pauses", is_flag=True, help="Play every pause as long as it was recorded.")
+def replay(file, speed, model, cast_path, size, idle_limit, keep_pauses) -> None:
     """Play the session recorded in FILE (:record, or repl --record) back in the shell."""
     from lstm_repl.recording import read_recording
     from lstm_repl.repl.replay import recorded_model
 
     recording = read_recording(file)
+    if not keep_pauses:
+        recording = recording.with_idle_limit(idle_limit)
     loaded = recorded_model(recording, model)
     header = recording.header
     columns, rows = parse_size(size) if size else (header.columns, header.rows)

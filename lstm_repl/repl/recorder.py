@@ -10,10 +10,8 @@ from typing import Callable
 from prompt_toolkit.key_binding import KeyPress
 from prompt_toolkit.keys import Keys
 
-from lstm_repl.recording import Event, Header, ModelId, RecordingWriter, Start, weights_sha256
+from lstm_repl.recording import SETTINGS_FIELDS, Event, Header, ModelId, RecordingWriter, Start, weights_sha256
 from lstm_repl.repl.commands import Shell
-
-SETTINGS_FIELDS = ("temperature", "top_k", "top_p", "length", "seed")
 
 
 def raw_keys(keys: list[KeyPress]) -> str:

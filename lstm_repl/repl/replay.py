@@ -20,10 +20,11 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import Output
 
 from lstm_repl.checkpoint import Checkpoint
-from lstm_repl.recording import Event, Recording, RecordingError
+from lstm_repl.errors import ConfigError
+from lstm_repl.interventions import Interventions, forceable_gates, parse
+from lstm_repl.recording import SETTINGS_FIELDS, Event, Recording, RecordingError
 from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
-from lstm_repl.repl.commands import Shell, run_command
-from lstm_repl.repl.recorder import SETTINGS_FIELDS
+from lstm_repl.repl.commands import Shell
 from lstm_repl.session import Session, Settings
 
 WAIT_LIMIT_S = 300.0  # the longest a key waits for the shell (a :find on a big model takes seconds)
@@ -44,8 +45,9 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     shell.panel.layer = min(max(start.layer, 0), loaded.model.config.layers - 1)
     hidden = loaded.model.config.hidden
     shell.panel.units = [u for u in start.units or [] if 0 <= u < hidden] or None
-    for line in start.interventions:
-        run_command(shell, line)
+    edits = recorded_interventions(recording, session)
+    if edits:
+        session.intervene(edits)
     app = ShellApp(shell, color=True)
     app.buffer.history = InMemoryHistory()  # the replay's lines are not the user's: their history file stays as it is
     app.message = start.message or app.message
@@ -54,10 +56,25 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     return app
 
 
+def recorded_interventions(recording: Recording, session: Session) -> Interventions:
+    """The interventions set when recording began, each through the intervention parser against
+    this model: a recording's start restores them and runs no command."""
+    config, gates, items = session.model.config, forceable_gates(session.model), Interventions()
+    for line in recording.header.start.interventions:
+        kind, _, spec = line.removeprefix(":").partition(" ")
+        try:
+            items = items.with_(parse(kind, spec, config.layers, config.hidden, gates))
+        except ConfigError as exc:
+            raise RecordingError(f"{recording.path}: the intervention set when recording began does not fit "
+                                 f"this model ({exc})") from None
+    return items
+
+
 class ReplayClock:
     """The replay's time, in the recording's seconds over the speed, whatever this machine's speed:
     a key's recorded time from when it is sent; while a stream runs, the time it began plus its
-    tokens at the recorded rate. Never past the next key's time, never backwards."""
+    tokens at the recorded rate. Never past the next key's time (after the last key, the
+    recording's end), never backwards."""
 
     def __init__(self, speed: float):
         self.app: ShellApp | None = None  # set once the shell is built (it draws to an output that reads this)
@@ -85,6 +102,7 @@ class Replayer:
     def __init__(self, recording: Recording, app: ShellApp, pipe, speed: float, paced: bool, clock: ReplayClock,
                  before_send: Callable[[Event], None] | None = None):
         self.keys = recording.keys
+        self.end = math.inf if recording.end is None else recording.end  # no frame is drawn after it
         self.app, self.pipe, self.speed, self.paced = app, pipe, speed, paced
         self.before_send = before_send
         self.clock = clock
@@ -106,7 +124,7 @@ class Replayer:
             await self._ready_for(event, event.t - previous_t)
             if not self.running:
                 return
-            following = self.keys[index + 1].t if index + 1 < len(self.keys) else math.inf
+            following = self.keys[index + 1].t if index + 1 < len(self.keys) else self.end
             self.clock.key_sent(event.t, following)
             if self.before_send is not None:
                 self.before_send(event)
