@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -30,6 +31,12 @@ class OneLineErrors(click.Group):
             _fail(str(exc), 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except MemoryError:
+            _fail(_OUT_OF_MEMORY.format(size=""), 1)
+        except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
+            if not _allocation_failed(exc):
+                raise
+            _fail(_OUT_OF_MEMORY.format(size=_allocation_size(exc)), 1)
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(1)
@@ -38,6 +45,20 @@ class OneLineErrors(click.Group):
                 _fail(f"the disk is full ({exc.filename or 'writing'}); free some space and retry", 1)
             raise
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_OUT_OF_MEMORY = ("not enough memory{size}; use a smaller model (--hidden, --layers, --embed), "
+                  "--batch-size or --seq-len, or a shorter text")
+_ALLOCATION_FAILURES = ("DefaultCPUAllocator", "can't allocate memory", "not enough memory", "out of memory")
+
+
+def _allocation_failed(exc: RuntimeError) -> bool:
+    return any(words in str(exc) for words in _ALLOCATION_FAILURES)
+
+
+def _allocation_size(exc: RuntimeError) -> str:
+    found = re.search(r"allocate (\d+) bytes", str(exc))
+    return f" (it asked for {int(found.group(1)):,} bytes)" if found else ""
 
 
 def _click_message(exc: click.ClickException) -> str:

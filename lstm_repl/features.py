@@ -113,8 +113,10 @@ def word_start(text: str) -> np.ndarray:
 def regex_feature(pattern: str) -> Feature:
     try:
         compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"--regex {pattern!r} is not a valid regular expression ({exc})") from None
+    except (re.error, OverflowError, RecursionError) as exc:  # a{4294967296}; 100,000 nested groups
+        shown = repr(pattern) if len(pattern) <= 60 else f"{pattern[:40]!r}... ({len(pattern):,} characters)"
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ConfigError(f"--regex {shown} is not a valid regular expression ({reason})") from None
 
     def inside(text: str) -> np.ndarray:
         out = np.zeros(len(text), dtype=bool)

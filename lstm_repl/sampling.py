@@ -36,6 +36,7 @@ class Sampler:
     can apply it itself, token after token, given the uniforms (PackedLSTM.decode)."""
 
     def __init__(self, config: SampleConfig, generator: torch.Generator | None = None, block: int = 256):
+        config.check()  # a NaN temperature would pick an index past the vocabulary
         self.config = config
         self.generator = generator  # made on the first draw: greedy choices never need one
         self.block = block

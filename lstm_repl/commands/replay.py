@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-SPEED = click.FloatRange(min=0, min_open=True)
+from lstm_repl.commands.options import POSITIVE as SPEED
 
 
 def parse_size(text: str) -> tuple[int, int]:
