@@ -12,8 +12,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from lstm_repl.corpus_stream import CorpusScan, read_tail, scan_corpus, text_chunks
+from lstm_repl.corpus_stream import MAX_FILE_BYTES, CorpusScan, open_corpus_file, read_tail, scan_corpus, text_chunks
 from lstm_repl.errors import CheckpointError, CorpusError
+from lstm_repl.safe_read import stat_regular
 from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
 from lstm_repl.tokenize_stream import count_vocab, encode_chunks, word_pieces
 from lstm_repl.vocab import Vocab, vocab_from_json
@@ -52,7 +53,8 @@ def list_corpus_files(paths: list[str | Path]) -> list[Path]:
             if not found:
                 raise CorpusError(f"{path}: the folder holds no files; point at text files or a folder of them")
             files.extend(found)
-        elif path.is_file():
+        elif path.exists():
+            stat_regular(path, MAX_FILE_BYTES, CorpusError, "text file")  # a FIFO, a device: named, not read
             files.append(path)
         else:
             raise CorpusError(f"{path}: no such file or folder")
@@ -65,7 +67,8 @@ def _hidden(relative: Path) -> bool:
 
 def read_text_file(path: Path, encoding: str = "utf-8") -> str:
     try:
-        data = path.read_bytes()
+        with open_corpus_file(path) as handle:
+            data = handle.read()
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
     nul = data.find(b"\x00")
