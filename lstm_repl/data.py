@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from lstm_repl.corpus_stream import MAX_FILE_BYTES, CorpusScan, open_corpus_file, read_tail, scan_corpus, text_chunks
-from lstm_repl.errors import CheckpointError, CorpusError
-from lstm_repl.safe_read import stat_regular
+from lstm_repl.errors import CorpusError, LstmReplError
+from lstm_repl.safe_read import read_json, stat_regular
 from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
 from lstm_repl.tokenize_stream import count_vocab, encode_chunks, word_pieces
 from lstm_repl.vocab import Vocab, vocab_from_json
@@ -22,6 +22,7 @@ from lstm_repl.vocab import Vocab, vocab_from_json
 # Held-out tokens a validation reads at most (the last ones of the held-out part): on a huge
 # corpus --val-fraction's share would take hours to score, and its pieces would not fit in memory.
 VALIDATION_CAP = 1_000_000
+MAX_VOCAB_CACHE_BYTES = 1 << 30  # a cached vocabulary's JSON: millions of words at the most
 
 Progress = Callable[[str, int, int], None]  # (what is done: "reading", "counting", "tokenizing", bytes done, of all)
 
@@ -126,8 +127,8 @@ def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, mi
     for the same corpus and settings."""
     path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
     try:
-        return vocab_from_json(json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError, CorpusError, CheckpointError):
+        return vocab_from_json(read_json(path, MAX_VOCAB_CACHE_BYTES, CorpusError, "vocabulary cache"))
+    except (LstmReplError, OSError, ValueError):  # missing, damaged, a FIFO: counted again
         vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
         _writeno_progressly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
         return vocab
@@ -144,7 +145,7 @@ def encode_cached(corpus: Corpus | CorpusScan, vocab: Vocab, progress: Progress 
     """The corpus's token ids, memory-mapped from the cached token file; when there is none (or
     it is damaged) the files are tokenized into it in one streaming pass first."""
     path, dtype = token_file_path(corpus, vocab), token_dtype(len(vocab))
-    ids = open_tokens(path, dtype)
+    ids = open_tokens(path, dtype, len(vocab))
     if ids is None:
         ids = write_tokens(path, encode_chunks(_chunks(corpus, "tokenizing", progress), vocab), dtype)
     return ids
