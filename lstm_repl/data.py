@@ -6,13 +6,22 @@ import hashlib
 import json
 import os
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from lstm_repl.corpus_stream import MAX_FILE_BYTES, CorpusScan, open_corpus_file, read_tail, scan_corpus, text_chunks
+from lstm_repl.corpus_stream import (
+    CHUNK_BYTES,
+    MAX_FILE_BYTES,
+    CorpusScan,
+    open_corpus_file,
+    read_tail,
+    scan_corpus,
+    text_chunks,
+)
 from lstm_repl.errors import CorpusError, LstmReplError
 from lstm_repl.safe_read import read_json, stat_regular
 from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
@@ -96,6 +105,27 @@ def read_corpus(paths: list[str | Path], encoding: str = "utf-8") -> Corpus:
     if not text.strip():
         raise CorpusError(f"{', '.join(str(p) for p in paths)}: the corpus is empty; give it some text")
     return Corpus(text=text, files=files, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), encoding=encoding)
+
+
+def read_head(paths: list[str | Path], limit: int, encoding: str = "utf-8") -> str:
+    """read_corpus's text, or only its first `limit` characters (limit > 0): then the files are
+    read only as far as those take, a chunk of at most 4 bytes a character at a time, and a
+    300 MB file costs what its first page does."""
+    if limit <= 0:
+        return read_corpus(paths, encoding).text
+    files = list_corpus_files(paths)
+    parts, count = [], 0
+    with closing(text_chunks(files, encoding, chunk_bytes=min(CHUNK_BYTES, max(1 << 16, 4 * limit)))) as chunks:
+        for chunk in chunks:
+            parts.append(chunk[: limit - count])
+            count += len(parts[-1])
+            if count >= limit:
+                break
+    text = "".join(parts)
+    if not text.strip():
+        raise CorpusError(f"{', '.join(str(p) for p in paths)}: the corpus is empty (its first {limit:,} characters "
+                          "are blank); give it some text, or a larger --limit")
+    return text
 
 
 def scan(paths: list[str | Path], encoding: str = "utf-8", progress: Progress = no_progress) -> CorpusScan:
