@@ -20,6 +20,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_LR = 100.0  # Adam moves each weight by about lr a step: more than this is a typo, and overflows fp32
 SOFTMAX_KINDS = ("full", "adaptive")  # output layer (model/output_head.py); the CLI adds "auto"
 SCHEDULES = ("wsd", "cosine", "constant")  # of the learning rate after warm-up (schedule.learning_rate)
+# Beyond these, logits / temperature leaves float32 (1e-40 overflowed, 1e300 became inf): as
+# greedy as 0 below, as uniform as it gets above
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
 MIN_SEED, MAX_SEED = 0, (1 << 64) - 1  # torch.manual_seed takes these (and maps negative ones onto them)
 # Far beyond any model this tool trains, and cheap to build on the meta device (0.2 s at the
 # most): a hand-edited config asking for 100,000 layers is refused at once, not built for minutes.
@@ -160,8 +163,9 @@ class SampleConfig:
         the shell's :temp, :topk, :topp, :len come through here)."""
         if self.precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
-        if not (self.temperature >= 0 and finite(self.temperature)):
-            raise ConfigError(f"temperature must be a finite number, 0 (greedy) or more; got {self.temperature}")
+        if not (self.temperature == 0 or MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE):
+            raise ConfigError(f"temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; "
+                              f"got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError("top-k must be 0 (off) or more")
         if not 0.0 < self.top_p <= 1.0:

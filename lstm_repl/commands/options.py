@@ -18,6 +18,7 @@ from lstm_repl.config import (
     DEVICES,
     LEVELS,
     MAX_SEED,
+    MAX_TEMPERATURE,
     MIN_SEED,
     PRECISIONS,
     SCHEDULES,
@@ -142,7 +143,7 @@ TRAINING_OPTIONS = [
 
 CELL_OPTION = _model("cell", "--cell", type=click.Choice(cell_kinds()), help="Recurrent cell kind (docs/cells.md).")
 
-TEMPERATURE = FiniteFloat(min=0)
+TEMPERATURE = FiniteFloat(0, MAX_TEMPERATURE)  # and 0 or at least MIN_TEMPERATURE: SampleConfig says so
 TOP_P = FiniteFloat(0, 1, min_open=True)
 
 SHELL_OPTIONS = [
