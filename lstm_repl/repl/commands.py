@@ -93,7 +93,7 @@ MAX_NUMBER_TEXT = 64  # characters: a longer argument is no number a command tak
 def _number(arg: str, kind: type, name: str, low: float, high: float | None = None):
     """`arg` as a finite int or float from low to high (or up), else a CommandError."""
     shown = arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
-    wanted = f"{name} needs a {'whole ' if kind is int else ''}number"
+    wanted = f"{name} needs a {'whole' if kind is int else 'finite'} number"
     try:
         value = kind(arg) if len(arg) <= MAX_NUMBER_TEXT else math.nan
     except ValueError:
