@@ -63,7 +63,15 @@ def bundled_names() -> list[str]:
 
 def resolve(spec: str | Path, for_resume: bool = False) -> Path:
     """A checkpoint folder, a training output folder (best/ or last/ inside), or a bundled name."""
-    path = Path(spec)
+    try:
+        return _resolve(Path(spec), for_resume)
+    except OSError as exc:  # a name too long for the filesystem, a loop of symbolic links
+        shown = str(spec) if len(str(spec)) <= 60 else f"{str(spec)[:40]}... ({len(str(spec)):,} characters)"
+        raise CheckpointError(f"{shown}: not a checkpoint folder ({exc.strerror})") from None
+
+
+def _resolve(path: Path, for_resume: bool) -> Path:
+    spec = path
     candidates = ["last", "best"] if for_resume else ["best", "last"]
     for folder in [path, *(path / c for c in candidates)]:
         found = _recover(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 
@@ -43,8 +44,17 @@ class OneLineErrors(click.Group):
         except OSError as exc:
             if getattr(exc, "errno", None) == 28:
                 _fail(f"the disk is full ({exc.filename or 'writing'}); free some space and retry", 1)
+            if getattr(exc, "errno", None) in _PATH_ERRORS and exc.filename:
+                _fail(f"{_shorter(str(exc.filename))}: {exc.strerror}; give another path", 1)
             raise
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_PATH_ERRORS = (errno.ENAMETOOLONG, errno.ELOOP)  # a path given that no filesystem call can take
+
+
+def _shorter(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
 
 
 _OUT_OF_MEMORY = ("not enough memory{size}; use a smaller model (--hidden, --layers, --embed), "

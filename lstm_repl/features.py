@@ -146,7 +146,8 @@ def find_feature(name: str) -> Feature:
     if name.startswith("/") and name.endswith("/") and len(name) > 2:
         return regex_feature(name[1:-1])
     if name not in FEATURES:
-        raise ConfigError(f"unknown feature {name!r}; use one of {', '.join(FEATURES)} or /regex/")
+        shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
+        raise ConfigError(f"unknown feature {shown}; use one of {', '.join(FEATURES)} or /regex/")
     return FEATURES[name]
 
 

@@ -75,6 +75,9 @@ def parse(kind: str, spec: str, layers: int, hidden: int, gates: tuple[str, ...]
 
 
 _EXAMPLES = {"clamp": "1:244=0.5", "ablate": "1:244", "force": "1 f=1"}
+# A gate lives in [0, 1], g and h in [-1, 1], and h sees a cell state through tanh (saturated long
+# before 1,000); a value past float32's range (1e39) could not even be written into the state.
+MAX_VALUE = 1000.0
 _LONGEST_INDEX = 9  # digits; a longer layer or unit number is out of range (and Python refuses past 4,300)
 
 
@@ -92,8 +95,8 @@ def _value(kind: str, shown: str, text: str) -> float:
         value = float(text)
     except ValueError:
         raise ConfigError(f"{kind} {shown}: {text[:30]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{kind} {shown}: the value must be a finite number")
+    if not (math.isfinite(value) and abs(value) <= MAX_VALUE):
+        raise ConfigError(f"{kind} {shown}: the value must be a number from -{MAX_VALUE:g} to {MAX_VALUE:g}")
     return value
 
 

@@ -176,3 +176,14 @@ def test_generate_reads_at_most_a_megabyte_of_piped_prompt(tiny_run):
     one_line_error(result, "more than 1,048,576 bytes", "lstm-repl repl")
     fine = run("generate", tiny_run, "--length", "5", "--seed", "1", input="All speak. " * 1000)
     assert fine.exit_code == 0, fine.output
+
+
+def test_a_path_too_long_for_the_filesystem_is_one_line(tiny_run, tmp_path):
+    """Found by the property test of shell commands: `:load` of a 300-character name was an
+    OSError from Path.is_file (ENAMETOOLONG), and so were `info` and `train` of one."""
+    long_name = "9" * 300
+    one_line_error(run("info", long_name), "not a checkpoint folder", "file name too long")
+    one_line_error(run("train", long_name, "--max-steps", "1"), "file name too long")
+    shell = Shell(Session(checkpoint.load(tiny_run)), load_checkpoint=checkpoint.load, writes_files=False)
+    with pytest.raises(CheckpointError, match="File name too long"):
+        run_command(shell, f":load {long_name}")

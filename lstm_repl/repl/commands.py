@@ -78,7 +78,7 @@ class CommandResult:
 
 
 def run_command(shell: Shell, line: str) -> CommandResult:
-    name, _, arg = line.strip().partition(" ")
+    name, arg = (line.split(maxsplit=1) + ["", ""])[:2]  # split at any whitespace: a pasted newline too
     handler = _HANDLERS.get(name)
     if handler is None:
         close = [c for c in COMMAND_NAMES if c.startswith(name)]
