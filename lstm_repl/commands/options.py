@@ -183,7 +183,7 @@ def split_settings(opts: dict) -> tuple[dict, dict]:
 
 INTERVENTION_OPTIONS = [
     click.option("--clamp", multiple=True, metavar="LAYER:UNIT=VALUE",
-                 help="Hold a unit's cell state at VALUE at every step (repeatable), e.g. 1:244=0.5."),
+                 help="Hold a unit's cell state at VALUE (-1000 to 1000) at every step (repeatable), e.g. 1:244=0.5."),
     click.option("--ablate", multiple=True, metavar="LAYER:UNIT", help="Zero a unit at every step (repeatable)."),
     click.option("--force", multiple=True, metavar="LAYER:GATE=VALUE",
                  help="Hold a gate of every unit of a layer at VALUE (repeatable): 1:f=1 never forgets."),
