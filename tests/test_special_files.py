@@ -165,7 +165,7 @@ def test_piped_input_from_dev_zero_ends_in_one_line_at_once(tiny_run, command):
     assert child.stdout == ""
 
 
-def test_piped_input_refuses_nul_where_it_comes_and_keeps_text_before_it_unread(tiny_run):
+def test_piped_input_names_the_offset_of_its_first_nul(tiny_run):
     text = "All:\nSpeak, speak.\n" * 5000  # several blocks before the NUL
     result = run("repl", tiny_run, "--length", "5", input=text.encode() + b"\x00tail")
     one_line_error(result, f"NUL byte at offset {len(text.encode())}")
