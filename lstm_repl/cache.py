@@ -9,8 +9,6 @@ from pathlib import Path
 from lstm_repl import safe_read
 from lstm_repl.errors import LstmReplError
 
-CACHE_JSON_LIMIT = 4 * safe_read.MB  # token-file sidecars and probe results: a few hundred bytes each
-
 
 def cache_root() -> Path:
     """$LSTM_REPL_CACHE, else $XDG_CACHE_HOME/lstm-repl, else ~/.cache/lstm-repl."""
@@ -19,10 +17,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-repl"
 
 
+MAX_JSON_BYTES = 1 << 20  # a cache's JSON file (a token file's sidecar, probe results) is far smaller
+
+
 def read_json(path: Path) -> dict:
-    """The JSON object in path, or {} when it is missing or damaged (a cache is rebuilt, never trusted)."""
+    """The JSON object in path, or {} when it is missing or damaged, or not a regular file of at
+    most MAX_JSON_BYTES (a cache is rebuilt, never trusted; a FIFO in its place is never read)."""
     try:
-        data = safe_read.read_json(path, CACHE_JSON_LIMIT, LstmReplError, "cache file")
+        data = safe_read.read_json(path, MAX_JSON_BYTES, LstmReplError, "cache file")
     except LstmReplError:
         return {}
     return data if isinstance(data, dict) else {}

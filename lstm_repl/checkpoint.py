@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -26,7 +26,7 @@ from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
-from lstm_repl.safe_read import MB, read_json, typed_object
+from lstm_repl.safe_read import MB, open_regular, read_json, typed_object
 from lstm_repl.vocab import Vocab, vocab_from_json
 
 FORMAT_NAME = "lstm-repl-checkpoint"
@@ -78,7 +78,15 @@ def bundled_names() -> list[str]:
 
 def resolve(spec: str | Path, for_resume: bool = False) -> Path:
     """A checkpoint folder, a training output folder (best/ or last/ inside), or a bundled name."""
-    path = Path(spec)
+    try:
+        return _resolve(Path(spec), for_resume)
+    except OSError as exc:  # a name too long for the filesystem, a loop of symbolic links
+        shown = str(spec) if len(str(spec)) <= 60 else f"{str(spec)[:40]}... ({len(str(spec)):,} characters)"
+        raise CheckpointError(f"{shown}: not a checkpoint folder ({exc.strerror})") from None
+
+
+def _resolve(path: Path, for_resume: bool) -> Path:
+    spec = path
     candidates = ["last", "best"] if for_resume else ["best", "last"]
     for folder in [path, *(path / c for c in candidates)]:
         found = _recover(folder)
@@ -176,11 +184,16 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _file_digest(path: Path) -> dict:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+        return _digest(f)
+
+
+def _digest(handle: BinaryIO) -> dict:
+    """sha256 and size of an open file, read from where it stands to its end."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": os.fstat(handle.fileno()).st_size}
 
 
 def _remove_tree(folder: Path) -> None:
@@ -259,13 +272,15 @@ def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool 
     if len(vocab) != model_config.vocab_size:
         raise CheckpointError(f"{path}: vocabulary has {len(vocab)} tokens "
                               f"but the model expects {model_config.vocab_size}")
-    tensors = _read_tensors(path, WEIGHTS_FILE, config)
-    _check_names_and_shapes(path, _build_model(path, model_config, torch.device("meta")).state_dict(), tensors)
+    expected = _build_model(path, model_config, torch.device("meta")).state_dict()
+    limits = TensorLimits.of(expected, model_config, train_config)
+    tensors = _read_tensors(path, WEIGHTS_FILE, config, limits.weights)
+    _check_names_and_shapes(path, expected, tensors)
     model = _build_model(path, model_config, torch.device("cpu"))
     _load_weights(model, tensors, path)
     model.to(device).eval()
     model.flatten()
-    resume = _read_resume(path, config) if for_resume else None
+    resume = _read_resume(path, config, limits.resume) if for_resume else None
     return Checkpoint(model=model, vocab=vocab, train_config=train_config, info=config, path=path, resume=resume)
 
 
@@ -293,16 +308,38 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _read_tensors(path: Path, name: str, config: dict) -> dict[str, torch.Tensor]:
+HEADER_ROOM = 1 << 20  # bytes of a safetensors header: ~100 a tensor, for names, dtypes, shapes, offsets
+MAX_PROCESSES = 1024  # torchrun processes whose streams' state resume.safetensors may carry
+
+
+@dataclass
+class TensorLimits:
+    """The most bytes a checkpoint's tensor files can hold for its config: a larger file is not
+    read, nor hashed."""
+
+    weights: int  # model.safetensors: every weight in float32
+    resume: int  # resume.safetensors: Adam's two moments of each, and the carried state
+
+    @classmethod
+    def of(cls, expected: dict[str, torch.Tensor], model: ModelConfig, training: TrainConfig) -> TensorLimits:
+        weights = sum(t.numel() for t in expected.values()) * 4
+        carried = 2 * model.layers * model.hidden * 4 * training.batch_size * MAX_PROCESSES  # (h, c) per stream
+        return cls(weights + HEADER_ROOM, 2 * weights + carried + HEADER_ROOM)
+
+
+def _read_tensors(path: Path, name: str, config: dict, limit: int) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, once it is known to be a regular file of at most `limit`
+    bytes (a FIFO or /dev/zero would block or fill memory) whose sha256 is the one recorded."""
     file = path / name
+    if not os.path.lexists(file):
+        raise CheckpointError(f"{file}: missing; the checkpoint is incomplete")
     expected = config.get("files", {}).get(name)
-    try:
-        if expected is not None and _file_digest(file) != expected:
+    with open_regular(file, limit, CheckpointError, "safetensors file of this model") as handle:
+        if expected is not None and _digest(handle) != expected:
             raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); "
                                   "retrain or restore it")
+    try:
         return load_file(str(file), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: missing; the checkpoint is incomplete") from None
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file ({exc}); the checkpoint is broken") from None
 
@@ -340,7 +377,7 @@ def _load_weights(model: LanguageModel, tensors: dict[str, torch.Tensor], path: 
     model.load_state_dict(tensors)
 
 
-def _read_resume(path: Path, config: dict) -> dict:
+def _read_resume(path: Path, config: dict, limit: int) -> dict:
     if not os.path.lexists(path / RESUME_JSON_FILE):
         raise CheckpointError(f"{path}: holds no training state to resume from; "
                               "resume from the run's folder (its last/)")
@@ -351,5 +388,5 @@ def _read_resume(path: Path, config: dict) -> dict:
                               "of the run, or start a new run") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path / RESUME_JSON_FILE}: not a JSON object; the checkpoint is broken")
-    state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config)
+    state["tensors"] = _read_tensors(path, RESUME_TENSORS_FILE, config, limit)
     return state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import sys
 
 import click
@@ -31,14 +33,43 @@ class OneLineErrors(click.Group):
             _fail(str(exc), 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except MemoryError:
+            _fail(_OUT_OF_MEMORY.format(size=""), 1)
+        except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
+            if not _allocation_failed(exc):
+                raise
+            _fail(_OUT_OF_MEMORY.format(size=_allocation_size(exc)), 1)
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(1)
         except OSError as exc:
             if getattr(exc, "errno", None) == 28:
                 _fail(f"the disk is full ({exc.filename or 'writing'}); free some space and retry", 1)
+            if getattr(exc, "errno", None) in _PATH_ERRORS and exc.filename:
+                _fail(f"{_shorter(str(exc.filename))}: {exc.strerror}; give another path", 1)
             raise
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_PATH_ERRORS = (errno.ENAMETOOLONG, errno.ELOOP)  # a path given that no filesystem call can take
+
+
+def _shorter(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+
+
+_OUT_OF_MEMORY = ("not enough memory{size}; use a smaller model (--hidden, --layers, --embed), "
+                  "--batch-size or --seq-len, or a shorter text")
+_ALLOCATION_FAILURES = ("DefaultCPUAllocator", "can't allocate memory", "not enough memory", "out of memory")
+
+
+def _allocation_failed(exc: RuntimeError) -> bool:
+    return any(words in str(exc) for words in _ALLOCATION_FAILURES)
+
+
+def _allocation_size(exc: RuntimeError) -> str:
+    found = re.search(r"allocate (\d+) bytes", str(exc))
+    return f" (it asked for {int(found.group(1)):,} bytes)" if found else ""
 
 
 def _click_message(exc: click.ClickException) -> str:

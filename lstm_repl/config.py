@@ -6,6 +6,7 @@ Each is a plain dataclass, saved as JSON inside the checkpoint and rebuilt from 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,27 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_LR = 100.0  # Adam moves each weight by about lr a step: more than this is a typo, and overflows fp32
 SOFTMAX_KINDS = ("full", "adaptive")  # output layer (model/output_head.py); the CLI adds "auto"
 SCHEDULES = ("wsd", "cosine", "constant")  # of the learning rate after warm-up (schedule.learning_rate)
+# Beyond these, logits / temperature leaves float32 (1e-40 overflowed, 1e300 became inf): as
+# greedy as 0 below, as uniform as it gets above
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
+MIN_SEED, MAX_SEED = 0, (1 << 64) - 1  # torch.manual_seed takes these (and maps negative ones onto them)
+# Far beyond any model this tool trains, and cheap to build on the meta device (0.2 s at the
+# most): a hand-edited config asking for 100,000 layers is refused at once, not built for minutes.
+MAX_LAYERS = 256
+MAX_WIDTH = 1 << 16  # hidden and embed
+MAX_VOCAB = 1 << 24  # tokens; a character vocabulary holds at most 1,114,112
+
+
+def finite(value: float) -> bool:
+    """Neither NaN nor an infinity (every comparison with NaN is false, so a range check lets it through)."""
+    return math.isfinite(value)
+
+
+def seed_ok(seed: int | None) -> bool:
+    return seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and MIN_SEED <= seed <= MAX_SEED)
+
+
+SEED_RULE = f"the seed must be a whole number from {MIN_SEED} to {MAX_SEED}"
 
 
 @dataclass
@@ -41,6 +63,10 @@ class ModelConfig:
             raise ConfigError(f"unknown cell kind {self.cell!r}; use one of {', '.join(cell_kinds())}")
         if self.layers < 1 or self.hidden < 1 or self.embed < 1 or self.vocab_size < 2:
             raise ConfigError("layers, hidden and embed must be at least 1 and the vocabulary at least 2")
+        if self.layers > MAX_LAYERS or max(self.hidden, self.embed) > MAX_WIDTH or self.vocab_size > MAX_VOCAB:
+            raise ConfigError(f"a model of {self.layers:,} layers, hidden {self.hidden:,}, embed {self.embed:,} and "
+                              f"{self.vocab_size:,} tokens is beyond what this tool builds (at most {MAX_LAYERS} "
+                              f"layers, {MAX_WIDTH:,} units or embedding dimensions, {MAX_VOCAB:,} tokens)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.tie_weights and self.embed != self.hidden:
@@ -97,12 +123,19 @@ class TrainConfig:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (0 < self.lr <= MAX_LR, f"--lr must be above 0 and at most {MAX_LR:g} (Adam takes steps of about lr)"),
             (0.0 <= self.warmup < 1.0, "--warmup must be a fraction of the run, from 0 to below 1"),
-            (self.grad_clip > 0, "--grad-clip must be positive"),
-            (self.weight_decay >= 0, "--weight-decay must be 0 or more"),
+            (self.grad_clip > 0 and finite(self.grad_clip), "--grad-clip must be a positive number"),
+            (self.weight_decay >= 0 and finite(self.weight_decay), "--weight-decay must be 0 or more"),
+            (0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio must be from 0 to 1"),
             (0.0 < self.val_fraction < 1.0, "--val-fraction must be between 0 and 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
-            (self.time_limit_s is None or self.time_limit_s > 0, "--time must be positive"),
-            (self.epochs is None or self.epochs > 0, "--epochs must be positive"),
+            (self.time_limit_s is None or (self.time_limit_s > 0 and finite(self.time_limit_s)),
+             "--time must be positive"),
+            (self.epochs is None or (self.epochs > 0 and finite(self.epochs)), "--epochs must be a positive number"),
+            (self.eval_interval >= 1, "--eval-interval must be at least 1"),
+            (self.log_interval >= 1, "--log-interval must be at least 1"),
+            (self.eval_tokens >= 1, "eval_tokens must be at least 1"),
+            (self.sample_length >= 0, "sample_length must be 0 or more"),
+            (seed_ok(self.seed), f"--seed: {SEED_RULE}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.vocab_size >= 2, "--vocab-size must be at least 2"),
@@ -125,16 +158,24 @@ class SampleConfig:
     precision: str = "auto"  # weights read per token: fp32, fp16 (arithmetic in fp32), auto
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ConfigError unless every setting is one a sampler can use (the CLI's options and
+        the shell's :temp, :topk, :topp, :len come through here)."""
         if self.precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
-        if self.temperature < 0:
-            raise ConfigError("temperature must be 0 (greedy) or more")
+        if not (self.temperature == 0 or MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE):
+            raise ConfigError(f"temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}; "
+                              f"got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError("top-k must be 0 (off) or more")
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError("top-p must be in (0, 1]")
         if self.length < 0:
             raise ConfigError("length must be 0 or more")
+        if not seed_ok(self.seed):
+            raise ConfigError(SEED_RULE)
 
 
 # Where word level differs from the dataclasses' defaults (chosen by measurement: README, "Word

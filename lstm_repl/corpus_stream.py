@@ -8,11 +8,13 @@ import codecs
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from lstm_repl.errors import CorpusError
+from lstm_repl.safe_read import open_regular
 
 CHUNK_BYTES = 8 << 20  # read per step: small enough that a word-level chunk's pieces stay ~100 MB
+MAX_FILE_BYTES = 1 << 40  # a corpus file is streamed, so only a sanity bound: 1 TiB
 Progress = Callable[[int], None]  # called with the bytes read so far
 
 
@@ -56,7 +58,7 @@ def _file_chunks(path: Path, encoding: str, chunk_bytes: int) -> Iterator[tuple[
     check_nul = not encoding.lower().replace("_", "-").startswith("utf-16")
     offset = 0
     try:
-        with path.open("rb") as handle:
+        with open_corpus_file(path) as handle:
             while True:
                 data = handle.read(chunk_bytes)
                 if check_nul and (nul := data.find(b"\x00")) >= 0:
@@ -67,6 +69,12 @@ def _file_chunks(path: Path, encoding: str, chunk_bytes: int) -> Iterator[tuple[
                     return
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def open_corpus_file(path: Path) -> BinaryIO:
+    """A corpus file opened for reading, once it is known to be a regular file: a FIFO, a device
+    or a folder is named in one line, never read (a FIFO would block, /dev/zero never end)."""
+    return open_regular(path, MAX_FILE_BYTES, CorpusError, "text file")
 
 
 def _decoder(encoding: str) -> codecs.IncrementalDecoder:
@@ -105,7 +113,7 @@ def read_tail(files: list[Path], size: int) -> tuple[bytes, bool]:
     parts: list[bytes] = []
     collected = 0
     for index in reversed(range(len(files))):
-        with files[index].open("rb") as handle:
+        with open_corpus_file(files[index]) as handle:
             length = handle.seek(0, 2)
             if len(files) > 1 and length:  # read_corpus ends every file of several in a newline
                 handle.seek(length - 1)

@@ -6,15 +6,24 @@ import hashlib
 import json
 import os
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from lstm_repl.corpus_stream import CorpusScan, read_tail, scan_corpus, text_chunks
+from lstm_repl.corpus_stream import (
+    CHUNK_BYTES,
+    MAX_FILE_BYTES,
+    CorpusScan,
+    open_corpus_file,
+    read_tail,
+    scan_corpus,
+    text_chunks,
+)
 from lstm_repl.errors import CorpusError, LstmReplError
-from lstm_repl.safe_read import MB, read_json
+from lstm_repl.safe_read import read_json, stat_regular
 from lstm_repl.token_file import open_tokens, token_dtype, write_tokens
 from lstm_repl.tokenize_stream import count_vocab, encode_chunks, word_pieces
 from lstm_repl.vocab import Vocab, vocab_from_json
@@ -22,6 +31,7 @@ from lstm_repl.vocab import Vocab, vocab_from_json
 # Held-out tokens a validation reads at most (the last ones of the held-out part): on a huge
 # corpus --val-fraction's share would take hours to score, and its pieces would not fit in memory.
 VALIDATION_CAP = 1_000_000
+MAX_VOCAB_CACHE_BYTES = 1 << 30  # a cached vocabulary's JSON: millions of words at the most
 
 Progress = Callable[[str, int, int], None]  # (what is done: "reading", "counting", "tokenizing", bytes done, of all)
 
@@ -53,7 +63,8 @@ def list_corpus_files(paths: list[str | Path]) -> list[Path]:
             if not found:
                 raise CorpusError(f"{path}: the folder holds no files; point at text files or a folder of them")
             files.extend(found)
-        elif path.is_file():
+        elif path.exists():
+            stat_regular(path, MAX_FILE_BYTES, CorpusError, "text file")  # a FIFO, a device: named, not read
             files.append(path)
         else:
             raise CorpusError(f"{path}: no such file or folder")
@@ -66,7 +77,8 @@ def _hidden(relative: Path) -> bool:
 
 def read_text_file(path: Path, encoding: str = "utf-8") -> str:
     try:
-        data = path.read_bytes()
+        with open_corpus_file(path) as handle:
+            data = handle.read()
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
     nul = data.find(b"\x00")
@@ -95,6 +107,27 @@ def read_corpus(paths: list[str | Path], encoding: str = "utf-8") -> Corpus:
     return Corpus(text=text, files=files, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), encoding=encoding)
 
 
+def read_head(paths: list[str | Path], limit: int, encoding: str = "utf-8") -> str:
+    """read_corpus's text, or only its first `limit` characters (limit > 0): then the files are
+    read only as far as those take, a chunk of at most 4 bytes a character at a time, and a
+    300 MB file costs what its first page does."""
+    if limit <= 0:
+        return read_corpus(paths, encoding).text
+    files = list_corpus_files(paths)
+    parts, count = [], 0
+    with closing(text_chunks(files, encoding, chunk_bytes=min(CHUNK_BYTES, max(1 << 16, 4 * limit)))) as chunks:
+        for chunk in chunks:
+            parts.append(chunk[: limit - count])
+            count += len(parts[-1])
+            if count >= limit:
+                break
+    text = "".join(parts)
+    if not text.strip():
+        raise CorpusError(f"{', '.join(str(p) for p in paths)}: the corpus is empty (its first {limit:,} characters "
+                          "are blank); give it some text, or a larger --limit")
+    return text
+
+
 def scan(paths: list[str | Path], encoding: str = "utf-8", progress: Progress = no_progress) -> CorpusScan:
     """The corpus read once as a stream: checked, hashed, its characters counted; its text not kept."""
     files = list_corpus_files(paths)
@@ -105,9 +138,6 @@ def scan(paths: list[str | Path], encoding: str = "utf-8", progress: Progress = 
 def _chunks(corpus: Corpus | CorpusScan, what: str, progress: Progress) -> Iterator[str]:
     total = sum(path.stat().st_size for path in corpus.files)
     return text_chunks(corpus.files, corpus.encoding, lambda done: progress(what, done, total))
-
-
-VOCAB_CACHE_LIMIT = 64 * MB  # as a checkpoint's config.json, which holds the same vocabulary
 
 
 def cache_dir() -> Path:
@@ -127,8 +157,8 @@ def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, mi
     for the same corpus and settings."""
     path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
     try:
-        return vocab_from_json(read_json(path, VOCAB_CACHE_LIMIT, CorpusError, "cached vocabulary"))
-    except LstmReplError:  # missing, damaged or hostile: a cache is rebuilt, never trusted
+        return vocab_from_json(read_json(path, MAX_VOCAB_CACHE_BYTES, CorpusError, "vocabulary cache"))
+    except (LstmReplError, OSError, ValueError):  # missing, damaged, a FIFO: counted again
         vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
         _writeno_progressly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
         return vocab
@@ -145,7 +175,7 @@ def encode_cached(corpus: Corpus | CorpusScan, vocab: Vocab, progress: Progress 
     """The corpus's token ids, memory-mapped from the cached token file; when there is none (or
     it is damaged) the files are tokenized into it in one streaming pass first."""
     path, dtype = token_file_path(corpus, vocab), token_dtype(len(vocab))
-    ids = open_tokens(path, dtype)
+    ids = open_tokens(path, dtype, len(vocab))
     if ids is None:
         ids = write_tokens(path, encode_chunks(_chunks(corpus, "tokenizing", progress), vocab), dtype)
     return ids

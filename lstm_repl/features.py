@@ -113,8 +113,10 @@ def word_start(text: str) -> np.ndarray:
 def regex_feature(pattern: str) -> Feature:
     try:
         compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"--regex {pattern!r} is not a valid regular expression ({exc})") from None
+    except (re.error, OverflowError, RecursionError) as exc:  # a{4294967296}; 100,000 nested groups
+        shown = repr(pattern) if len(pattern) <= 60 else f"{pattern[:40]!r}... ({len(pattern):,} characters)"
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ConfigError(f"--regex {shown} is not a valid regular expression ({reason})") from None
 
     def inside(text: str) -> np.ndarray:
         out = np.zeros(len(text), dtype=bool)
@@ -144,7 +146,8 @@ def find_feature(name: str) -> Feature:
     if name.startswith("/") and name.endswith("/") and len(name) > 2:
         return regex_feature(name[1:-1])
     if name not in FEATURES:
-        raise ConfigError(f"unknown feature {name!r}; use one of {', '.join(FEATURES)} or /regex/")
+        shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name):,} characters)"
+        raise ConfigError(f"unknown feature {shown}; use one of {', '.join(FEATURES)} or /regex/")
     return FEATURES[name]
 
 

@@ -14,6 +14,7 @@ line and in the shell, layers count from 1 as everywhere else.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -54,34 +55,48 @@ def parse(kind: str, spec: str, layers: int, hidden: int, gates: tuple[str, ...]
     forms = {"clamp": ("LAYER:UNIT=VALUE", _UNIT_VALUE), "ablate": ("LAYER:UNIT", _UNIT),
              "force": ("LAYER GATE=VALUE", _GATE_VALUE)}
     form, pattern = forms[kind]
+    shown = _shown(spec)
     match = pattern.match(spec)
     if not match:
-        raise ConfigError(f"{kind} {spec!r}: write {form}, e.g. {_EXAMPLES[kind]}")
-    layer = int(match.group(1)) - 1
+        raise ConfigError(f"{kind} {shown}: write {form}, e.g. {_EXAMPLES[kind]}")
+    layer = _index(match.group(1)) - 1
     if not 0 <= layer < layers:
-        raise ConfigError(f"{kind} {spec!r}: the model has layers 1-{layers}")
-    value = _value(kind, spec, match.group(3)) if kind != "ablate" else 0.0
+        raise ConfigError(f"{kind} {shown}: the model has layers 1-{layers}")
+    value = _value(kind, shown, match.group(3)) if kind != "ablate" else 0.0
     if kind == "force":
         gate = match.group(2)
         if gate not in gates:
-            raise ConfigError(f"force {spec!r}: this cell's gates are {', '.join(gates)}")
+            raise ConfigError(f"force {shown}: this cell's gates are {', '.join(gates)}")
         return Intervention("force", layer, gate=gate, value=value)
-    unit = int(match.group(2))
+    unit = _index(match.group(2))
     if not 0 <= unit < hidden:
-        raise ConfigError(f"{kind} {spec!r}: units are 0-{hidden - 1}")
+        raise ConfigError(f"{kind} {shown}: units are 0-{hidden - 1}")
     return Intervention(kind, layer, unit=unit, value=value)
 
 
 _EXAMPLES = {"clamp": "1:244=0.5", "ablate": "1:244", "force": "1 f=1"}
+# A gate lives in [0, 1], g and h in [-1, 1], and h sees a cell state through tanh (saturated long
+# before 1,000); a value past float32's range (1e39) could not even be written into the state.
+MAX_VALUE = 1000.0
+_LONGEST_INDEX = 9  # digits; a longer layer or unit number is out of range (and Python refuses past 4,300)
 
 
-def _value(kind: str, spec: str, text: str) -> float:
+def _index(digits: str) -> int:
+    return int(digits) if len(digits) <= _LONGEST_INDEX else 10**_LONGEST_INDEX
+
+
+def _shown(spec: str) -> str:
+    """The spec as an error line quotes it: whole, or its start when it is long."""
+    return repr(spec) if len(spec) <= 40 else f"{spec[:30]!r}... ({len(spec):,} characters)"
+
+
+def _value(kind: str, shown: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{kind} {spec!r}: {text!r} is not a number") from None
-    if value != value or abs(value) == float("inf"):
-        raise ConfigError(f"{kind} {spec!r}: the value must be a finite number")
+        raise ConfigError(f"{kind} {shown}: {text[:30]!r} is not a number") from None
+    if not (math.isfinite(value) and abs(value) <= MAX_VALUE):
+        raise ConfigError(f"{kind} {shown}: the value must be a number from -{MAX_VALUE:g} to {MAX_VALUE:g}")
     return value
 
 

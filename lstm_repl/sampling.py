@@ -22,8 +22,10 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        # drop a token once the tokens before it already reach top_p; the first always stays
+        # drop a token once the tokens before it already reach top_p; the first always stays (a
+        # top_p below float32's smallest number, 1e-320, would otherwise compare as 0 and drop it)
         drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop_sorted[0] = False
         logits = logits.masked_fill(drop_sorted.scatter(0, order, drop_sorted), float("-inf"))
     return logits
 
@@ -36,6 +38,7 @@ class Sampler:
     can apply it itself, token after token, given the uniforms (PackedLSTM.decode)."""
 
     def __init__(self, config: SampleConfig, generator: torch.Generator | None = None, block: int = 256):
+        config.check()  # a NaN temperature would pick an index past the vocabulary
         self.config = config
         self.generator = generator  # made on the first draw: greedy choices never need one
         self.block = block

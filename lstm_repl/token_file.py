@@ -1,9 +1,14 @@
 """The token file: a corpus's token ids on disk in the smallest unsigned type that holds the
 vocabulary, read back as a numpy.memmap. A JSON sidecar (<file>.json) records how many tokens
-it holds; a file whose size disagrees (truncated, damaged) is not opened, so it gets rebuilt."""
+it holds and the sha256 of its bytes. Before a file is mapped, it is read once: a file that is
+not a regular file of the recorded size, whose sha256 differs (damaged in place, the size kept)
+or that holds an id outside the vocabulary is not opened, so it gets rebuilt. That pass costs
+about what hashing the corpus text costs (README, "Corpora larger than memory"); tokenizing
+again costs far more."""
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import tempfile
@@ -13,9 +18,11 @@ from typing import Iterable
 import numpy as np
 
 from lstm_repl.cache import read_json, write_json_quietly
-from lstm_repl.errors import CorpusError
+from lstm_repl.errors import CorpusError, LstmReplError
+from lstm_repl.safe_read import open_regular
 
 SCAN_TOKENS = 1 << 24  # tokens read per step when a whole file is scanned (counted)
+VERIFY_BYTES = 16 << 20  # read per step when a token file is checked before it is mapped
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -29,17 +36,33 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def open_tokens(path: Path, dtype: np.dtype) -> np.ndarray | None:
-    """The file's ids, memory-mapped read-only; None when it is missing or not what its sidecar says."""
+def open_tokens(path: Path, dtype: np.dtype, vocab_size: int) -> np.ndarray | None:
+    """The file's ids, memory-mapped read-only; None when it is missing or not what its sidecar
+    says (see the module's docstring)."""
     recorded = read_json(sidecar(path))
-    tokens = recorded.get("tokens")
-    try:
-        size = path.stat().st_size
-    except OSError:
+    tokens, digest = recorded.get("tokens"), recorded.get("sha256")
+    if not isinstance(tokens, int) or tokens < 0 or recorded.get("dtype") != dtype.name or not isinstance(digest, str):
         return None
-    if not isinstance(tokens, int) or recorded.get("dtype") != dtype.name or size != tokens * dtype.itemsize:
+    if not _verified(path, tokens * dtype.itemsize, digest, dtype, vocab_size):
         return None
     return _mapped(path, dtype, tokens)
+
+
+def _verified(path: Path, size: int, digest: str, dtype: np.dtype, vocab_size: int) -> bool:
+    """Whether `path` is a regular file of `size` bytes with this sha256, every id below vocab_size."""
+    try:
+        handle = open_regular(path, size, LstmReplError, "token file")
+    except LstmReplError:  # missing, a FIFO, larger than recorded
+        return False
+    sha256, read = hashlib.sha256(), 0
+    with handle:
+        while block := handle.read(VERIFY_BYTES):
+            sha256.update(block)
+            read += len(block)
+            ids = np.frombuffer(block[: len(block) - len(block) % dtype.itemsize], dtype)
+            if len(ids) and int(ids.max()) >= vocab_size:
+                return False
+    return read == size and sha256.hexdigest() == digest
 
 
 def write_tokens(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -53,9 +76,9 @@ def write_tokens(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> 
         tmp.touch()
     except OSError:
         return _write_anonymous(batches, dtype)
-    count = _write(tmp, batches, dtype)
+    count, digest = _write(tmp, batches, dtype)
     os.replace(tmp, path)
-    write_json_quietly(sidecar(path), {"tokens": count, "dtype": dtype.name})
+    write_json_quietly(sidecar(path), {"tokens": count, "dtype": dtype.name, "sha256": digest})
     return _mapped(path, dtype, count)
 
 
@@ -78,12 +101,15 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _write(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> int:
-    count = 0
+def _write(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> tuple[int, str]:
+    """-> the ids written, and the sha256 of the file's bytes."""
+    count, sha256 = 0, hashlib.sha256()
     try:
         with path.open("wb") as handle:
             for batch in batches:
-                handle.write(np.ascontiguousarray(batch, dtype=dtype).tobytes())
+                data = np.ascontiguousarray(batch, dtype=dtype).tobytes()
+                handle.write(data)
+                sha256.update(data)
                 count += len(batch)
     except OSError as exc:
         path.unlink(missing_ok=True)
@@ -92,7 +118,7 @@ def _write(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> int:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return count
+    return count, sha256.hexdigest()
 
 
 def _write_anonymous(batches: Iterable[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -100,7 +126,7 @@ def _write_anonymous(batches: Iterable[np.ndarray], dtype: np.dtype) -> np.ndarr
     os.close(handle)
     path = Path(name)
     try:
-        return _mapped(path, dtype, _write(path, batches, dtype))
+        return _mapped(path, dtype, _write(path, batches, dtype)[0])
     finally:
         path.unlink(missing_ok=True)  # the mapping keeps the data until it is dropped
 

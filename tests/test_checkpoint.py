@@ -307,10 +307,16 @@ def test_info_on_a_config_that_leaves_out_fields_with_defaults_shows_them(saved)
     assert "dropout 0.0" in result.output and "not validated yet" in result.output
 
 
-def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch):
+@pytest.mark.parametrize("field, size, words, built", [
+    ("hidden", 2**15, ["has shape", "config says"], ["meta"]),  # a real model this size would need 68 GB
+    ("hidden", 2**20, ["beyond what this tool builds"], []),  # 16 TB: refused before even the meta build
+    ("layers", 100_000, ["100,000 layers", "at most 256"], []),  # the meta build alone took minutes
+])
+def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved, monkeypatch, field, size, words,
+                                                                           built):
     path, _, _ = saved
     config = read_config(path)
-    config["model"]["hidden"] = 2**20  # a real model this size would need 16 TB
+    config["model"][field] = size
     write_config(path, config)
     built_on = []
     real_init = LanguageModel.__init__
@@ -320,8 +326,8 @@ def test_a_huge_size_in_the_config_is_refused_before_anything_is_allocated(saved
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(LanguageModel, "__init__", record_device)
-    refused(path, "has shape", "config says")
-    assert built_on == ["meta"]
+    refused(path, *words)
+    assert built_on == built
 
 
 def test_non_finite_weights(saved):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -220,8 +223,12 @@ def test_a_vocabulary_with_other_settings_is_not_taken_from_the_cache(tmp_path, 
     assert isinstance(load_vocab_cached(corpus, "char", 100, 1), CharVocab)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "longer", "empty", "sidecar garbage", "sidecar missing"])
+@pytest.mark.parametrize("damage", ["truncated", "longer", "empty", "sidecar garbage", "sidecar missing",
+                                    "ids out of the vocabulary, same size", "other ids, same size", "a FIFO",
+                                    "sidecar without a checksum", "sidecar with another checksum"])
 def test_a_damaged_token_file_is_detected_and_rebuilt(tmp_path, cache, monkeypatch, damage):
+    """Before issue 22 only the size was checked: ids out of the vocabulary in a file of the right
+    size ended in an IndexError mid-training, other ids trained on the wrong text."""
     path = tmp_path / "c.txt"
     path.write_text("some text to tokenize\n" * 10, "utf-8")
     corpus = read_corpus([path])
@@ -230,12 +237,21 @@ def test_a_damaged_token_file_is_detected_and_rebuilt(tmp_path, cache, monkeypat
     token_file = data.token_file_path(corpus, vocab)
     sidecar = token_file.with_name(token_file.name + ".json")
     content = token_file.read_bytes()
+    recorded = json.loads(sidecar.read_text())
     if damage == "sidecar garbage":
         sidecar.write_bytes(b"{not json")
     elif damage == "sidecar missing":
         sidecar.unlink()
+    elif damage.startswith("sidecar"):
+        recorded["sha256"] = "0" * 64
+        sidecar.write_text(json.dumps(recorded if "another" in damage else {**recorded, "sha256": None}))
+    elif damage == "a FIFO":
+        token_file.unlink()
+        os.mkfifo(token_file)
     else:
-        token_file.write_bytes({"truncated": content[:-3], "longer": content + b"xx", "empty": b""}[damage])
+        token_file.write_bytes({"truncated": content[:-3], "longer": content + b"xx", "empty": b"",
+                                "ids out of the vocabulary, same size": b"\xff" * len(content),
+                                "other ids, same size": bytes(reversed(content))}[damage])
     calls = _count_passes(monkeypatch)
     np.testing.assert_array_equal(encode_cached(corpus, vocab), expected)
     assert calls == ["encode_chunks"], "the damaged file was not rebuilt"

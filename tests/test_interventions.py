@@ -102,7 +102,7 @@ def test_every_cell_kind_takes_interventions_and_is_unchanged_without_them(kind)
 def test_bad_interventions_are_one_line():
     for kind, spec, message in [("clamp", "1:3", "write LAYER:UNIT=VALUE"), ("clamp", "3:1=0", "layers 1-2"),
                                 ("ablate", "1:99", "units are 0-7"), ("force", "1 q=1", "gates are i, f, g, o"),
-                                ("clamp", "1:1=nan", "finite")]:
+                                ("clamp", "1:1=nan", "from -1000 to 1000")]:
         with pytest.raises(ConfigError, match=message):
             parse(kind, spec, 2, 8, GATES["lstm"])
 

@@ -27,8 +27,9 @@ def test_written_ids_read_back_memory_mapped(tmp_path):
     ids = write_tokens(tmp_path / "t.bin", iter(batches), np.dtype(np.uint16))
     assert isinstance(ids, np.memmap) and ids.dtype == np.uint16
     assert ids.tolist() == [1, 2, 3, 65_535, 0]
-    assert open_tokens(tmp_path / "t.bin", np.dtype(np.uint16)).tolist() == [1, 2, 3, 65_535, 0]
-    assert open_tokens(tmp_path / "t.bin", np.dtype(np.uint8)) is None  # another type: not this file
+    assert open_tokens(tmp_path / "t.bin", np.dtype(np.uint16), 65_536).tolist() == [1, 2, 3, 65_535, 0]
+    assert open_tokens(tmp_path / "t.bin", np.dtype(np.uint8), 256) is None  # another type: not this file
+    assert open_tokens(tmp_path / "t.bin", np.dtype(np.uint16), 65_535) is None  # an id outside the vocabulary
     assert not list(tmp_path.glob("*.tmp*"))
 
 

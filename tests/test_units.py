@@ -299,3 +299,48 @@ def test_units_and_heatmap_work_at_word_level(tiny_word_run, tiny_corpus, tmp_pa
     assert drawn.exit_code == 0, drawn.output
     html = page.read_text("utf-8")
     assert html.count("<span") >= 10 and "Citizen" in html
+
+
+# ---------------------------------------------------------------- --limit reads only what it needs (issue 22, point 9)
+
+
+@pytest.mark.parametrize("command", [
+    ["heatmap", "CKPT", "FILE", "--unit", "1:3", "--terminal", "--limit", "300"],
+    ["units", "CKPT", "FILE", "--feature", "newline", "--limit", "300"],
+    ["saturation", "CKPT", "FILE", "--limit", "300"],
+])
+def test_limit_reads_only_the_head_of_a_huge_file(tiny_run, tmp_path, command):
+    """A text head, then a gigabyte of NUL bytes (sparse: no disk used). Reading the whole file
+    first (850 MB resident for 300 MB) would have met the NUL and refused the file; the head alone
+    gives exactly what a file holding only the head gives."""
+    head = TINY_TEXT * 400  # 70 kB: more than the first read (64 KiB)
+    huge, small = tmp_path / "huge.txt", tmp_path / "small.txt"
+    huge.write_text(head, "utf-8")
+    with open(huge, "ab") as handle:
+        handle.truncate(len(head.encode()) + (1 << 30))
+    small.write_text(head, "utf-8")
+    outputs = []
+    for path in (huge, small):
+        args = [{"CKPT": str(tiny_run), "FILE": str(path)}.get(a, a) for a in command]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+
+
+def test_the_head_read_is_the_start_of_the_whole_text(tmp_path):
+    from lstm_repl.data import read_corpus, read_head
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("ünïcödé ✓ " * 20_000, "utf-8")  # over 64 KiB: several chunks, characters across borders
+    second.write_text("second file, no newline at its end", "utf-8")
+    whole = read_corpus([first, second]).text
+    for limit in (1, 7, 65_536, 65_537, len(whole) - 5, len(whole), len(whole) + 100):
+        assert read_head([first, second], limit) == whole[:limit]
+    assert read_head([first, second], 0) == whole
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" " * 100 + "text", "utf-8")
+    from lstm_repl.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="first 50 characters are blank"):
+        read_head([blank], 50)

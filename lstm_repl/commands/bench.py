@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from lstm_repl.commands.options import POSITIVE, SEED
 from lstm_repl.terminal_text import terminal_line
 
 
@@ -155,8 +156,8 @@ def _paste_text(path: str | None) -> str:
 
 @bench.command("soak")
 @click.argument("ckpt", default="shakespeare-char")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--minutes", type=POSITIVE, default=10.0, show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
 def bench_soak_command(ckpt, minutes, seed) -> None:
     """Minutes of typing, streaming, Ctrl-C, backspace, edits, :reset and :load in the real app
     (headless, seeded); the resident set sampled every 30 s. Flat after warm-up, no errors."""
@@ -221,7 +222,7 @@ DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
 
 @bench.command("quality")
 @click.argument("corpus", nargs=-1, type=click.Path())
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--minutes", type=POSITIVE, default=10.0, show_default=True,
               help="Training time of each side (validation excluded).")
 @click.option("--steps", type=click.IntRange(min=1), help="Train each side this many steps instead (equal steps).")
 @click.option("--recipe", type=click.Choice(["defaults", "reference"]), default="defaults", show_default=True,

@@ -7,17 +7,27 @@ from typing import Callable
 
 import click
 
-from lstm_repl.commands.options import INTERVENTION_OPTIONS, interventions_from, with_options
+from lstm_repl.commands.options import (
+    INTERVENTION_OPTIONS,
+    SEED,
+    TEMPERATURE,
+    TOP_P,
+    WholeNumber,
+    interventions_from,
+    with_options,
+)
+
+MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument can hold (--prompt)
 
 
 @click.command()
 @click.argument("ckpt")
-@click.option("--prompt", help="Text to continue (default: read from stdin when it is not a terminal).")
-@click.option("--length", type=click.IntRange(min=0), default=500, show_default=True, help="Tokens to generate.")
-@click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="0 is greedy.")
-@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True, help="0 keeps all tokens.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, help="Same seed and settings (precision included), same text.")
+@click.option("--prompt", help="Text to continue (default: read from stdin, up to 1 MiB, when it is not a terminal).")
+@click.option("--length", type=WholeNumber(min=0), default=500, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy.")
+@click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True, help="0 keeps all tokens.")
+@click.option("--top-p", type=TOP_P, default=1.0, show_default=True)
+@click.option("--seed", type=SEED, help="Same seed and settings (precision included), same text.")
 @click.option("--stop", help="Stop once the output ends with this string.")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,
               help="Weights read per token: fp16 halves the bytes (arithmetic stays fp32); auto picks fp16 "
@@ -33,12 +43,14 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
     from lstm_repl import checkpoint
     from lstm_repl.config import SampleConfig
+    from lstm_repl.piped_input import binary, read_piped
     from lstm_repl.sampling import generate_text
 
     loaded = checkpoint.load(ckpt)
     edits = interventions_from(loaded.model, clamp, ablate, force)
     if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
+        prompt = read_piped(binary(sys.stdin), MAX_PIPED_PROMPT, "a prompt is shorter (`lstm-repl repl CKPT` reads "
+                            "a piped text of any length and continues it)")
     prompt = prompt or ""
     config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop,
                           precision=precision)

@@ -7,6 +7,7 @@ TrainConfig() and ModelConfig(), and `bench quality` measures those same default
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Callable
 
@@ -16,6 +17,9 @@ from lstm_repl.cells import cell_kinds
 from lstm_repl.config import (
     DEVICES,
     LEVELS,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    MIN_SEED,
     PRECISIONS,
     SCHEDULES,
     SOFTMAX_KINDS,
@@ -50,6 +54,39 @@ def parse_duration(text: str | None) -> float | None:
     return total
 
 
+MAX_NUMBER_TEXT = 64  # characters: no number an option takes is longer; a longer one is refused unparsed
+
+
+def _refuse_long(kind: click.ParamType, value, param, ctx) -> None:
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        kind.fail(f"{value[:20]!r}... ({len(value):,} characters) is not a number this option takes", param, ctx)
+
+
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses NaN, the infinities and numbers too large for a float
+    (1e999): FloatRange lets NaN through (every comparison with it is false). Every float option
+    takes this type."""
+
+    def convert(self, value, param, ctx):
+        _refuse_long(self, value, param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class WholeNumber(click.IntRange):
+    """click.IntRange that names a number of thousands of digits by its first ones instead of
+    echoing it whole."""
+
+    def convert(self, value, param, ctx):
+        _refuse_long(self, value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
+SEED = WholeNumber(MIN_SEED, MAX_SEED)
+
+
 def _train(name: str, *flags: str, **kwargs):
     return _option(TrainConfig, name, *flags, **kwargs)
 
@@ -67,18 +104,19 @@ def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs
     return click.option(*flags, default=None, help=f"{help} {shown}".strip(), **kwargs)
 
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
-COUNT = click.IntRange(min=1)
+POSITIVE = FiniteFloat(min=0, min_open=True)
+FRACTION = FiniteFloat(0, 1, max_open=True)  # from 0 to below 1
+COUNT = WholeNumber(min=1)
 
 # What a training run is made of, shared by train and compare (each adds its own bounds and folders).
 TRAINING_OPTIONS = [
     _train("level", "--level", type=click.Choice(LEVELS)),
-    _train("vocab_size", "--vocab-size", type=click.IntRange(min=2), help="Word level: vocabulary cap."),
+    _train("vocab_size", "--vocab-size", type=WholeNumber(min=2), help="Word level: vocabulary cap."),
     _train("min_count", "--min-count", type=COUNT, help="Word level: drop rarer words."),
     _model("layers", "--layers", type=COUNT),
     _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
     _model("embed", "--embed", type=COUNT, help="Embedding size."),
-    _model("dropout", "--dropout", type=click.FloatRange(0, 1, max_open=True),
+    _model("dropout", "--dropout", type=FRACTION,
            help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
     click.option("--tie-weights", is_flag=True,
                  help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
@@ -89,12 +127,12 @@ TRAINING_OPTIONS = [
     _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
     _train("schedule", "--schedule", type=click.Choice(SCHEDULES),
            help="After the warm-up: cosine decay over the run, or constant."),
-    _train("warmup", "--warmup", type=click.FloatRange(0, 1, max_open=True),
+    _train("warmup", "--warmup", type=FRACTION,
            help="Warm-up as a fraction of the run (time or steps)."),
     _train("grad_clip", "--grad-clip", type=POSITIVE, help="Largest gradient norm."),
-    _train("weight_decay", "--weight-decay", type=click.FloatRange(min=0),
+    _train("weight_decay", "--weight-decay", type=FiniteFloat(min=0),
            help="Decoupled weight decay, matrices only."),
-    _train("val_fraction", "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    _train("val_fraction", "--val-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True),
            help="The end of the corpus held out for validation (validation reads at most its last 1,000,000 tokens)."),
     _train("eval_interval", "--eval-interval", type=COUNT, help="Steps between validations (and checkpoints)."),
     _train("log_interval", "--log-interval", type=COUNT, help="Steps between log lines."),
@@ -102,17 +140,20 @@ TRAINING_OPTIONS = [
     _train("precision", "--precision", type=click.Choice(PRECISIONS),
            help="auto: bf16 or fp16 where it runs here and is faster, else fp32."),
     _train("encoding", "--encoding", help="Text encoding of the corpus."),
-    _train("seed", "--seed", type=int),
+    _train("seed", "--seed", type=SEED),
 ]
 
 CELL_OPTION = _model("cell", "--cell", type=click.Choice(cell_kinds()), help="Recurrent cell kind (docs/cells.md).")
 
+TEMPERATURE = FiniteFloat(0, MAX_TEMPERATURE)  # and 0 or at least MIN_TEMPERATURE: SampleConfig says so
+TOP_P = FiniteFloat(0, 1, min_open=True)
+
 SHELL_OPTIONS = [
-    click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True, help="0 is greedy."),
-    click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True),
-    click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True),
+    click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy."),
+    click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True),
+    click.option("--top-p", type=TOP_P, default=1.0, show_default=True),
     click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
-    click.option("--seed", type=int, help="Seed the sampler."),
+    click.option("--seed", type=SEED, help="Seed the sampler."),
 ]
 
 
@@ -159,7 +200,7 @@ def split_settings(opts: dict) -> tuple[dict, dict]:
 
 INTERVENTION_OPTIONS = [
     click.option("--clamp", multiple=True, metavar="LAYER:UNIT=VALUE",
-                 help="Hold a unit's cell state at VALUE at every step (repeatable), e.g. 1:244=0.5."),
+                 help="Hold a unit's cell state at VALUE (-1000 to 1000) at every step (repeatable), e.g. 1:244=0.5."),
     click.option("--ablate", multiple=True, metavar="LAYER:UNIT", help="Zero a unit at every step (repeatable)."),
     click.option("--force", multiple=True, metavar="LAYER:GATE=VALUE",
                  help="Hold a gate of every unit of a layer at VALUE (repeatable): 1:f=1 never forgets."),

@@ -23,15 +23,6 @@ def repl(ckpt, record_path, follow, **settings) -> None:
     open_shell(ckpt, record_path=record_path, follow=follow, **settings)
 
 
-def _binary(stream):
-    """The bytes under a text stream (a test's stdin may have none: then its text, encoded)."""
-    if hasattr(stream, "buffer"):
-        return stream.buffer
-    import io
-
-    return io.BytesIO(stream.read().encode("utf-8"))
-
-
 def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, length=200, seed=None,
                record_path: str | None = None, follow: bool = False) -> None:
     from lstm_repl import checkpoint
@@ -44,9 +35,10 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, l
             flag = "--record" if record_path else "--follow"
             raise click.UsageError(f"{flag} needs the interactive shell (a terminal); without one the shell "
                                    "reads its input and writes one continuation")
+        from lstm_repl.piped_input import binary
         from lstm_repl.repl.plain import run_plain
 
-        run_plain(loaded.model, loaded.vocab, settings, _binary(sys.stdin), sys.stdout)
+        run_plain(loaded.model, loaded.vocab, settings, binary(sys.stdin), sys.stdout)
         return
     session = Session(loaded, settings)
     from lstm_repl.repl.app import ShellApp

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from lstm_repl.commands.options import POSITIVE as SPEED
 from lstm_repl.terminal_text import terminal_line, terminal_safe
-
-SPEED = click.FloatRange(min=0, min_open=True)
 
 
 def parse_size(text: str) -> tuple[int, int]:

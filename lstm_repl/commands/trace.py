@@ -44,15 +44,20 @@ def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> Non
 
 
 def parse_units(text: str, hidden: int) -> list[int]:
-    """'0-7' or '3,17,42' (or spaces) -> unit indices, each checked against the layer size."""
+    """'0-7' or '3,17,42' (or spaces) -> unit indices, each range checked against the layer size
+    before it is expanded (0-999999999 is refused, not built), and at most `hidden` of them."""
     chosen: list[int] = []
     for part in text.replace(",", " ").split():
+        low, _, high = part.partition("-")
         try:
-            low, _, high = part.partition("-")
-            chosen.extend(range(int(low), int(high) + 1) if high else [int(low)])
+            first, last = int(low), int(high or low)
         except ValueError:
-            raise click.BadParameter(f"{part!r} is not a unit number or range", param_hint="--units") from None
-    bad = [u for u in chosen if not 0 <= u < hidden]
-    if bad or not chosen:
+            raise click.BadParameter(f"{part[:30]!r} is not a unit number or range", param_hint="--units") from None
+        if not 0 <= first <= last < hidden:
+            raise click.BadParameter(f"{part[:30]!r}: units must be between 0 and {hidden - 1}", param_hint="--units")
+        if len(chosen) + last - first + 1 > hidden:
+            raise click.BadParameter(f"more units than the layer's {hidden}", param_hint="--units")
+        chosen.extend(range(first, last + 1))
+    if not chosen:
         raise click.BadParameter(f"units must be between 0 and {hidden - 1}", param_hint="--units")
     return chosen

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from lstm_repl.commands.options import CELL_OPTION, TRAINING_OPTIONS, parse_duration, split_settings, with_options
+from lstm_repl.commands.options import (
+    CELL_OPTION,
+    POSITIVE,
+    TRAINING_OPTIONS,
+    parse_duration,
+    split_settings,
+    with_options,
+)
 
 RESUMABLE = ("max_steps", "time_limit", "epochs", "device", "precision", "eval_interval", "log_interval", "lr")
 DEFAULT_TIME = "10m"  # with no bound given
@@ -24,7 +31,7 @@ DEFAULT_TIME = "10m"  # with no bound given
 @click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many steps.")
 @click.option("--time", "time_limit",
               help=f"Stop after this long, e.g. 90s, 10m, 1h (default {DEFAULT_TIME} if no bound).")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Stop after this many passes.")
+@click.option("--epochs", type=POSITIVE, help="Stop after this many passes.")
 @click.pass_context
 def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) -> None:
     """Train an LSTM language model (or a variant: --cell) on CORPUS (files or folders of UTF-8 text)."""

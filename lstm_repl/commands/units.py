@@ -14,10 +14,10 @@ LIMIT_HELP = "Read at most this many characters of the text (0: all of it)."
 
 
 def _read(files: tuple[str, ...], limit: int) -> str:
-    from lstm_repl.data import read_corpus
+    """The text of FILES, or only as much of it as --limit takes (0: all)."""
+    from lstm_repl.data import read_head
 
-    text = read_corpus(list(files)).text
-    return text[:limit] if limit else text
+    return read_head(list(files), limit)
 
 
 def _write_json(path: Path, document: dict) -> None:

@@ -5,11 +5,13 @@ No prompt_toolkit here: a command takes the shell's state and returns a CommandR
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from lstm_repl.errors import LstmReplError
+from lstm_repl.config import MAX_SEED, MIN_SEED
+from lstm_repl.errors import ConfigError, LstmReplError
 from lstm_repl.repl.views import PanelSettings
 from lstm_repl.session import Session
 from lstm_repl.session_trace import trace_header, trace_tokens
@@ -76,7 +78,7 @@ class CommandResult:
 
 
 def run_command(shell: Shell, line: str) -> CommandResult:
-    name, _, arg = line.strip().partition(" ")
+    name, arg = (line.split(maxsplit=1) + ["", ""])[:2]  # split at any whitespace: a pasted newline too
     handler = _HANDLERS.get(name)
     if handler is None:
         close = [c for c in COMMAND_NAMES if c.startswith(name)]
@@ -85,20 +87,33 @@ def run_command(shell: Shell, line: str) -> CommandResult:
     return handler(shell, arg.strip())
 
 
+MAX_NUMBER_TEXT = 64  # characters: a longer argument is no number a command takes
+
+
 def _number(arg: str, kind: type, name: str, low: float, high: float | None = None):
+    """`arg` as a finite int or float from low to high (or up), else a CommandError."""
+    shown = arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
+    wanted = f"{name} needs a {'whole' if kind is int else 'finite'} number"
     try:
-        value = kind(arg)
+        value = kind(arg) if len(arg) <= MAX_NUMBER_TEXT else math.nan
     except ValueError:
-        raise CommandError(f"{name} needs a {'whole ' if kind is int else ''}number, "
-                           f"got {arg or 'nothing'!r}") from None
-    if value < low or (high is not None and value > high):
+        value = math.nan
+    if not math.isfinite(value):
+        raise CommandError(f"{wanted}, got {shown or 'nothing'!r}")
+    if not (low <= value and (high is None or value <= high)):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise CommandError(f"{name} must be {bound}, got {arg}")
+        raise CommandError(f"{name} must be {bound}, got {shown}")
     return value
 
 
 def _set(shell: Shell, **changes) -> None:
-    shell.session.settings = replace(shell.session.settings, **changes)
+    """Change sampling settings, checked by the rules the CLI's options meet (SampleConfig)."""
+    settings = replace(shell.session.settings, **changes)
+    try:
+        settings.sample_config()
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    shell.session.settings = settings
 
 
 def _help(shell: Shell, arg: str) -> CommandResult:
@@ -147,7 +162,7 @@ def _units(shell: Shell, arg: str) -> CommandResult:
 
 
 def _seed(shell: Shell, arg: str) -> CommandResult:
-    seed = _number(arg, int, ":seed", 0) if arg else None
+    seed = _number(arg, int, ":seed", MIN_SEED, MAX_SEED) if arg else None
     shell.session.reseed(seed)
     return CommandResult(f"seed {seed}" if seed is not None else "sampler unseeded")
 

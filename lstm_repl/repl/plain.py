@@ -8,20 +8,18 @@ and nothing is kept per token, so a megabyte or a gigabyte is read in the same m
 
 from __future__ import annotations
 
-import codecs
 from typing import BinaryIO, TextIO
 
 import torch
 
-from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel, State
+from lstm_repl.piped_input import decoded_blocks
 from lstm_repl.sampling import Sampler, continue_from
 from lstm_repl.session import PRIMER, Settings
 from lstm_repl.terminal_text import terminal_safe
 from lstm_repl.token_text import WORD
 from lstm_repl.vocab import Vocab
 
-BLOCK_BYTES = 1 << 16  # read at a time
 MAX_TOKENS_PER_CALL = 4096  # tokens per fused call
 
 
@@ -45,7 +43,7 @@ def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[Stat
     model.eval()
     _, state = model(torch.tensor([vocab.encode(PRIMER) or [1]], device=model.device))
     logits, seen_text, carried = None, False, ""
-    for text in _decoded_blocks(source):
+    for text in decoded_blocks(source):
         seen_text = seen_text or bool(text.strip())
         pieces = vocab.split(carried + text)
         carried = pieces.pop() if vocab.level == "word" and pieces and _may_go_on(pieces[-1]) else ""
@@ -67,21 +65,3 @@ def _read(model: LanguageModel, ids: list[int], state: State) -> tuple[State, to
     tokens x vocabulary: hundreds of MB at word level)."""
     out, state = model.read(torch.tensor([ids], device=model.device), state)
     return state, model.decoder(out[0, -1])
-
-
-def _decoded_blocks(source: BinaryIO):
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    while True:
-        block = source.read(BLOCK_BYTES)
-        try:
-            text = decoder.decode(block, final=not block)
-        except UnicodeDecodeError as exc:  # exc.object: the bytes the decoder held back, then this block
-            where = offset - (len(exc.object) - len(block)) + exc.start
-            raise CorpusError(f"standard input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                              f"{where}); convert it to UTF-8 first (e.g. iconv -t utf-8)") from None
-        offset += len(block)
-        if text:
-            yield text
-        if not block:
-            return
