@@ -190,7 +190,7 @@ def test_regular_expressions_that_cannot_compile_are_one_line(tiny_run, tiny_cor
 
 @pytest.mark.parametrize("field, value, words", [
     ("eval_interval", 0, "--eval-interval must be at least 1"), ("log_interval", 0, "--log-interval"),
-    ("eval_tokens", 0, "eval_tokens"), ("seed", -1, "seed"), ("seed", 1 << 64, "seed"),
+    ("eval_tokens", 0, "eval_tokens"), ("seed", -1, "seed"), ("seed", 1 << 64, "too large"),  # JSON: past 64 bits
     ("min_lr_ratio", 2.0, "min_lr_ratio"), ("sample_length", -1, "sample_length"),
 ])
 def test_a_resumed_config_with_a_value_training_cannot_use_is_one_line(tiny_run, tmp_path, field, value, words):

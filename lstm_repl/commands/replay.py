@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lstm_repl.commands.options import POSITIVE as SPEED
+from lstm_repl.commands.options import POSITIVE as SPEED, FiniteFloat
 from lstm_repl.terminal_text import terminal_line, terminal_safe
 
 
@@ -30,7 +30,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 IDLE_LIMIT_S = 2.0  # asciinema's documented example of --idle-time-limit
 # above the shell's paste gap (0.03 s), so keys that came on their own still wait for the shell
-IDLE_LIMIT = click.FloatRange(min=0.1)
+IDLE_LIMIT = FiniteFloat(min=0.1)
 
 
 @click.command()
