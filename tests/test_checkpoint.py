@@ -245,7 +245,7 @@ EDITED_CONFIGS = [
         ("train_time_s", "long", ["'train_time_s' should be a number"]),
         ("parameters", {"total": 1.5}, ["parameters", "'total' should be an integer"]),
         ("format_version", True, ["format_version"]),
-        ("model.hidden", 2**63, ["buildable"]),
+        ("model.hidden", 2**63, ["beyond what this tool builds"]),
         ("model.cutoffs", ["a"], ["cutoffs[0]", "integer"]),
         ("training.max_steps", "10", ["'max_steps' should be an integer or null"]),
     )],
