@@ -108,8 +108,8 @@ def read_prompt(
             logits, state, _ = model.step(torch.tensor([token], device=model.device), state, edits=edits)
         return logits[0], state
     tokens = torch.tensor([ids], dtype=torch.long, device=model.device)
-    logits, state = model(tokens, state)
-    return logits[0, -1], state
+    top, state = model.read(tokens, state)  # every position's logits would be T x V: GBs at word level
+    return model.decoder(top[0, -1:])[0], state
 
 
 DECODE_CHUNK = 32  # tokens a packed model generates per call (5-10 ms at batch 1 here)

@@ -91,3 +91,21 @@ def test_greedy_ids_are_the_argmax_step_after_step(cell):
             step_logits = out[0]
         assert greedy_ids(model, logits, state, 12) == expected
         assert greedy_ids(model, logits, state, 0) == []
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_a_prompt_is_read_without_the_scores_of_every_position(softmax):
+    """read_prompt decodes only the last position: a long word-level prompt's T x V scores would
+    take gigabytes. Its logits and state equal the full forward's last position."""
+    from lstm_repl.sampling import read_prompt
+
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=60, layers=2, hidden=16, embed=8, softmax=softmax,
+                         cutoffs=[20, 40] if softmax == "adaptive" else [])
+    model = LanguageModel(config).eval()
+    ids = [3, 7, 11, 19, 23, 42, 59, 1]
+    with torch.no_grad():
+        everything, full_state = model(torch.tensor([ids]))
+        last, state = read_prompt(model, ids)
+    assert torch.allclose(last, everything[0, -1], atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(state, full_state))
