@@ -14,11 +14,11 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
 from lstm_repl.config import SampleConfig
-from lstm_repl.sampling import generate_text
-from lstm_repl.vocab import UNK_ID
+from lstm_repl.session.sampling import generate_text
+from lstm_repl.data.vocab import UNK_ID
 
 ESCAPE = "\x1b"
 
@@ -116,21 +116,26 @@ def test_generate_bad_values_are_one_line_errors(tiny_run):
 
 
 class Counted:
-    """Wraps the model's own forward and step; every call goes to the real method."""
+    """Wraps the model's fused path (forward, and read: forward without the decoder) and its step;
+    every call goes to the real method. `forward` counts calls of either fused entry."""
 
     def __init__(self, model):
         self.forward = self.step = 0
-        real_forward, real_step = model.forward, model.step
+        real_forward, real_read, real_step = model.forward, model.read, model.step
 
         def forward(*args, **kwargs):
             self.forward += 1
             return real_forward(*args, **kwargs)
 
+        def read(*args, **kwargs):
+            self.forward += 1
+            return real_read(*args, **kwargs)
+
         def step(*args, **kwargs):
             self.step += 1
             return real_step(*args, **kwargs)
 
-        model.forward, model.step = forward, step
+        model.forward, model.read, model.step = forward, read, step
 
 
 def test_generate_text_streams_and_reads_the_prompt_fused(tiny_run):
