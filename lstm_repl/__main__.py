@@ -1,4 +1,4 @@
-from lstm_repl.cli import main
+from lstm_repl.cli.main import main
 
 if __name__ == "__main__":
     main()

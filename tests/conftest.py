@@ -42,7 +42,7 @@ def train_tiny(corpus: Path, out: Path, *extra: str, steps: int = 150) -> Path:
     """Train a tiny char model through the real CLI; returns the run folder."""
     from click.testing import CliRunner
 
-    from lstm_repl.cli import cli
+    from lstm_repl.cli.main import cli
 
     args = ["train", str(corpus), "--out", str(out), "--hidden", "24", "--embed", "12", "--layers", "2",
             "--batch-size", "8", "--seq-len", "32", "--max-steps", str(steps), "--eval-interval", "50",

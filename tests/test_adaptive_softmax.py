@@ -14,14 +14,14 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from torch.nn import functional as F
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
 from lstm_repl.config import ModelConfig
-from lstm_repl.cutoffs import HEAD_COVERAGE, TAIL_COVERAGE, choose_cutoffs, default_softmax, output_layer
+from lstm_repl.training.cutoffs import HEAD_COVERAGE, TAIL_COVERAGE, choose_cutoffs, default_softmax, output_layer
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
-from lstm_repl.session import Session, Settings
-from lstm_repl.session_trace import trace_document
+from lstm_repl.session.session import Session, Settings
+from lstm_repl.session.session_trace import trace_document
 from tests.conftest import train_tiny
 
 
@@ -214,7 +214,7 @@ def test_the_shell_session_reads_predicts_and_streams(adaptive):
 
 
 def test_eval_matches_the_full_distribution_read_token_by_token(adaptive, tiny_corpus):
-    from lstm_repl.evaluation import summed_loss
+    from lstm_repl.training.evaluation import summed_loss
 
     ids = np.array(adaptive.vocab.encode(tiny_corpus.read_text()))[:101]  # two chunks of 50 targets
     total, count = summed_loss(adaptive.model, ids, 1, 50)
@@ -247,7 +247,7 @@ def test_bench_train_at_word_level_times_both_output_layers():
 
 
 def test_bench_word_ids_follow_a_zipf_law_most_frequent_first():
-    from lstm_repl.bench import bench_ids
+    from lstm_repl.bench.speed import bench_ids
 
     counts = np.bincount(bench_ids("word", 1000, 200_000), minlength=1000)
     assert counts[0] > counts[1] > counts[10] > counts[500]

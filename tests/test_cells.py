@@ -12,8 +12,10 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from lstm_repl import checkpoint, runs
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.training import runs
+from lstm_repl.cli.main import cli
 from lstm_repl.cells import cell_kinds, stack_class
 from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.errors import ConfigError
@@ -289,9 +291,9 @@ def test_trace_json_shows_each_kinds_own_quantities(trained):
 
 
 def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
-    from lstm_repl.repl.app import ShellApp
-    from lstm_repl.repl.commands import Shell
-    from lstm_repl.session import Session
+    from lstm_repl.shell.app import ShellApp
+    from lstm_repl.shell.colon_commands import Shell
+    from lstm_repl.session.session import Session
 
     kind, out, _, _ = trained
     session = Session(checkpoint.load(out))

@@ -13,12 +13,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file as real_save_file
 
-from lstm_repl import checkpoint
-from lstm_repl.checkpoint import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, load, resolve, save
+from lstm_repl.model import checkpoint
+from lstm_repl.model.checkpoint import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, load, resolve, save
 from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.errors import CheckpointError
 from lstm_repl.model import LanguageModel
-from lstm_repl.vocab import CharVocab, WordVocab
+from lstm_repl.data.vocab import CharVocab, WordVocab
 
 TEXT = "hello world, hello lstm.\n"
 
@@ -282,7 +282,7 @@ def test_a_config_json_larger_than_any_checkpoint_writes_is_refused_unread(saved
 def test_info_on_a_config_whose_metrics_is_a_string_is_one_line(saved):
     from click.testing import CliRunner
 
-    from lstm_repl.cli import cli
+    from lstm_repl.cli.main import cli
 
     path, _, _ = saved
     config = read_config(path)
@@ -296,7 +296,7 @@ def test_info_on_a_config_whose_metrics_is_a_string_is_one_line(saved):
 def test_info_on_a_config_that_leaves_out_fields_with_defaults_shows_them(saved):
     from click.testing import CliRunner
 
-    from lstm_repl.cli import cli
+    from lstm_repl.cli.main import cli
 
     path, _, _ = saved
     config = read_config(path)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl.cli import cli
+from lstm_repl.cli.main import cli
 
 # Small enough that nothing here trains for more than a moment, even when the error comes late.
 TINY = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",

@@ -14,11 +14,11 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
 from lstm_repl.config import SampleConfig
-from lstm_repl.sampling import generate_text
-from lstm_repl.vocab import UNK_ID
+from lstm_repl.session.sampling import generate_text
+from lstm_repl.data.vocab import UNK_ID
 
 ESCAPE = "\x1b"
 

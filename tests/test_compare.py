@@ -8,14 +8,14 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
-from lstm_repl.compare import compare, matched_hidden, parameter_counts, parse_cells, plan
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
+from lstm_repl.training.kinds_compared import compare, matched_hidden, parameter_counts, parse_cells, plan
 from lstm_repl.cells import cell_kinds
 from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel, count_parameters
-from lstm_repl.train import LOG_FILE
+from lstm_repl.training.trainer import LOG_FILE
 
 TINY = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "16", "--precision", "fp32",
         "--eval-interval", "10", "--lr", "0.01"]

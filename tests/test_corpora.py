@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import corpora
-from lstm_repl.cli import cli
+from lstm_repl.data import catalogue as corpora
+from lstm_repl.cli.main import cli
 from lstm_repl.errors import CorpusError
 
 

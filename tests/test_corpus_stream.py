@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import data
-from lstm_repl.cli import cli
-from lstm_repl.corpus_stream import CHUNK_BYTES, text_chunks
+from lstm_repl.data import corpus as data
+from lstm_repl.cli.main import cli
+from lstm_repl.data.corpus_stream import CHUNK_BYTES, text_chunks
 from lstm_repl.errors import CorpusError
-from lstm_repl.tokenize_stream import count_vocab, encode_chunks
-from lstm_repl.vocab import build_vocab
+from lstm_repl.data.tokenize_stream import count_vocab, encode_chunks
+from lstm_repl.data.vocab import build_vocab
 
 TEXT = "héllo wörld  ünïcode—dash 123 snake_case\nnaïve café, crème brûlée!\n\t\n日本語 テキスト"
 

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from lstm_repl import data
+from lstm_repl.data import corpus as data
 from lstm_repl.config import ModelConfig, TrainConfig
-from lstm_repl.data import (
+from lstm_repl.data.corpus import (
     StreamBatches,
     check_fits,
     encode_cached,
@@ -22,8 +22,8 @@ from lstm_repl.data import (
 )
 from lstm_repl.errors import CorpusError
 from lstm_repl.model import LanguageModel
-from lstm_repl.train import Trainer
-from lstm_repl.vocab import CharVocab, WordVocab, build_vocab
+from lstm_repl.training.trainer import Trainer
+from lstm_repl.data.vocab import CharVocab, WordVocab, build_vocab
 
 
 @pytest.fixture

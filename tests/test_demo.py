@@ -9,8 +9,8 @@ import shutil
 import pyte
 from click.testing import CliRunner
 
-from lstm_repl.cli import cli
-from lstm_repl.tour import LINE, MORE
+from lstm_repl.cli.main import cli
+from lstm_repl.shell.tour import LINE, MORE
 
 
 def test_the_demo_tours_the_shell_by_itself(tiny_run, tmp_path):

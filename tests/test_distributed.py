@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lstm_repl import checkpoint
+from lstm_repl.model import checkpoint
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 COMMON = ["--hidden", "16", "--embed", "8", "--layers", "2", "--dropout", "0", "--seq-len", "16", "--eval-interval",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
 
 
 def _export(run, dest, command: str = "lstm-repl train tiny.txt"):

@@ -18,12 +18,16 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
-from lstm_repl import checkpoint, corpora, runs
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.data import catalogue as corpora
+
+from lstm_repl.training import runs
+from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import CheckpointError, CorpusError, TrainingDiverged
-from lstm_repl.repl.commands import CommandError, Shell, run_command
-from lstm_repl.session import Session
+from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+from lstm_repl.session.session import Session
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
 

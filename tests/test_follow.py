@@ -16,11 +16,11 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from lstm_repl import checkpoint
-from lstm_repl.repl.app import ShellApp
-from lstm_repl.repl.commands import Shell
-from lstm_repl.repl.follow import Follower, metrics_line, step_of
-from lstm_repl.session import Session, Settings
+from lstm_repl.model import checkpoint
+from lstm_repl.shell.app import ShellApp
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.follow import Follower, metrics_line, step_of
+from lstm_repl.session.session import Session, Settings
 from pyte_terminal import Terminal
 
 TIMEOUT = 90.0

@@ -9,18 +9,19 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint
+from lstm_repl.model import checkpoint
 from lstm_repl.cells import cell_kinds
-from lstm_repl.cli import cli
+from lstm_repl.cli.main import cli
 from lstm_repl.config import ModelConfig
 from lstm_repl.errors import ConfigError
-from lstm_repl.ghost import ghost
-from lstm_repl.interventions import Interventions, parse
+from lstm_repl.session.ghost import ghost
+from lstm_repl.model.interventions import Interventions
+from lstm_repl.session.intervention_parser import parse
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.base import layer_weight_names
-from lstm_repl.repl.commands import CommandError, Shell, run_command
-from lstm_repl.session import Session
-from lstm_repl.session_trace import trace_document
+from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+from lstm_repl.session.session import Session
+from lstm_repl.session.session_trace import trace_document
 
 GATES = {"lstm": ("i", "f", "g", "o"), "peephole": ("i", "f", "g", "o"), "coupled": ("f", "o", "g"),
          "gru": ("r", "z", "n"), "rnn": ()}
@@ -178,7 +179,7 @@ def test_interventions_apply_from_where_they_were_set_even_to_states_recomputed_
 
 
 def test_a_derived_gate_cannot_be_forced():
-    from lstm_repl.interventions import forceable_gates
+    from lstm_repl.session.intervention_parser import forceable_gates
 
     model = _model("coupled")
     assert "i" not in forceable_gates(model) and "f" in forceable_gates(model)

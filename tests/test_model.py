@@ -158,7 +158,7 @@ def test_decode_picks_each_token_as_a_step_then_pick_token_would():
 @torch.no_grad()
 def test_packed_paths_on_cuda_agree_with_the_cpu():
     from lstm_repl.config import SampleConfig
-    from lstm_repl.sampling import generate
+    from lstm_repl.session.sampling import generate
 
     cpu = _model()
     gpu = _model().cuda()

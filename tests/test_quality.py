@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
-from lstm_repl.cli import cli
+from lstm_repl.cli.main import cli
 from lstm_repl.config import WORD_DEFAULTS, TrainConfig
-from lstm_repl.quality import as_language_model, compare_quality, project_settings
-from lstm_repl.reference import EXAMPLES_WORD, Recipe, ReferenceModel, recipe_for, train_reference
+from lstm_repl.bench.quality import as_language_model, compare_quality, project_settings
+from lstm_repl.bench.reference import EXAMPLES_WORD, Recipe, ReferenceModel, recipe_for, train_reference
 from tests.conftest import TINY_TEXT
 from tests.test_cli_errors import one_line_error
 

@@ -20,16 +20,18 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lstm_repl import checkpoint, runs
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.training import runs
+from lstm_repl.cli.main import cli
 from lstm_repl.config import SampleConfig
-from lstm_repl.describe import describe, description_rows
+from lstm_repl.model.describe import describe, description_rows
 from lstm_repl.errors import LstmReplError
-from lstm_repl.progress import loss_curve
-from lstm_repl.recording import MAX_COLUMNS, MAX_ROWS, Recording, read_recording, weights_sha256
-from lstm_repl.runlog import read_log
-from lstm_repl.sampling import generate_text
-from lstm_repl.unit_labels import read_labels
+from lstm_repl.training.text_report import loss_curve
+from lstm_repl.shell.recording import MAX_COLUMNS, MAX_ROWS, Recording, read_recording, weights_sha256
+from lstm_repl.training.runlog import read_log
+from lstm_repl.session.sampling import generate_text
+from lstm_repl.analysis.unit_labels import read_labels
 
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 DEADLINE_S = 20  # an example taking longer has hung
@@ -348,7 +350,7 @@ def assert_well_formed(recording: Recording) -> None:
 def test_size_is_a_terminal_size_or_one_line(text):
     import click
 
-    from lstm_repl.commands.replay import parse_size
+    from lstm_repl.cli.replay import parse_size
 
     try:
         columns, rows = parse_size(text)

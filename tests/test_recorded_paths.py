@@ -10,8 +10,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint, runs
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.training import runs
+from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
 from tests.conftest import TINY_TEXT, train_tiny
 
@@ -41,10 +43,10 @@ def test_a_folder_corpus_records_the_folder_s_name_and_the_paths_inside_it(tmp_p
     model = {"hidden": 8, "embed": 4, "layers": 1}
     config = TrainConfig(batch_size=2, seq_len=8, max_steps=1, precision="fp32")
     trainer = runs.new_run([str(texts)], config, model, tmp_path / "run", False)
-    assert trainer.corpus_info["files"] == ["texts/a.txt", "texts/sub/b.txt"]
-    assert trainer.corpus_paths == [str(texts / "a.txt"), str(texts / "sub" / "b.txt")]
+    assert trainer.setup.corpus_info["files"] == ["texts/a.txt", "texts/sub/b.txt"]
+    assert trainer.setup.corpus_paths == [str(texts / "a.txt"), str(texts / "sub" / "b.txt")]
     monkeypatch.chdir(texts)
-    assert runs.new_run(["."], config, model, tmp_path / "run2", False).corpus_info["files"] == \
+    assert runs.new_run(["."], config, model, tmp_path / "run2", False).setup.corpus_info["files"] == \
         ["texts/a.txt", "texts/sub/b.txt"]
 
 

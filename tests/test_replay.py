@@ -19,14 +19,14 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from lstm_repl import checkpoint
-from lstm_repl.cast import CastWriter
-from lstm_repl.cli import cli
-from lstm_repl.recording import read_recording
-from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
-from lstm_repl.repl.commands import Shell
-from lstm_repl.repl.replay import replay, vt100_output
-from lstm_repl.session import Session, Settings
+from lstm_repl.model import checkpoint
+from lstm_repl.shell.cast import CastWriter
+from lstm_repl.cli.main import cli
+from lstm_repl.shell.recording import read_recording
+from lstm_repl.shell.app import PASTE_GAP_S, ShellApp
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.playback import replay, vt100_output
+from lstm_repl.session.session import Session, Settings
 from pyte_terminal import Terminal
 
 COLUMNS, ROWS = 100, 30
@@ -285,9 +285,9 @@ HOSTILE_RECORDINGS = [
     ("sha256 a number", {"model__sha256": 5}, TYPED, 1.0, ["'sha256' should be a string"]),
     ("an unknown header field", {"extra": 1}, TYPED, 1.0, ["unknown field 'extra'"]),
     ("temperature a string", {"settings__temperature": "hot"}, TYPED, 1.0, ["'temperature' should be a number"]),
-    ("temperature below 0", {"settings__temperature": -1}, TYPED, 1.0, ["--temperature", "-1"]),
-    ("top_p of 0", {"settings__top_p": 0}, TYPED, 1.0, ["--top-p"]),
-    ("length of 0", {"settings__length": 0}, TYPED, 1.0, ["--length"]),
+    ("temperature below 0", {"settings__temperature": -1}, TYPED, 1.0, ["temperature", "-1"]),
+    ("top_p of 0", {"settings__top_p": 0}, TYPED, 1.0, ["top-p"]),
+    ("length below 0", {"settings__length": -1}, TYPED, 1.0, ["length"]),
     ("seed a float", {"settings__seed": 1.5}, TYPED, 1.0, ["'seed' should be an integer or null"]),
     ("a setting the CLI has not", {"settings__shown": 3}, TYPED, 1.0, ["unknown field 'shown'"]),
     ("transcript a number", {"start__transcript": 5}, TYPED, 1.0, ["'transcript' should be a string"]),
@@ -327,7 +327,7 @@ def test_a_recording_must_be_a_regular_file_of_bounded_size(recorded, tmp_path, 
     import os
     import threading
 
-    from lstm_repl import recording
+    from lstm_repl.shell import recording
 
     fifo = tmp_path / "fifo.jsonl"
     os.mkfifo(fifo)
@@ -342,7 +342,7 @@ def test_a_recording_must_be_a_regular_file_of_bounded_size(recorded, tmp_path, 
 
 
 def test_the_start_restores_interventions_through_their_parser_and_runs_no_command(recorded, tmp_path, tiny_run):
-    from lstm_repl.repl.replay import build_shell
+    from lstm_repl.shell.playback import build_shell
 
     loaded = checkpoint.load(tiny_run)
     header = header_of(recorded, start__interventions=[":clamp 1:3=0.5", ":force 2 f=1", ":clamp 1:3=0.25"])
@@ -357,7 +357,7 @@ def test_the_start_restores_interventions_through_their_parser_and_runs_no_comma
 
 
 def test_keys_holding_line_separators_other_than_newline_read_back_whole(recorded, tmp_path):
-    from lstm_repl.recording import Event, RecordingWriter
+    from lstm_repl.shell.recording import Event, RecordingWriter
 
     keys = "a\u2028b\x85c\x1cd\u2029"  # str.splitlines breaks at each of them; a JSON line may hold them raw
     writer = RecordingWriter(tmp_path / "separators.jsonl", read_recording(recorded.path).header)
@@ -376,7 +376,7 @@ def test_size_beyond_any_terminal_is_refused(recorded):
 
 
 def test_pauses_longer_than_the_limit_are_cut_to_it():
-    from lstm_repl.recording import Event, Header, ModelId, Recording
+    from lstm_repl.shell.recording import Event, Header, ModelId, Recording
 
     header = Header(ModelId("m", "p", "0" * 64), {}, 80, 24)
     events = [Event(5.0, keys="a"), Event(5.5, keys="b"), Event(65.5, keys="c"), Event(66.0, command=":q")]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import run_lock
-from lstm_repl.cli import cli
+from lstm_repl.training import run_lock
+from lstm_repl.cli.main import cli
 
 TIMEOUT = 120.0
 

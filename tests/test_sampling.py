@@ -9,8 +9,8 @@ from lstm_repl.config import ModelConfig, SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model.packed import pick_token
 from lstm_repl.model import LanguageModel
-from lstm_repl.sampling import Sampler, choose, greedy_ids
-from lstm_repl.vocab import UNK_ID
+from lstm_repl.session.sampling import Sampler, choose, greedy_ids
+from lstm_repl.data.vocab import UNK_ID
 
 LOGITS = torch.tensor([5.0, 2.0, 1.0, 0.0, -1.0, 1.5])  # <unk> (id 0) is the most likely of all
 
@@ -97,7 +97,7 @@ def test_greedy_ids_are_the_argmax_step_after_step(cell):
 def test_a_prompt_is_read_without_the_scores_of_every_position(softmax):
     """read_prompt decodes only the last position: a long word-level prompt's T x V scores would
     take gigabytes. Its logits and state equal the full forward's last position."""
-    from lstm_repl.sampling import read_prompt
+    from lstm_repl.session.sampling import read_prompt
 
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=60, layers=2, hidden=16, embed=8, softmax=softmax,

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_repl import checkpoint
+from lstm_repl.model import checkpoint
 from lstm_repl.config import SampleConfig
-from lstm_repl.ghost import ghost, ghost_pieces
-from lstm_repl.sampling import choose
-from lstm_repl.session import FUSED_CHUNK, PRIMER, Session, Settings
-from lstm_repl.session_trace import trace_document
-from lstm_repl.vocab import UNK_ID
+from lstm_repl.session.ghost import ghost, ghost_pieces
+from lstm_repl.session.sampling import choose
+from lstm_repl.session.session import FUSED_CHUNK, PRIMER, Session, Settings
+from lstm_repl.session.session_trace import trace_document
+from lstm_repl.data.vocab import UNK_ID
 
 TOL = 1e-5
 
@@ -442,7 +442,7 @@ class TokensRead:
 
 
 def test_what_is_kept_stays_within_its_bound_over_a_long_session(loaded):
-    from lstm_repl.state_store import CHECKPOINT_EVERY, RECENT
+    from lstm_repl.session.state_store import CHECKPOINT_EVERY, RECENT
 
     session = make(loaded, seed=3)
     for _ in session.stream(3000):
@@ -467,7 +467,7 @@ def test_what_is_kept_stays_within_its_bound_over_a_long_session(loaded):
 
 
 def test_an_edit_far_back_reads_from_the_nearest_kept_state(loaded):
-    from lstm_repl.state_store import CHECKPOINT_EVERY
+    from lstm_repl.session.state_store import CHECKPOINT_EVERY
 
     session = make(loaded, seed=4)
     for _ in session.stream(2000):
@@ -497,7 +497,7 @@ def test_a_keystroke_reads_one_token_however_long_the_text(loaded):
 
 
 def test_a_paste_leaves_kept_states_behind_it(loaded):
-    from lstm_repl.state_store import CHECKPOINT_EVERY, RECENT
+    from lstm_repl.session.state_store import CHECKPOINT_EVERY, RECENT
 
     session = make(loaded)
     session.edit(0, "x" * 100)

@@ -20,12 +20,12 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
-from lstm_repl.ghost import ghost, ghost_pieces
-from lstm_repl.repl.app import ShellApp, history_path
-from lstm_repl.repl.commands import Shell
-from lstm_repl.session import FUSED_CHUNK, Session, Settings
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
+from lstm_repl.session.ghost import ghost, ghost_pieces
+from lstm_repl.shell.app import ShellApp, history_path
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
 
 ENTER, BACKSPACE, CTRL_C, CTRL_D, TAB = "\r", "\x7f", "\x03", "\x04", "\t"
 RIGHT, UP, DOWN = "\x1b[C", "\x1b[A", "\x1b[B"
@@ -385,9 +385,9 @@ def test_save_writes_the_committed_text(loaded, tmp_path):
 
 
 def test_save_of_a_long_session_keeps_gates_for_its_end(loaded, tmp_path, monkeypatch):
-    from lstm_repl.repl import commands
+    from lstm_repl.shell import colon_commands
 
-    monkeypatch.setattr(commands, "SAVED_GATES", 50)
+    monkeypatch.setattr(colon_commands, "SAVED_GATES", 50)
     path = tmp_path / "long.json"
 
     async def script(d: Driver):
@@ -590,7 +590,7 @@ def test_a_bracketed_paste_with_newlines_goes_through_the_same_path(loaded):
 
 
 def test_one_very_long_line_keeps_the_input_line_bounded(loaded):
-    from lstm_repl.repl.reading import LINE_LIMIT
+    from lstm_repl.shell.reading import LINE_LIMIT
 
     text = ("abcdefghij" * 1000)[:10_000]
 
@@ -652,7 +652,7 @@ def test_enter_then_ctrl_c_at_once_starts_the_stream_and_stops_it(loaded):
 
 
 def test_a_bracketed_paste_with_a_very_long_last_line_keeps_the_input_line_bounded(loaded):
-    from lstm_repl.repl.reading import LINE_LIMIT
+    from lstm_repl.shell.reading import LINE_LIMIT
 
     text = "first line\n" + "y" * 10_000
 
@@ -775,7 +775,7 @@ def test_plain_mode_reads_a_megabyte_in_bounded_memory(tiny_run, tmp_path):
     big.write_text(("To be, or not to be, that is the question.\n" * 25_000)[:1_000_000], "utf-8")
 
     def peak_kib(source) -> int:
-        code = ("import resource, sys; from lstm_repl.cli import main; sys.argv = ['lstm-repl', 'repl', "
+        code = ("import resource, sys; from lstm_repl.cli.main import main; sys.argv = ['lstm-repl', 'repl', "
                 f"{str(tiny_run)!r}, '--length', '10', '--seed', '1']\n"
                 "try:\n    main()\nfinally:\n"
                 "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
@@ -802,7 +802,7 @@ def test_runs_of_typed_characters_reach_the_shell_as_one_paste():
     from prompt_toolkit.key_binding import KeyPress
     from prompt_toolkit.keys import Keys
 
-    from lstm_repl.repl.keys import runs_of_text
+    from lstm_repl.shell.keys import runs_of_text
 
     keys = [KeyPress(c, c) for c in "to be"] + [KeyPress(Keys.ControlM, "\r"), KeyPress("o", "o"),
                                               KeyPress(Keys.ControlI, "\t")] + [KeyPress(c, c) for c in "é漢"]

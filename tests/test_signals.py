@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstm_repl import checkpoint
+from lstm_repl.model import checkpoint
 
 TIMEOUT = 120.0
 

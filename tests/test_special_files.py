@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint
-from lstm_repl.checkpoint import WEIGHTS_FILE
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+from lstm_repl.model.checkpoint import WEIGHTS_FILE
+from lstm_repl.cli.main import cli
 from lstm_repl.errors import CheckpointError, LstmReplError
-from lstm_repl.repl.commands import Shell, run_command
-from lstm_repl.session import Session
+from lstm_repl.shell.colon_commands import Shell, run_command
+from lstm_repl.session.session import Session
 
 TIMEOUT = 60  # seconds: far more than any of these takes; a hang fails the test instead of the suite
 

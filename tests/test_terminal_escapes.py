@@ -30,13 +30,13 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
-from lstm_repl.events import Event
-from lstm_repl.progress import PlainReporter, RichReporter
-from lstm_repl.repl.app import PASTE_GAP_S, ShellApp
-from lstm_repl.repl.commands import Shell
-from lstm_repl.session import Session, Settings
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
+from lstm_repl.training.events import Event
+from lstm_repl.cli.progress import PlainReporter, RichReporter
+from lstm_repl.shell.app import PASTE_GAP_S, ShellApp
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.session.session import Session, Settings
 from lstm_repl.terminal_text import terminal_safe
 from pyte_terminal import Terminal
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_repl import data
+from lstm_repl.data import corpus as data
 from lstm_repl.config import ModelConfig, TrainConfig
-from lstm_repl.distributed import Ranks, own_rows
+from lstm_repl.training.distributed import Ranks, own_rows
 from lstm_repl.model import LanguageModel
-from lstm_repl.token_file import open_tokens, token_counts, token_dtype, write_tokens
-from lstm_repl.train import Trainer
-from lstm_repl.vocab import build_vocab
+from lstm_repl.data.token_file import open_tokens, token_counts, token_dtype, write_tokens
+from lstm_repl.training.trainer import Trainer
+from lstm_repl.data.vocab import build_vocab
 
 
 @pytest.mark.parametrize("size, dtype", [(2, np.uint8), (256, np.uint8), (257, np.uint16),
@@ -99,7 +99,7 @@ def test_a_run_trains_and_resumes_from_the_token_file_without_tokenizing_again(t
 
     from click.testing import CliRunner
 
-    from lstm_repl.cli import cli
+    from lstm_repl.cli.main import cli
     from tests.conftest import train_tiny
 
     monkeypatch.setenv("LSTM_REPL_CACHE", str(tmp_path / "cache"))

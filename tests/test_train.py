@@ -11,11 +11,13 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from lstm_repl import checkpoint, runs
-from lstm_repl.cli import cli
+from lstm_repl.model import checkpoint
+
+from lstm_repl.training import runs
+from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import TrainingInterrupted
-from lstm_repl.schedule import Bounds, Position, learning_rate
+from lstm_repl.training.schedule import Bounds, Position, learning_rate
 from tests.conftest import train_tiny
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.1, "tie_weights": False}
@@ -155,6 +157,7 @@ def test_a_resume_with_a_longer_budget_continues_the_schedule_without_a_jump(tin
     trainer.position.elapsed_s, trainer.position.progress = 30.0, 0.5
     trainer.position.anchor = None
     trainer.config = dataclasses.replace(trainer.config, max_steps=None, time_limit_s=60.0)
+    trainer.folder.setup = dataclasses.replace(trainer.setup, config=trainer.config)  # what last/ records
     trainer.bounds = Bounds.of(trainer.config, trainer.batches.chunks_per_epoch)
     trainer.save_last()
     _, resumed_at, longer = _lr_at_resume_and_before(out, {"time_limit_s": 120.0})

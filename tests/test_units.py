@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl import checkpoint
-from lstm_repl.cli import cli
-from lstm_repl.features import FEATURES, find_feature, in_quotes, indent, line_position, word_start
-from lstm_repl.unit_labels import read_labels
-from lstm_repl.unit_scores import AurocAccumulator, CorrelationAccumulator
-from lstm_repl.unit_search import score_units, tokenize
-from lstm_repl.unit_trace import trace_units
+from lstm_repl.model import checkpoint
+from lstm_repl.cli.main import cli
+from lstm_repl.analysis.features import FEATURES, find_feature, in_quotes, indent, line_position, word_start
+from lstm_repl.analysis.unit_labels import read_labels
+from lstm_repl.analysis.unit_scores import AurocAccumulator, CorrelationAccumulator
+from lstm_repl.analysis.unit_search import score_units, tokenize
+from lstm_repl.analysis.unit_trace import trace_units
 from tests.conftest import TINY_TEXT
 
 
@@ -234,10 +234,10 @@ def png_pixels(data: bytes) -> bytes:
 
 
 def test_find_ranks_units_on_the_text_so_far_pins_the_best_and_labels_them(loaded):
-    from lstm_repl.repl.commands import Shell, run_command
-    from lstm_repl.repl.fragments import to_text
-    from lstm_repl.repl.views import render_panel
-    from lstm_repl.session import Session
+    from lstm_repl.shell.colon_commands import Shell, run_command
+    from lstm_repl.shell.fragments import to_text
+    from lstm_repl.shell.views import render_panel
+    from lstm_repl.session.session import Session
 
     shell = Shell(Session(loaded))
     shell.session.set_text(TINY_TEXT * 3)
@@ -252,8 +252,8 @@ def test_find_ranks_units_on_the_text_so_far_pins_the_best_and_labels_them(loade
 
 
 def test_find_refuses_without_text_or_without_the_feature_in_it(loaded):
-    from lstm_repl.repl.commands import CommandError, Shell, run_command
-    from lstm_repl.session import Session
+    from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+    from lstm_repl.session.session import Session
 
     shell = Shell(Session(loaded))
     with pytest.raises(CommandError, match="type or stream some first"):
@@ -266,8 +266,8 @@ def test_find_refuses_without_text_or_without_the_feature_in_it(loaded):
 
 
 def test_the_shell_labels_units_saved_beside_the_checkpoint(tiny_run, tiny_corpus, tmp_path):
-    from lstm_repl.repl.commands import Shell
-    from lstm_repl.session import Session
+    from lstm_repl.shell.colon_commands import Shell
+    from lstm_repl.session.session import Session
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run / "best", run)
@@ -329,7 +329,7 @@ def test_limit_reads_only_the_head_of_a_huge_file(tiny_run, tmp_path, command):
 
 
 def test_the_head_read_is_the_start_of_the_whole_text(tmp_path):
-    from lstm_repl.data import read_corpus, read_head
+    from lstm_repl.data.corpus import read_corpus, read_head
 
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("ünïcödé ✓ " * 20_000, "utf-8")  # over 64 KiB: several chunks, characters across borders

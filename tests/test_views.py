@@ -12,12 +12,12 @@ from rich.console import Console
 from rich.text import Text
 
 from lstm_repl.quantities import GATE_01, GATE_11, LSTM_QUANTITIES, Quantity
-from lstm_repl.repl.fragments import to_fragments, to_text
-from lstm_repl.repl.drawing import PALETTE, quantity_colour, quantity_label, value_bar
+from lstm_repl.shell.fragments import to_fragments, to_text
+from lstm_repl.shell.drawing import PALETTE, quantity_colour, quantity_label, value_bar
 from lstm_repl.terminal_text import visible_token
-from lstm_repl.repl.strip_view import strip_height, strip_view
-from lstm_repl.repl.units_view import gate_bars_view, select_units
-from lstm_repl.repl.views import PanelSettings, render_panel
+from lstm_repl.shell.strip_view import strip_height, strip_view
+from lstm_repl.shell.units_view import gate_bars_view, select_units
+from lstm_repl.shell.views import PanelSettings, render_panel
 from lstm_repl.snapshot import Snapshot
 
 GRU_QUANTITIES = (

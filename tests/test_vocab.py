@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_repl.errors import CheckpointError
-from lstm_repl.vocab import (
+from lstm_repl.data.vocab import (
     CHAR_UNK_TEXT,
     UNK_ID,
     WORD_UNK_TEXT,
@@ -20,7 +20,7 @@ from lstm_repl.vocab import (
     build_vocab,
     vocab_from_json,
 )
-from lstm_repl import vocab as vocab_module
+from lstm_repl.data import vocab as vocab_module
 
 # Word-level text: words, punctuation, every kind of whitespace, and characters from anywhere.
 WORDY = st.text(

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.interventions import Interventions
+from lstm_repl.model.interventions import Interventions
 from lstm_repl.model.base import Gates, SingleStateFused, State, layer_weight_names
 from lstm_repl.quantities import GRU_QUANTITIES
 

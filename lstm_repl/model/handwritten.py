@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.interventions import Interventions
+from lstm_repl.model.interventions import Interventions
 from lstm_repl.model.base import Gates, State, try_script
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)

@@ -14,7 +14,7 @@ from torch import nn
 
 from lstm_repl.cells import stack_class
 from lstm_repl.config import ModelConfig
-from lstm_repl.interventions import Interventions
+from lstm_repl.model.interventions import Interventions
 from lstm_repl.model.base import Gates, State
 from lstm_repl.model.output_head import make_head
 

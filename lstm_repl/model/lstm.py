@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstm_repl.interventions import Interventions
+from lstm_repl.model.interventions import Interventions
 from lstm_repl.model.base import Gates, State, layer_weight_names
 from lstm_repl.model.packed import pack_lstm
 from lstm_repl.quantities import LSTM_QUANTITIES

@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import nn
 
-from lstm_repl.devices import fbgemm_half_available
+from lstm_repl.model.devices import fbgemm_half_available
 from lstm_repl.model.base import layer_weight_names, try_script
 
 MAX_TABLE_BYTES = 64 * 2**20  # beyond this (a large word vocabulary), project the embedding per token

@@ -1,0 +1,291 @@
+"""lstm-repl bench: the speed figures quoted in notes and the README."""
+
+from __future__ import annotations
+
+import click
+
+from lstm_repl.cli.options import POSITIVE, SEED
+from lstm_repl.terminal_text import terminal_line
+
+
+@click.group()
+def bench() -> None:
+    """Measure speed on this machine."""
+
+
+@bench.command("train")
+@click.option("--hidden", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--embed", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--vocab", type=click.IntRange(min=3), default=65, show_default=True, help="Vocabulary size.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="word: token ids from a Zipf law (bench.bench_ids), as the adaptive softmax's cost depends on.")
+@click.option("--softmax", "softmaxes", default=None,
+              help="Comma-separated output layers to time: full, adaptive [default: full; word level: full,adaptive].")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps per loop.")
+@click.option("--precision", "precisions", default="fp32,bf16,fp16", show_default=True,
+              help="Comma-separated list; those that do not run on this device are skipped, with the reason.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+def bench_train_command(hidden, embed, layers, batch_size, seq_len, vocab, level, softmaxes, steps, precisions,
+                        device) -> None:
+    """The project's training step (with each output layer) against a bare fused nn.LSTM loop of
+    the same shapes with a full softmax."""
+    from lstm_repl.bench.speed import bench_train, matmul_peaks
+    from lstm_repl.model.devices import resolve_device
+    from lstm_repl.model.precision import device_description
+
+    wanted = [p.strip() for p in precisions.split(",") if p.strip()]
+    bad = [p for p in wanted if p not in ("fp32", "bf16", "fp16", "auto")]
+    if bad:
+        raise click.BadParameter(f"unknown precision {bad[0]!r}; use fp32, bf16, fp16 or auto",
+                                 param_hint="--precision")
+    from lstm_repl.model.precision import TRAINING_CANDIDATES, probe_training
+
+    kinds = tuple(k.strip() for k in (softmaxes or ("full,adaptive" if level == "word" else "full")).split(","))
+    if not kinds or any(k not in ("full", "adaptive") for k in kinds):
+        raise click.BadParameter(f"{softmaxes!r}: list full and/or adaptive", param_hint="--softmax")
+
+    target = resolve_device(device)
+    peaks = matmul_peaks(target, tuple(p for p in TRAINING_CANDIDATES if probe_training(target, p).works))
+    click.echo("matmul peak (2048^3): " + ", ".join(f"{name} {gflops:,.0f} GFLOP/s" for name, gflops in peaks.items()))
+    peak_name, peak = max(peaks.items(), key=lambda kv: kv[1])
+    click.echo(f"{level} level, {layers} x {hidden}, embed {embed}, batch {batch_size}, seq {seq_len}, vocab {vocab}")
+
+    def report(row: dict) -> None:
+        click.echo(
+            f"{row['precision']:>5}: project {row['project_tokens_per_s']:>9,.0f} tok/s   bare loop "
+            f"{row['bare_tokens_per_s']:>9,.0f} tok/s   ratio {row['ratio']:.3f}   "
+            + (f"{row['project_gflops']:,.0f} GFLOP/s = {row['project_gflops'] / peak:.0%} of the {peak_name} peak"
+               if kinds[0] == "full" else "")  # (the FLOP count is the full softmax's)
+            + (f" ({kinds[0]} softmax)" if kinds != ("full",) else "")
+        )
+        for kind in kinds[1:]:
+            rate, cuts = row["softmax"][kind], row["cutoffs"][kind]
+            shown = f", cut-offs {cuts}" if cuts else ""
+            click.echo(f"{'':>5}  {kind} softmax {rate:>9,.0f} tok/s = "
+                       f"{rate / row['project_tokens_per_s']:.2f} x the {kinds[0]} softmax{shown}")
+
+    def skipped(precision: str, why: str) -> None:
+        click.echo(f"{precision:>5}: skipped, it does not run on {device_description(target)} ({why})")
+
+    bench_train(hidden, embed, layers, batch_size, seq_len, vocab, steps, wanted, device, report, skipped, level,
+                kinds)
+
+
+@bench.command("generate")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--tokens", type=click.IntRange(min=10), default=2000, show_default=True)
+def bench_generate_command(ckpt, tokens) -> None:
+    """tokens/s of generate at batch 1 (no display) against a bare loop; the cost of one step."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.bench.speed import bench_generate
+
+    loaded = checkpoint.load(ckpt)
+    config = loaded.model.config
+    r = bench_generate(loaded, tokens)
+    click.echo(terminal_line(f"{loaded.name}: {config.cell}, {config.layers} x {config.hidden}, "
+                             f"vocabulary {config.vocab_size}"))
+    for name, rate in r["tokens_per_s"].items():
+        default = " (the default here)" if name == f"generate {r['precision']}" else ""
+        click.echo(f"{name + ':':<17} {rate:>7,.0f} tokens/s{default}")
+    for precision, ms in r["weights_read_ms"].items():
+        click.echo(f"reading the {precision} weights once: {ms:.3f} ms, so at most {1000 / ms:,.0f} tokens/s")
+    packed = "".join(f"packed {p} {ms:.3f} ms, " for p, ms in r["step_ms"].items())
+    click.echo(f"one token, every gate returned: {packed}unpacked {r['plain_step_ms']:.3f} ms")
+    click.echo(f"one token through the fused nn.{config.cell.upper()}: {r['fused_step_ms']:.3f} ms with oneDNN, "
+               f"{r['fused_no_onednn_ms']:.3f} ms without")
+
+
+@bench.command("repl")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--width", type=click.IntRange(min=60), default=120, show_default=True)
+@click.option("--height", type=click.IntRange(min=10), default=36, show_default=True)
+@click.option("--paste", "paste_file", type=click.Path(exists=True, dir_okay=False),
+              help="Text to paste as keystrokes (default: 50 kB of Shakespeare).")
+@click.option("--stream-tokens", type=click.IntRange(min=100), default=200_000, show_default=True,
+              help="Tokens streamed for the memory figure (then 20,000 characters typed).")
+@click.option("--quick", is_flag=True, help="Only the model-side keystroke and streaming figures.")
+def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) -> None:
+    """The shell's speed and memory: per keystroke at three text lengths (key to frame, the real
+    app fed through a pipe), a paste arriving as keystrokes against `lstm-repl eval`, and memory
+    after a long stream."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.bench import shell_speed as sb
+    from lstm_repl.bench.speed import bench_repl
+
+    loaded = checkpoint.load(ckpt)
+    r = bench_repl(loaded, width, height)
+    click.echo(terminal_line(f"{loaded.name}, panel {width} x {height}"))
+    click.echo(f"model side per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
+               "(model step, gates, predictions, ghost text, panel rendered)")
+    click.echo(f"streaming: {r['stream_tokens_per_s']:,.0f} tokens/s "
+               f"with the panel drawn {r['frames_per_s']:.0f} times a second")
+    if quick:
+        return
+    for typed in (100, 10_000, 100_000):
+        to_frame, to_ghost = sb.keystroke_ms(loaded, typed)
+        click.echo(f"with {typed:>7,} characters typed: key to frame p50 {sb.percentile(to_frame, 0.5):.2f} ms, "
+                   f"p99 {sb.percentile(to_frame, 0.99):.2f} ms; to the ghost text p50 "
+                   f"{sb.percentile(to_ghost, 0.5):.2f} ms, p99 {sb.percentile(to_ghost, 0.99):.2f} ms "
+                   f"({len(to_frame)} keys, every 17th a backspace)")
+    text = _paste_text(paste_file)
+    pasted = sb.paste_chars_per_s(loaded, text)
+    evaluated = sb.eval_chars_per_s(loaded, text)
+    click.echo(f"a {len(text):,}-character paste arriving as keystrokes: {pasted['chars_per_s']:,.0f} chars/s "
+               f"({pasted['seconds']:.2f} s, {pasted['frames']} frames); lstm-repl eval on it: "
+               f"{evaluated:,.0f} chars/s; ratio {pasted['chars_per_s'] / evaluated:.2f}")
+    memory = sb.long_use_memory(loaded, stream_tokens, 20_000)
+    click.echo(f"after streaming {stream_tokens:,} tokens and typing 20,000 characters: RSS "
+               f"{memory['rss_end_mb']:,.0f} MB (at start {memory['rss_start_mb']:,.0f} MB, after warm-up "
+               f"{memory['rss_after_warmup_mb']:,.0f} MB), {memory['kib_per_token']:.3f} KiB per token; "
+               f"states kept {memory['states_kept']} (bound {memory['states_bound']}), "
+               f"gate records {memory['gates_kept']}")
+
+
+def _paste_text(path: str | None) -> str:
+    from pathlib import Path
+
+    from lstm_repl.bench.shell_speed import SAMPLE
+
+    if path:
+        return Path(path).read_text("utf-8")
+    return (SAMPLE * (50_000 // len(SAMPLE) + 1))[:50_000]
+
+
+@bench.command("soak")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--minutes", type=POSITIVE, default=10.0, show_default=True)
+@click.option("--seed", type=SEED, default=1, show_default=True)
+def bench_soak_command(ckpt, minutes, seed) -> None:
+    """Minutes of typing, streaming, Ctrl-C, backspace, edits, :reset and :load in the real app
+    (headless, seeded); the resident set sampled every 30 s. Flat after warm-up, no errors."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.bench.shell_speed import soak
+
+    loaded = checkpoint.load(ckpt)
+    r = soak(loaded, minutes, seed, report=lambda line: click.echo(terminal_line(line), err=True))
+    samples = r["rss_samples"]
+    warm = next((rss for t, rss in samples if t >= 60), samples[0][1])
+    actions = ", ".join(f"{name} {count}" for name, count in r["actions"].items())
+    click.echo(terminal_line(f"{loaded.name}, {minutes:g} minutes, seed {seed}: {actions}"))
+    click.echo(f"RSS after the first minute {warm:,.1f} MB, at the end {samples[-1][1]:,.1f} MB, "
+               f"highest {max(rss for _, rss in samples):,.1f} MB; errors: {len(r['errors'])}")
+    for error in r["errors"][:10]:
+        click.echo(f"  {terminal_line(error)}")
+    if r["errors"]:
+        raise SystemExit(1)
+
+
+@bench.command("startup")
+@click.argument("ckpt", default="shakespeare-char")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
+def bench_startup_command(ckpt, rounds) -> None:
+    """From the command to a shell ready for typing, against `python -c "import torch"`, interleaved."""
+    from lstm_repl.bench.shell_speed import startup_seconds
+
+    r = startup_seconds(ckpt, rounds)
+    click.echo(terminal_line(f"python -c 'import torch': {r['import_torch_s']:.2f} s; lstm-repl repl {ckpt} ready "
+                             f"for typing: {r['shell_ready_s']:.2f} s; ratio {r['ratio']:.2f} (medians of {rounds})"))
+
+
+@bench.command("big-corpus")
+@click.option("--size", default="2GB", show_default=True, help="Corpus size, e.g. 500MB, 2GB.")
+@click.option("--level", "levels", default="char,word", show_default=True, help="Levels to train, comma-separated.")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Training steps per level.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where the corpus and token file go "
+              "(default: the system's temporary folder); both are deleted after.")
+def bench_big_corpus_command(size, levels, steps, folder) -> None:
+    """A generated corpus bigger than memory: `lstm-repl train` streams it into a token file and
+    trains a few steps; its peak RSS and the speed of the corpus passes, per level."""
+    from pathlib import Path
+
+    from lstm_repl.bench.big_corpus import big_corpus, parse_size
+
+    try:
+        size_bytes = parse_size(size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size") from None
+    for level in levels.split(","):
+        r = big_corpus(size_bytes, level.strip(), steps, Path(folder) if folder else None,
+                       report=lambda line: click.echo(f"  {line}", err=True))
+        click.echo(f"{level}: {r['bytes'] / 1e9:.2f} GB corpus (generated in {r['generate_s']:.0f} s), "
+                   f"token file {r['token_file_bytes'] / 1e9:.2f} GB; read + count + tokenize + model "
+                   f"{r['prepare_s']:.0f} s = {r['prepare_mb_per_s']:.1f} MB/s; {steps} steps, "
+                   f"{r['total_s']:.0f} s in all; peak RSS of `lstm-repl train` {r['peak_rss_mb']:,.0f} MB")
+
+
+DEFAULT_QUALITY_CORPUS = "shakespeare"  # from `lstm-repl corpus get shakespeare`
+DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
+
+
+@bench.command("quality")
+@click.argument("corpus", nargs=-1, type=click.Path())
+@click.option("--minutes", type=POSITIVE, default=10.0, show_default=True,
+              help="Training time of each side (validation excluded).")
+@click.option("--steps", type=click.IntRange(min=1), help="Train each side this many steps instead (equal steps).")
+@click.option("--recipe", type=click.Choice(["defaults", "reference"]), default="defaults", show_default=True,
+              help="What lstm-repl trains with: its defaults, or the reference's own settings (the per-step check).")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="lstm-repl's precision; the reference is always fp32, as its recipe says.")
+@click.option("--chars", type=click.IntRange(min=1), help="Use the first N characters (default corpus: 1,115,000).")
+@click.option("--curve", "curve_points", type=click.IntRange(min=0), default=10, show_default=True,
+              help="With --steps: held-out bpc at this many points of each run.")
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep lstm-repl's run in this folder.")
+@click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
+              help="word: lstm-repl's word-level defaults against pytorch/examples' word_language_model recipe.")
+@click.option("--side", type=click.Choice(["both", "lstm-repl", "reference"]), default="both", show_default=True,
+              help="Train one side only (on a shared machine, each in its own command).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curve_points, keep, level, side,
+                          as_json) -> None:
+    """lstm-repl's defaults against a plain PyTorch loop (reference.py) at equal time or equal steps:
+    both trained on the first 90% of CORPUS, one after the other, and scored in bits per character
+    on the last 10%. CORPUS defaults to the bundled Shakespeare cut to tinyshakespeare's size. At
+    word level the reference is pytorch/examples' recipe (SGD at lr 20, 2 x 200, batch 20, bptt 35)."""
+    import json
+    from pathlib import Path
+
+    from lstm_repl.bench.quality import SIDES, compare_quality, project_settings
+    from lstm_repl.bench.reference import recipe_for
+
+    if recipe == "reference" and level == "word":
+        raise click.UsageError("--recipe reference is the char-level per-step check; use --recipe defaults")
+    paths, chars = list(corpus), chars
+    if not paths:
+        paths, chars = [str(_default_quality_corpus())], chars or DEFAULT_QUALITY_CHARS
+    time_limit = None if steps else minutes * 60
+    config, model_args = project_settings(recipe, precision, steps, time_limit, level)
+    split, project, reference = compare_quality(paths, config, model_args, recipe_for(level), steps, time_limit,
+                                                chars, curve_points if steps else 0, Path(keep) if keep else None,
+                                                report=lambda line: click.echo(line, err=True),
+                                                sides=SIDES if side == "both" else (side,))
+    present = [s for s in (project, reference) if s is not None]
+    result = {"corpus": split.name, "level": level, "bound": f"{steps} steps" if steps else f"{minutes:g} minutes",
+              "recipe": recipe, "precision": project.precision if project else "fp32",
+              "sides": {s.name: s.__dict__ for s in present}}
+    if project and reference:
+        result["difference_bpc"] = reference.bpc - project.bpc
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{split.name}, {level} level, {result['bound']} each, lstm-repl with its {recipe} "
+               f"({result['precision']}), the reference in fp32")
+    for s in present:
+        click.echo(f"  {s.name:<10} {s.steps:>7,} steps  {s.tokens_per_s:>8,.0f} tok/s  held-out {s.bpc:.4f} bpc")
+    if "difference_bpc" in result:
+        better = "lstm-repl better" if result["difference_bpc"] > 0 else "the reference better"
+        click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
+
+
+def _default_quality_corpus():
+    from lstm_repl.data import catalogue as corpora
+    from lstm_repl.errors import CorpusError
+
+    entry = corpora.find(corpora.load_catalogue(), DEFAULT_QUALITY_CORPUS)
+    path = corpora.target_path(entry)
+    if not path.is_file():
+        raise CorpusError(f"bench quality trains on {path} by default: fetch it with "
+                          f"`lstm-repl corpus get {DEFAULT_QUALITY_CORPUS}`, or give a corpus")
+    return path

@@ -1,0 +1,84 @@
+"""lstm-repl generate: stream a continuation of a prompt to stdout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import click
+
+from lstm_repl.cli.options import (
+    INTERVENTION_OPTIONS,
+    SEED,
+    TEMPERATURE,
+    TOP_P,
+    WholeNumber,
+    interventions_from,
+    with_options,
+)
+
+MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument can hold (--prompt)
+
+
+@click.command()
+@click.argument("ckpt")
+@click.option("--prompt", help="Text to continue (default: read from stdin, up to 1 MiB, when it is not a terminal).")
+@click.option("--length", type=WholeNumber(min=0), default=500, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy.")
+@click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True, help="0 keeps all tokens.")
+@click.option("--top-p", type=TOP_P, default=1.0, show_default=True)
+@click.option("--seed", type=SEED, help="Same seed and settings (precision included), same text.")
+@click.option("--stop", help="Stop once the output ends with this string.")
+@click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,
+              help="Weights read per token: fp16 halves the bytes (arithmetic stays fp32); auto picks fp16 "
+                   "on CPUs with fbgemm (x86), else fp32, the weights as trained, as `trace` and the shell "
+                   "read them. Only the lstm kind has fp16.")
+@click.option("--echo/--no-echo", default=True, show_default=True, help="Print the prompt before the continuation.")
+@click.option("--raw", is_flag=True,
+              help="Write the exact text, control characters and escape sequences included. Without it they "
+                   "are shown as \\x1b, U+009B and the like, so no text a model learned can act on the terminal.")
+@with_options(INTERVENTION_OPTIONS)
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, raw, clamp, ablate,
+             force) -> None:
+    """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.config import SampleConfig
+    from lstm_repl.data.piped_input import binary, read_piped
+    from lstm_repl.session.sampling import generate_text
+
+    loaded = checkpoint.load(ckpt)
+    edits = interventions_from(loaded.model, clamp, ablate, force)
+    if prompt is None and not sys.stdin.isatty():
+        prompt = read_piped(binary(sys.stdin), MAX_PIPED_PROMPT, "a prompt is shorter (`lstm-repl repl CKPT` reads "
+                            "a piped text of any length and continues it)")
+    prompt = prompt or ""
+    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop,
+                          precision=precision)
+    write = _exact_writer() if raw else _safe_writer()
+    if echo and prompt:
+        write(prompt)
+    try:
+        for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
+            write(piece)
+    finally:  # Ctrl-C too: the text so far ends its line
+        write("\n")
+
+
+def _safe_writer() -> Callable[[str], None]:
+    """Text as it streams, with anything that could act on a terminal shown visibly."""
+    from lstm_repl.terminal_text import terminal_safe
+
+    return lambda text: click.echo(terminal_safe(text), nl=False)  # echo flushes: the text streams as it comes
+
+
+def _exact_writer() -> Callable[[str], None]:
+    """Text as it streams, byte for byte: UTF-8, and surrogateescape for the one source of lone
+    surrogates (a --prompt or standard input that is not UTF-8; vocabularies cannot hold them), so
+    those bytes come out as they went in."""
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+
+    return write

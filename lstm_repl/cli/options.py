@@ -1,0 +1,202 @@
+"""Click options that several commands share, and the parsers of their values.
+
+Defaults are read from the config dataclasses, so `lstm-repl train FILE` trains with exactly
+TrainConfig() and ModelConfig(), and `bench quality` measures those same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Callable
+
+import click
+
+from lstm_repl.cells import cell_kinds
+from lstm_repl.config import (
+    DEVICES,
+    LEVELS,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    MIN_SEED,
+    PRECISIONS,
+    SCHEDULES,
+    SOFTMAX_KINDS,
+    WORD_DEFAULTS,
+    ModelConfig,
+    TrainConfig,
+    level_defaults,
+)
+from lstm_repl.training.cutoffs import ADAPTIVE_FROM
+
+# ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
+MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
+
+
+def default(config_class: type, name: str):
+    return next(f.default for f in dataclasses.fields(config_class) if f.name == name)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '10m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not match or not any(match.groups()):
+        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 90s, 10m or 1h30m", param_hint="--time")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise click.BadParameter("must be longer than zero", param_hint="--time")
+    return total
+
+
+MAX_NUMBER_TEXT = 64  # characters: no number an option takes is longer; a longer one is refused unparsed
+
+
+def _refuse_long(kind: click.ParamType, value, param, ctx) -> None:
+    if isinstance(value, str) and len(value) > MAX_NUMBER_TEXT:
+        kind.fail(f"{value[:20]!r}... ({len(value):,} characters) is not a number this option takes", param, ctx)
+
+
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses NaN, the infinities and numbers too large for a float
+    (1e999): FloatRange lets NaN through (every comparison with it is false). Every float option
+    takes this type."""
+
+    def convert(self, value, param, ctx):
+        _refuse_long(self, value, param, ctx)
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class WholeNumber(click.IntRange):
+    """click.IntRange that names a number of thousands of digits by its first ones instead of
+    echoing it whole."""
+
+    def convert(self, value, param, ctx):
+        _refuse_long(self, value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
+SEED = WholeNumber(MIN_SEED, MAX_SEED)
+
+
+def _train(name: str, *flags: str, **kwargs):
+    return _option(TrainConfig, name, *flags, **kwargs)
+
+
+def _model(name: str, *flags: str, **kwargs):
+    return _option(ModelConfig, name, *flags, **kwargs)
+
+
+def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs):
+    """An option defaulting to the dataclass's value; where word level has its own
+    (config.WORD_DEFAULTS), no default is set here and split_settings fills in the level's."""
+    if name not in WORD_DEFAULTS:
+        return click.option(*flags, default=default(config_class, name), show_default=True, help=help, **kwargs)
+    shown = f"[default: {default(config_class, name):g}; word level: {WORD_DEFAULTS[name]:g}]"
+    return click.option(*flags, default=None, help=f"{help} {shown}".strip(), **kwargs)
+
+
+POSITIVE = FiniteFloat(min=0, min_open=True)
+FRACTION = FiniteFloat(0, 1, max_open=True)  # from 0 to below 1
+COUNT = WholeNumber(min=1)
+
+# What a training run is made of, shared by train and compare (each adds its own bounds and folders).
+TRAINING_OPTIONS = [
+    _train("level", "--level", type=click.Choice(LEVELS)),
+    _train("vocab_size", "--vocab-size", type=WholeNumber(min=2), help="Word level: vocabulary cap."),
+    _train("min_count", "--min-count", type=COUNT, help="Word level: drop rarer words."),
+    _model("layers", "--layers", type=COUNT),
+    _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
+    _model("embed", "--embed", type=COUNT, help="Embedding size."),
+    _model("dropout", "--dropout", type=FRACTION,
+           help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
+    click.option("--tie-weights", is_flag=True,
+                 help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
+    click.option("--softmax", type=click.Choice(["auto", *SOFTMAX_KINDS]), default="auto", show_default=True,
+                 help=f"Output layer. auto: adaptive at word level from {ADAPTIVE_FROM:,} tokens, else full."),
+    _train("seq_len", "--seq-len", type=COUNT, help="TBPTT chunk length."),
+    _train("batch_size", "--batch-size", type=COUNT, help="Parallel streams."),
+    _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
+    _train("schedule", "--schedule", type=click.Choice(SCHEDULES),
+           help="After the warm-up: cosine decay over the run, or constant."),
+    _train("warmup", "--warmup", type=FRACTION,
+           help="Warm-up as a fraction of the run (time or steps)."),
+    _train("grad_clip", "--grad-clip", type=POSITIVE, help="Largest gradient norm."),
+    _train("weight_decay", "--weight-decay", type=FiniteFloat(min=0),
+           help="Decoupled weight decay, matrices only."),
+    _train("val_fraction", "--val-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True),
+           help="The end of the corpus held out for validation (validation reads at most its last 1,000,000 tokens)."),
+    _train("eval_interval", "--eval-interval", type=COUNT, help="Steps between validations (and checkpoints)."),
+    _train("log_interval", "--log-interval", type=COUNT, help="Steps between log lines."),
+    _train("device", "--device", type=click.Choice(DEVICES)),
+    _train("precision", "--precision", type=click.Choice(PRECISIONS),
+           help="auto: bf16 or fp16 where it runs here and is faster, else fp32."),
+    _train("encoding", "--encoding", help="Text encoding of the corpus."),
+    _train("seed", "--seed", type=SEED),
+]
+
+CELL_OPTION = _model("cell", "--cell", type=click.Choice(cell_kinds()), help="Recurrent cell kind (docs/cells.md).")
+
+TEMPERATURE = FiniteFloat(0, MAX_TEMPERATURE)  # and 0 or at least MIN_TEMPERATURE: SampleConfig says so
+TOP_P = FiniteFloat(0, 1, min_open=True)
+
+SHELL_OPTIONS = [
+    click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy."),
+    click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True),
+    click.option("--top-p", type=TOP_P, default=1.0, show_default=True),
+    click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
+    click.option("--seed", type=SEED, help="Seed the sampler."),
+]
+
+
+def with_options(options: list) -> Callable:
+    """Apply a list of click options to a command, in the order listed (as --help shows them)."""
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+TRAIN_NAMES = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def split_settings(opts: dict) -> tuple[dict, dict]:
+    """A command's parsed options -> (TrainConfig fields, ModelConfig fields); others are left out.
+    An option left unset (None) with a level-specific default takes its level's (or the dataclass's)."""
+    by_level = level_defaults(opts.get("level") or "char")
+    opts = {name: by_level.get(name, default(TrainConfig if name in TRAIN_NAMES else ModelConfig, name))
+            if value is None and name in WORD_DEFAULTS else value for name, value in opts.items()}
+    train_names = TRAIN_NAMES
+    train = {name: value for name, value in opts.items() if name in train_names}
+    model = {name: opts[name] for name in MODEL_FIELDS if name in opts}
+    return train, model
+
+
+INTERVENTION_OPTIONS = [
+    click.option("--clamp", multiple=True, metavar="LAYER:UNIT=VALUE",
+                 help="Hold a unit's cell state at VALUE (-1000 to 1000) at every step (repeatable), e.g. 1:244=0.5."),
+    click.option("--ablate", multiple=True, metavar="LAYER:UNIT", help="Zero a unit at every step (repeatable)."),
+    click.option("--force", multiple=True, metavar="LAYER:GATE=VALUE",
+                 help="Hold a gate of every unit of a layer at VALUE (repeatable): 1:f=1 never forgets."),
+]
+
+
+def interventions_from(model, clamp: tuple[str, ...], ablate: tuple[str, ...], force: tuple[str, ...]):
+    """The --clamp/--ablate/--force options, checked against the model (a bad one: one line)."""
+    from lstm_repl.model.interventions import Interventions
+    from lstm_repl.session.intervention_parser import forceable_gates, parse
+
+    gates = forceable_gates(model)
+    config = model.config
+    items = [parse(kind, spec, config.layers, config.hidden, gates)
+             for kind, specs in (("clamp", clamp), ("ablate", ablate), ("force", force)) for spec in specs]
+    return Interventions(items) if items else None

@@ -1,0 +1,54 @@
+"""lstm-repl repl (and lstm-repl with no command): the interactive shell."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lstm_repl.cli.options import SHELL_OPTIONS, with_options
+
+DEFAULT_MODEL = "shakespeare-char"
+
+
+@click.command()
+@click.argument("ckpt", default=DEFAULT_MODEL)
+@with_options(SHELL_OPTIONS)
+@click.option("--record", "record_path", type=click.Path(dir_okay=False),
+              help="Record the session into this file (lstm-repl replay plays it back).")
+@click.option("--follow", is_flag=True,
+              help="CKPT is a training run: load its newest best/ whenever training writes one.")
+def repl(ckpt, record_path, follow, **settings) -> None:
+    """Open the interactive shell on CKPT (a folder or a bundled model; default shakespeare-char)."""
+    open_shell(ckpt, record_path=record_path, follow=follow, **settings)
+
+
+def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, length=200, seed=None,
+               record_path: str | None = None, follow: bool = False) -> None:
+    from lstm_repl.model import checkpoint
+    from lstm_repl.session.session import Session, Settings
+
+    loaded = checkpoint.load(ckpt)
+    settings = Settings(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if record_path or follow:
+            flag = "--record" if record_path else "--follow"
+            raise click.UsageError(f"{flag} needs the interactive shell (a terminal); without one the shell "
+                                   "reads its input and writes one continuation")
+        from lstm_repl.data.piped_input import binary
+        from lstm_repl.shell.plain import run_plain
+
+        run_plain(loaded.model, loaded.vocab, settings, binary(sys.stdin), sys.stdout)
+        return
+    session = Session(loaded, settings)
+    from lstm_repl.shell.app import ShellApp
+    from lstm_repl.shell.colon_commands import Shell
+
+    app = ShellApp(Shell(session, load_checkpoint=checkpoint.load))
+    if follow:
+        from lstm_repl.shell.follow import Follower
+
+        Follower(app).attach()
+    if record_path:
+        app.message = app.record(record_path)
+    app.run()

@@ -1,0 +1,63 @@
+"""lstm-repl trace: every gate, probability and prediction for each token of a text."""
+
+from __future__ import annotations
+
+import click
+
+from lstm_repl.cli.options import INTERVENTION_OPTIONS, interventions_from, with_options
+
+
+@click.command()
+@click.argument("ckpt")
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True, help="Print the full trace as JSON (docs/trace-format.md).")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Next-token predictions per token.")
+@click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
+@click.option("--layer", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Layer shown in the table, 1 = nearest the input (as the shell starts).")
+@with_options(INTERVENTION_OPTIONS)
+def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> None:
+    """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.terminal_text import terminal_json
+    from lstm_repl.session.tracing import trace_ids, trace_json
+
+    loaded = checkpoint.load(ckpt)
+    pieces = loaded.vocab.split(text)
+    if not pieces:
+        raise click.BadParameter("the text is empty", param_hint="TEXT")
+    ids = loaded.vocab.encode(text)
+    edits = interventions_from(loaded.model, clamp, ablate, force)
+    traces, _, _ = trace_ids(loaded.model, ids, top_k, edits=edits)
+    document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces, edits)
+    if as_json:
+        click.echo(terminal_json(document))
+        return
+    from lstm_repl.cli.trace_table import print_trace_table
+
+    layers = loaded.model.config.layers
+    chosen_layer = layer - 1
+    if chosen_layer >= layers:
+        raise click.BadParameter(f"the model has {layers} layers (1-{layers})", param_hint="--layer")
+    print_trace_table(document, chosen_layer, parse_units(units, loaded.model.config.hidden))
+
+
+def parse_units(text: str, hidden: int) -> list[int]:
+    """'0-7' or '3,17,42' (or spaces) -> unit indices, each range checked against the layer size
+    before it is expanded (0-999999999 is refused, not built), and at most `hidden` of them."""
+    chosen: list[int] = []
+    for part in text.replace(",", " ").split():
+        low, _, high = part.partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise click.BadParameter(f"{part[:30]!r} is not a unit number or range", param_hint="--units") from None
+        if not 0 <= first <= last < hidden:
+            raise click.BadParameter(f"{part[:30]!r}: units must be between 0 and {hidden - 1}", param_hint="--units")
+        if len(chosen) + last - first + 1 > hidden:
+            raise click.BadParameter(f"more units than the layer's {hidden}", param_hint="--units")
+        chosen.extend(range(first, last + 1))
+    if not chosen:
+        raise click.BadParameter(f"units must be between 0 and {hidden - 1}", param_hint="--units")
+    return chosen

@@ -1,1 +1,0 @@
-"""One module per command; each imports torch lazily so --help stays fast."""

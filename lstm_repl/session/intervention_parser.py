@@ -1,0 +1,72 @@
+"""Reading interventions as people write them: 'clamp 1:244=0.5', 'ablate 1:244', 'force 1 f=1'
+(layers from 1, as on the command line and in the shell), checked against the model, each
+mistake one line that shows the form to write. model/interventions.py applies them."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from lstm_repl.errors import ConfigError
+from lstm_repl.model.interventions import Intervention
+
+KINDS = ("clamp", "ablate", "force")
+_UNIT = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_UNIT_VALUE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*=\s*(\S+)\s*$")
+_GATE_VALUE = re.compile(r"^\s*(\d+)\s*[: ]\s*([a-z])\s*=\s*(\S+)\s*$")
+
+
+def forceable_gates(model) -> tuple[str, ...]:
+    """The gates `force` can hold: the cell's own gates, not c or h, nor a derived one (a coupled
+    cell's i is 1 - f: force f instead)."""
+    return tuple(q.symbol for q in model.rnn.quantities if q.symbol not in ("c", "h") and not q.derived)
+
+
+def parse(kind: str, spec: str, layers: int, hidden: int, gates: tuple[str, ...]) -> Intervention:
+    """'1:244=0.5' (clamp), '1:244' (ablate), '1 f=1' or '1:f=1' (force), layers from 1."""
+    forms = {"clamp": ("LAYER:UNIT=VALUE", _UNIT_VALUE), "ablate": ("LAYER:UNIT", _UNIT),
+             "force": ("LAYER GATE=VALUE", _GATE_VALUE)}
+    form, pattern = forms[kind]
+    shown = _shown(spec)
+    match = pattern.match(spec)
+    if not match:
+        raise ConfigError(f"{kind} {shown}: write {form}, e.g. {_EXAMPLES[kind]}")
+    layer = _index(match.group(1)) - 1
+    if not 0 <= layer < layers:
+        raise ConfigError(f"{kind} {shown}: the model has layers 1-{layers}")
+    value = _value(kind, shown, match.group(3)) if kind != "ablate" else 0.0
+    if kind == "force":
+        gate = match.group(2)
+        if gate not in gates:
+            raise ConfigError(f"force {shown}: this cell's gates are {', '.join(gates)}")
+        return Intervention("force", layer, gate=gate, value=value)
+    unit = _index(match.group(2))
+    if not 0 <= unit < hidden:
+        raise ConfigError(f"{kind} {shown}: units are 0-{hidden - 1}")
+    return Intervention(kind, layer, unit=unit, value=value)
+
+
+_EXAMPLES = {"clamp": "1:244=0.5", "ablate": "1:244", "force": "1 f=1"}
+# A gate lives in [0, 1], g and h in [-1, 1], and h sees a cell state through tanh (saturated long
+# before 1,000); a value past float32's range (1e39) could not even be written into the state.
+MAX_VALUE = 1000.0
+_LONGEST_INDEX = 9  # digits; a longer layer or unit number is out of range (and Python refuses past 4,300)
+
+
+def _index(digits: str) -> int:
+    return int(digits) if len(digits) <= _LONGEST_INDEX else 10**_LONGEST_INDEX
+
+
+def _shown(spec: str) -> str:
+    """The spec as an error line quotes it: whole, or its start when it is long."""
+    return repr(spec) if len(spec) <= 40 else f"{spec[:30]!r}... ({len(spec):,} characters)"
+
+
+def _value(kind: str, shown: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{kind} {shown}: {text[:30]!r} is not a number") from None
+    if not (math.isfinite(value) and abs(value) <= MAX_VALUE):
+        raise ConfigError(f"{kind} {shown}: the value must be a number from -{MAX_VALUE:g} to {MAX_VALUE:g}")
+    return value

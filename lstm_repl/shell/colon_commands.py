@@ -1,0 +1,303 @@
+"""The shell's colon commands: parsed and applied to a session, returning what to show.
+
+No prompt_toolkit here: a command takes the shell's state and returns a CommandResult.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from lstm_repl.config import MAX_SEED, MIN_SEED
+from lstm_repl.errors import ConfigError, LstmReplError
+from lstm_repl.shell.views import PanelSettings
+from lstm_repl.session.session import Session
+from lstm_repl.session.session_trace import trace_header, trace_tokens
+
+HELP = {
+    ":help": "this list",
+    ":temp T": "sampling temperature (0 = greedy)",
+    ":topk K": "sample only from the K most likely tokens (0 = all)",
+    ":topp P": "sample only from the smallest set of tokens whose probability reaches P",
+    ":len N": "tokens streamed by Enter",
+    ":layer N": "show layer N (1 = nearest the input)",
+    ":units A B C": "pin these units in the bar charts (no numbers: back to the units that changed most)",
+    ":find FEATURE": "rank units on the text so far against a feature (in-quotes, in-brackets, line-position, "
+                     "indent, word-start, uppercase, digit, newline, or /regex/) and pin the best",
+    ":clamp L:U=V": "hold unit U of layer L's cell state at V at every step",
+    ":ablate L:U": "zero unit U of layer L at every step",
+    ":force L G=V": "hold gate G of every unit of layer L at V (:force 1 f=1: layer 1 never forgets)",
+    ":clear": "remove every :clamp, :ablate and :force",
+    ":seed N": "seed the sampler (same seed, same text); ':seed' alone unseeds it",
+    ":reset": "forget all text read so far",
+    ":load CKPT": "open another checkpoint (folder or bundled name)",
+    ":info": "what the model is and how it was trained",
+    ":save FILE": "save the session's text and per-token traces as JSON",
+    ":record FILE": "record keys, commands and streams with their times (lstm-repl replay FILE plays them); "
+                    "':record' alone stops",
+    ":quit": "leave (Ctrl-D too)",
+}
+COMMAND_NAMES = [usage.split()[0] for usage in HELP]
+
+
+class CommandError(LstmReplError):
+    """A bad command or value: shown in the status line."""
+
+
+@dataclass
+class Shell:
+    """What commands may change: the session, what the panel shows, the transcript."""
+
+    session: Session
+    panel: PanelSettings = field(default_factory=PanelSettings)
+    history: str = ""  # text committed above the prompt, read by the model before the buffer
+    load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
+    record: Callable[[str], str] | None = None  # starts (a path) or stops ("") recording: the app injects it
+    writes_files: bool = True  # False while replaying: :save and :record write nothing
+
+    def __post_init__(self) -> None:
+        if not self.panel.labels:
+            self.panel.labels = _saved_labels(self.session)
+
+
+def _saved_labels(session: Session) -> dict[tuple[int, int], str]:
+    """The labels `lstm-repl units --save` kept beside the checkpoint (none for a model in memory)."""
+    from lstm_repl.analysis.unit_labels import read_labels
+
+    path = getattr(session.loaded, "path", None)
+    return read_labels(path) if path is not None else {}
+
+
+@dataclass
+class CommandResult:
+    message: str = ""  # one line for the status line
+    output: str = ""  # printed above the prompt
+    quit: bool = False
+
+
+def run_command(shell: Shell, line: str) -> CommandResult:
+    name, arg = (line.split(maxsplit=1) + ["", ""])[:2]  # split at any whitespace: a pasted newline too
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        close = [c for c in COMMAND_NAMES if c.startswith(name)]
+        hint = f" (did you mean {', '.join(close)}?)" if close and name != ":" else " (:help lists them)"
+        raise CommandError(f"unknown command {name}{hint}")
+    return handler(shell, arg.strip())
+
+
+MAX_NUMBER_TEXT = 64  # characters: a longer argument is no number a command takes
+
+
+def _number(arg: str, kind: type, name: str, low: float, high: float | None = None):
+    """`arg` as a finite int or float from low to high (or up), else a CommandError."""
+    shown = arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
+    wanted = f"{name} needs a {'whole' if kind is int else 'finite'} number"
+    try:
+        value = kind(arg) if len(arg) <= MAX_NUMBER_TEXT else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise CommandError(f"{wanted}, got {shown or 'nothing'!r}")
+    if not (low <= value and (high is None or value <= high)):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise CommandError(f"{name} must be {bound}, got {shown}")
+    return value
+
+
+def _set(shell: Shell, **changes) -> None:
+    """Change sampling settings, checked by the rules the CLI's options meet (SampleConfig)."""
+    settings = replace(shell.session.settings, **changes)
+    try:
+        settings.sample_config()
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    shell.session.settings = settings
+
+
+def _help(shell: Shell, arg: str) -> CommandResult:
+    lines = [f"  {usage:<14} {text}" for usage, text in HELP.items()]
+    keys = ("  Enter streams a continuation · → accepts the ghost text · Tab its next token · "
+            "Ctrl-C stops · Ctrl-D quits")
+    return CommandResult("commands listed above", "\n".join(["commands:", *lines, keys]))
+
+
+def _temp(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, temperature=_number(arg, float, ":temp", 0.0, 10.0))
+    return CommandResult(f"temperature {shell.session.settings.temperature}")
+
+
+def _topk(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, top_k=_number(arg, int, ":topk", 0, len(shell.session.vocab)))
+    return CommandResult(f"top-k {shell.session.settings.top_k or 'off'}")
+
+
+def _topp(shell: Shell, arg: str) -> CommandResult:
+    value = _number(arg, float, ":topp", 0.0, 1.0)
+    if value == 0:
+        raise CommandError(":topp must be above 0")
+    _set(shell, top_p=value)
+    return CommandResult(f"top-p {value}")
+
+
+def _len(shell: Shell, arg: str) -> CommandResult:
+    _set(shell, length=_number(arg, int, ":len", 1, 100_000))
+    return CommandResult(f"Enter streams {shell.session.settings.length} tokens")
+
+
+def _layer(shell: Shell, arg: str) -> CommandResult:
+    layers = shell.session.model.config.layers
+    shell.panel.layer = _number(arg, int, ":layer", 1, layers) - 1
+    return CommandResult(f"showing layer {shell.panel.layer + 1} of {layers}")
+
+
+def _units(shell: Shell, arg: str) -> CommandResult:
+    hidden = shell.session.model.config.hidden
+    units = [_number(a, int, ":units", 0, hidden - 1) for a in arg.replace(",", " ").split()]
+    shell.panel.units = units or None
+    return CommandResult(
+        f"pinned units {' '.join(map(str, units))}" if units else "showing the units that changed most"
+    )
+
+
+def _seed(shell: Shell, arg: str) -> CommandResult:
+    seed = _number(arg, int, ":seed", MIN_SEED, MAX_SEED) if arg else None
+    shell.session.reseed(seed)
+    return CommandResult(f"seed {seed}" if seed is not None else "sampler unseeded")
+
+
+def _reset(shell: Shell, arg: str) -> CommandResult:
+    shell.history = ""
+    shell.session.reset()
+    return CommandResult("forgot everything read so far")
+
+
+def _load(shell: Shell, arg: str) -> CommandResult:
+    if not arg:
+        raise CommandError(":load needs a checkpoint folder or bundled model name")
+    loaded = shell.load_checkpoint(arg)
+    shell.session.load(loaded)
+    shell.history = ""
+    shell.panel.layer = min(shell.panel.layer, loaded.model.config.layers - 1)
+    shell.panel.units = None
+    shell.panel.labels = _saved_labels(shell.session)
+    return CommandResult(f"loaded {loaded.name}")
+
+
+def _intervention(kind: str) -> Callable[[Shell, str], CommandResult]:
+    def handler(shell: Shell, arg: str) -> CommandResult:
+        from lstm_repl.session.intervention_parser import forceable_gates, parse
+
+        session = shell.session
+        config = session.model.config
+        gates = forceable_gates(session.model)
+        try:
+            item = parse(kind, arg, config.layers, config.hidden, gates)
+        except LstmReplError as exc:
+            raise CommandError(str(exc)) from None
+        session.intervene(session.interventions.with_(item))
+        return CommandResult(f"{item}: every step takes it from now on · :clear removes it")
+
+    return handler
+
+
+def _clear(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.model.interventions import Interventions
+
+    count = len(shell.session.interventions.items)
+    if count:
+        shell.session.intervene(Interventions())
+    return CommandResult(f"removed {count} intervention{'s' * (count != 1)}" if count else "no interventions set")
+
+
+FIND_PINS = 6  # units pinned by :find
+FIND_MIN_TOKENS = 20
+FIND_CHARACTERS = 10_000  # :find scores the last this many characters of the text (~4 s at 2 x 512 here)
+
+
+def _find(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.analysis.features import find_feature
+    from lstm_repl.analysis.unit_scores import UnitScore
+    from lstm_repl.analysis.unit_search import score_units
+
+    if not arg:
+        raise CommandError(":find needs a feature (in-quotes, in-brackets, line-position, ...) or a /regex/")
+    try:
+        feature = find_feature(arg)
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+    session = shell.session
+    if len(session.ids) < FIND_MIN_TOKENS:
+        raise CommandError(f":find scores units on the text read so far: type or stream some first "
+                           f"(at least {FIND_MIN_TOKENS} tokens)")
+    text = session.text[-FIND_CHARACTERS:]  # bounded: a few seconds at most, however long the session
+    result = score_units(session.model, session.vocab, text, feature)
+    if feature.binary and result.positives in (0, result.tokens):
+        where = "inside" if result.positives == 0 else "outside"
+        raise CommandError(f"{feature.name}: no token of the text so far is {where} it; type some text that is")
+    ranking = result.ranked()
+    if not ranking:
+        raise CommandError(f"{feature.name} does not change over the text so far: nothing to rank units by")
+    layer = ranking[0].layer
+    per_unit: dict[int, UnitScore] = {}  # each unit at its best quantity, best units first
+    for score in ranking:
+        if score.layer == layer and score.unit not in per_unit:
+            per_unit[score.unit] = score
+    best = list(per_unit.values())[:FIND_PINS]
+    shell.panel.layer, shell.panel.units = layer, [s.unit for s in best]
+    shell.panel.labels = {**shell.panel.labels, **{(layer, s.unit): f"{feature.name} {s.score:.2f}" for s in best}}
+    found = ", ".join(f"#{s.unit} {s.quantity} {s.score:.2f}{' low' if s.direction == 'low inside' else ''}"
+                      for s in best[:3])
+    return CommandResult(f"{feature.name} on {result.tokens:,} tokens: layer {layer + 1} {found} · pinned")
+
+
+def _info(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.model.describe import describe, summary_lines
+
+    return CommandResult("model info above", "\n".join(summary_lines(describe(shell.session.loaded))))
+
+
+SAVED_GATES = 2000  # :save writes every gate of the last this many tokens (all of a shorter text)
+
+
+def _save(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.session.tracing import write_document
+
+    if not arg:
+        raise CommandError(":save needs a file name, e.g. :save session.json")
+    if not shell.writes_files:
+        return CommandResult(f"replay: {arg} not saved (a replay writes no files)")
+    path = Path(arg).expanduser()
+    session = shell.session
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            count = write_document(f, trace_header(session, SAVED_GATES), trace_tokens(session, SAVED_GATES))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {path}: {exc.strerror}; free some space or choose another file "
+                           "(the file is unchanged)") from None
+    gated = f", gates for the last {SAVED_GATES:,}" if count > SAVED_GATES else ""
+    return CommandResult(f"saved {count:,} tokens with their traces{gated} to {path}")
+
+
+def _record(shell: Shell, arg: str) -> CommandResult:
+    if not shell.writes_files:
+        return CommandResult("replay: not recording (a replay writes no files)")
+    if shell.record is None:
+        raise CommandError(":record needs the interactive shell")
+    return CommandResult(shell.record(arg))
+
+
+def _quit(shell: Shell, arg: str) -> CommandResult:
+    return CommandResult(quit=True)
+
+
+_HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
+    ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
+    ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
+    ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
+    ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
+}

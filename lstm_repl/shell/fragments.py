@@ -1,0 +1,198 @@
+"""Rich renderables -> prompt_toolkit formatted-text fragments, without an ANSI string in between.
+
+A reused rich Console per (width, color) renders the lines; each Segment's Style becomes a
+prompt_toolkit style string ("fg:#rrggbb bg:#rrggbb bold dim italic underline reverse"), cached per
+Style. Fragments are plain (style, text) tuples, which prompt_toolkit takes as formatted text.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from typing import Any, Callable, Iterable
+
+from rich.cells import cell_len, chop_cells, set_cell_size
+from rich.color import Color, ColorType
+from rich.console import Console, RenderableType
+from rich.style import Style
+
+from lstm_repl.shell.layout import Lines
+from lstm_repl.terminal_text import terminal_line
+
+Fragments = list[tuple[str, str]]
+
+# rich's standard colour numbers 0-15 -> prompt_toolkit's ANSI names (they follow the terminal theme)
+_ANSI_NAMES = (
+    "ansiblack", "ansired", "ansigreen", "ansiyellow", "ansiblue", "ansimagenta", "ansicyan", "ansigray",
+    "ansibrightblack", "ansibrightred", "ansibrightgreen", "ansibrightyellow", "ansibrightblue",
+    "ansibrightmagenta", "ansibrightcyan", "ansiwhite",
+)  # fmt: skip
+_ATTRIBUTES = ("bold", "dim", "italic", "underline", "blink", "reverse", "strike", "conceal")
+_PT_NAME = {"conceal": "hidden"}
+_style_cache: dict[tuple[Style, bool], str] = {}
+_NEWLINE = ("", "\n")
+_by_id: dict[bool, dict[int, tuple[Style | None, str]]] = {True: {}, False: {}}  # id(style) -> (style, string)
+
+
+@lru_cache(maxsize=8)
+def console_for(width: int, color: bool) -> Console:
+    """One Console per (width, color), reused across frames; it writes nowhere."""
+    return Console(
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor" if color else None,
+        width=max(1, width),
+        legacy_windows=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+
+
+def _colour(color: Color) -> str | None:
+    if color.type == ColorType.DEFAULT:
+        return None
+    if color.type in (ColorType.STANDARD, ColorType.WINDOWS) and color.number is not None and color.number < 16:
+        return _ANSI_NAMES[color.number]
+    return color.get_truecolor().hex
+
+
+def style_string(style: Style | None, color: bool = True) -> str:
+    """A rich Style as a prompt_toolkit style string; color=False keeps attributes, drops colours."""
+    if style is None:
+        return ""
+    key = (style, color)
+    cached = _style_cache.get(key)
+    if cached is not None:
+        return cached
+    parts = []
+    if color:
+        if style.color is not None and (fg := _colour(style.color)):
+            parts.append(f"fg:{fg}")
+        if style.bgcolor is not None and (bg := _colour(style.bgcolor)):
+            parts.append(f"bg:{bg}")
+    for attribute in _ATTRIBUTES:
+        if getattr(style, attribute):
+            parts.append(_PT_NAME.get(attribute, attribute))
+    result = " ".join(parts)
+    if len(_style_cache) > 4096:
+        _style_cache.clear()
+    _style_cache[key] = result
+    return result
+
+
+def to_fragments(renderable: RenderableType, width: int, color: bool = True) -> Fragments:
+    """Render to (style, text) fragments with a ("", "\\n") fragment between lines; adjacent runs of
+    the same style on a line are merged. color=False (NO_COLOR): no fg/bg in any style string.
+    A layout.Lines that fits the width skips rich entirely (its lines are already laid out)."""
+    out: Fragments = []
+    for number, line in enumerate(to_fragment_lines(renderable, width, color)):
+        if number:
+            out.append(_NEWLINE)
+        out.extend(line)
+    return out
+
+
+def to_fragment_lines(renderable: RenderableType, width: int, color: bool = True) -> list[Fragments]:
+    """As to_fragments, one list of fragments per line (what a UIContent hands out line by line)."""
+    return [_merged_line(line, _by_id[color], color) for line in _rendered_lines(renderable, width, color)]
+
+
+def _rendered_lines(renderable: RenderableType, width: int, color: bool) -> Iterable[Iterable[tuple[Any, ...]]]:
+    """Lines of (text, Style, ...) runs; a layout.Lines that fits the width skips rich entirely."""
+    if isinstance(renderable, Lines) and renderable.width <= width:
+        return renderable.lines
+    console = console_for(width, color)
+    return console.render_lines(renderable, console.options, pad=False)
+
+
+class AnsiLines:
+    """Rich renderables -> one string per line with the escape codes that style it, for writing
+    straight to a terminal (repl/panel_control.py). `escape(style string)` gives the code that sets
+    a prompt_toolkit style string (at the terminal's colour depth); the codes are cached per Style."""
+
+    def __init__(self, escape: Callable[[str], str], color: bool = True):
+        self.escape, self.color = escape, color
+        self._codes: dict[int, str] = {}  # id(style) -> its escape code
+        self._styles: list[Style | None] = []  # the styles in _codes, held so their ids stay theirs
+
+    def lines(self, renderable: RenderableType, width: int) -> list[str]:
+        return [self._line(line) for line in _rendered_lines(renderable, width, self.color)]
+
+    def _line(self, line: Iterable[tuple[Any, ...]]) -> str:
+        codes, parts, last = self._codes, [], None
+        append = parts.append
+        for run in line:
+            text = run[0]
+            if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
+                continue
+            code = codes.get(id(run[1])) or self._code(run[1])
+            if code is not last:  # one string object per style: identity is enough
+                append(code)
+                last = code
+            # the views show data safely already; this is the last guard (isprintable: cheap, and
+            # False for every character terminal_line changes)
+            append(text if text.isprintable() else terminal_line(text))
+        return "".join(parts)
+
+    def _code(self, style: Style | None) -> str:
+        if len(self._styles) > 4096:
+            self._codes.clear()
+            self._styles.clear()
+        self._styles.append(style)
+        code = self._codes[id(style)] = self.escape(style_string(style, self.color))
+        return code
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    """Text cut into lines of at most `width` cells (no line when there is no text)."""
+    return chop_cells(text, max(1, width)) if text else []
+
+
+def one_line(fragments: Fragments, width: int, escape: Callable[[str], str]) -> str:
+    """prompt_toolkit fragments as one line of escape-coded text, cut at `width` cells; their text
+    (a model's name, a message naming a file) shown safely."""
+    parts, room = [], width
+    for style, text, *_ in fragments:
+        if room <= 0:
+            break
+        text = terminal_line(text)
+        if cell_len(text) > room:
+            text = set_cell_size(text, room)
+        parts.append(escape(style) + text)
+        room -= cell_len(text)
+    return "".join(parts)
+
+
+def _merged_line(line: Iterable[tuple[Any, ...]], cache: dict, color: bool) -> Fragments:
+    out: Fragments = []
+    last_style = None
+    texts: list[str] = []
+    for run in line:
+        text, style = run[0], run[1]
+        if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
+            continue
+        entry = cache.get(id(style))
+        if entry is not None and entry[0] is style:
+            name = entry[1]
+        else:
+            name = style_string(style, color)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[id(style)] = (style, name)  # holding the style keeps its id from being reused
+        if name != last_style:
+            if texts:
+                out.append((last_style, "".join(texts)))
+            last_style, texts = name, [text]
+        else:
+            texts.append(text)
+    if texts:
+        out.append((last_style, "".join(texts)))
+    return out
+
+
+def to_text(renderable: RenderableType, width: int) -> str:
+    """Plain text (no styles, trailing spaces removed), for tests and output that is not a terminal."""
+    console = console_for(width, False)
+    lines = console.render_lines(renderable, console.options, pad=False)
+    return "\n".join("".join(segment.text for segment in line if not segment.control).rstrip() for line in lines)

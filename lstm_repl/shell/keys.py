@@ -1,0 +1,148 @@
+"""The shell's key bindings."""
+
+from __future__ import annotations
+
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings, KeyPress
+from prompt_toolkit.keys import Keys
+
+
+PASTED_KEYS = (Keys.ControlM, Keys.ControlJ, Keys.ControlI, Keys.BracketedPaste)  # Enter, Tab, a paste
+
+
+def _text_follows(queue) -> bool:
+    """The next key already read is text (a character, Enter, Tab): a paste is arriving. A
+    control key such as Ctrl-C right behind an Enter says the Enter was typed."""
+    if not queue:
+        return False
+    key = queue[0].key
+    return key in PASTED_KEYS or (not isinstance(key, Keys) and len(key) == 1)
+
+
+class TextRuns:
+    """The app's input, with every run of two or more typed characters read at once (typing
+    ahead, or a paste that arrives as keystrokes, as from tmux or over ssh) handed on as one
+    bracketed paste: prompt_toolkit then matches key bindings once per run, not once per
+    character (that matching was most of the cost of a 50 kB paste). Enter, Tab and other keys
+    stay keys of their own, so a run never spans a line."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def read_keys(self) -> list[KeyPress]:
+        return runs_of_text(self._inner.read_keys())
+
+    def flush_keys(self) -> list[KeyPress]:
+        return runs_of_text(self._inner.flush_keys())
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def runs_of_text(keys: list[KeyPress]) -> list[KeyPress]:
+    out: list[KeyPress] = []
+    run: list[str] = []
+    for key in keys:
+        if _is_character(key):
+            run.append(key.data)
+            continue
+        _end_run(run, out)
+        out.append(key)
+    _end_run(run, out)
+    return out
+
+
+def _is_character(key: KeyPress) -> bool:
+    return not isinstance(key.key, Keys) and len(key.key) == 1 and key.data == key.key and key.key.isprintable()
+
+
+def _end_run(run: list[str], out: list[KeyPress]) -> None:
+    if len(run) > 1:
+        out.append(KeyPress(Keys.BracketedPaste, "".join(run)))
+    elif run:
+        out.append(KeyPress(run[0], run[0]))
+    run.clear()
+
+
+def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imports this module)
+    kb = KeyBindings()
+    streaming = Condition(lambda: shell.streaming is not None)
+    is_command = Condition(lambda: shell.buffer.text.startswith(":"))
+    has_ghost = Condition(lambda: bool(shell.ghost_pieces) and shell.buffer.cursor_position == len(shell.buffer.text))
+
+    # Typing saves nothing to the undo stack: each save copies the whole line, and hours of keys
+    # would keep every copy.
+    no_undo = {"save_before": lambda event: False}
+
+    @kb.add("enter", filter=~streaming, **no_undo)
+    @kb.add("c-j", filter=~streaming, **no_undo)
+    def _enter(event) -> None:
+        previous = event.previous_key_sequence
+        if event.key_sequence[0].key == Keys.ControlJ and previous and previous[-1].key == Keys.ControlM:
+            return  # CRLF: one newline
+        shell.enter(more_keys_pending=_text_follows(event.app.key_processor.input_queue))
+
+    @kb.add(Keys.Any, filter=~streaming, **no_undo)
+    def _type(event) -> None:
+        shell.type_text(event.data * event.arg)
+
+    @kb.add(Keys.BracketedPaste, filter=~streaming, **no_undo)
+    def _paste(event) -> None:
+        shell.paste(event.data)
+
+    @kb.add("backspace", filter=~streaming, **no_undo)
+    def _backspace(event) -> None:
+        if shell.settle_enter():
+            return
+        event.current_buffer.delete_before_cursor(count=event.arg)
+
+    @kb.add("c-c")
+    def _interrupt(event) -> None:
+        shell.settle_enter()  # Enter then Ctrl-C: the stream starts, and stops
+        if not shell.stop_stream():
+            shell.clear_line()
+
+    @kb.add("c-d", filter=~streaming)
+    def _quit(event) -> None:
+        if shell.settle_enter():
+            return
+        if shell.buffer.text:
+            shell.buffer.delete()
+        else:
+            event.app.exit()
+
+    @kb.add("right", filter=has_ghost & ~streaming)
+    @kb.add("c-e", filter=has_ghost & ~streaming)
+    def _accept_all(event) -> None:
+        if shell.settle_enter():
+            return
+        shell.accept_ghost()
+
+    @kb.add("tab", filter=is_command & ~streaming)
+    def _complete(event) -> None:
+        buffer = shell.buffer
+        if buffer.complete_state:
+            buffer.complete_next()
+        else:
+            buffer.start_completion(select_first=False)
+
+    @kb.add("tab", filter=~is_command & ~streaming)
+    def _accept_token(event) -> None:
+        if shell.pasting():  # a tab inside a paste is text
+            shell.type_text("\t")
+        else:
+            shell.accept_ghost(tokens=1)
+
+    @kb.add("up", filter=~streaming)
+    def _history_back(event) -> None:
+        if shell.settle_enter():
+            return
+        shell.recall(backward=True)
+
+    @kb.add("down", filter=~streaming)
+    def _history_forward(event) -> None:
+        if shell.settle_enter():
+            return
+        shell.recall(backward=False)
+
+    return kb

@@ -1,0 +1,67 @@
+"""The shell without a terminal (`cat book.txt | lstm-repl`): the model reads everything piped in,
+then writes one continuation of it as plain text, shown as generate shows it (terminal_safe: a
+control character or escape sequence the model writes comes out as \\x1b and the like).
+
+The input is read in blocks through the fused path with the state carried from block to block,
+and nothing is kept per token, so a megabyte or a gigabyte is read in the same memory.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, TextIO
+
+import torch
+
+from lstm_repl.model import LanguageModel, State
+from lstm_repl.data.piped_input import decoded_blocks
+from lstm_repl.session.sampling import Sampler, continue_from
+from lstm_repl.session.session import PRIMER, Settings
+from lstm_repl.terminal_text import terminal_safe
+from lstm_repl.session.token_text import WORD
+from lstm_repl.data.vocab import Vocab
+
+MAX_TOKENS_PER_CALL = 4096  # tokens per fused call
+
+
+def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: BinaryIO, out: TextIO) -> None:
+    state, logits = read_all(model, vocab, source)
+    if logits is None:
+        return  # nothing but whitespace came in: nothing to continue
+    try:
+        for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
+            out.write(terminal_safe(vocab.token_text(token)))
+            out.flush()
+    finally:  # Ctrl-C too: the text so far ends its line
+        out.write("\n")
+        out.flush()
+
+
+@torch.inference_mode()
+def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[State, torch.Tensor | None]:
+    """The state after reading the primer and all of `source`, and the next-token logits there
+    (None when the input held no text)."""
+    model.eval()
+    _, state = model(torch.tensor([vocab.encode(PRIMER) or [1]], device=model.device))
+    logits, seen_text, carried = None, False, ""
+    for text in decoded_blocks(source):
+        seen_text = seen_text or bool(text.strip())
+        pieces = vocab.split(carried + text)
+        carried = pieces.pop() if vocab.level == "word" and pieces and _may_go_on(pieces[-1]) else ""
+        ids = [vocab.ids.get(p, 0) for p in pieces]
+        for start in range(0, len(ids), MAX_TOKENS_PER_CALL):
+            state, logits = _read(model, ids[start : start + MAX_TOKENS_PER_CALL], state)
+    if carried:  # the last word of the input
+        state, logits = _read(model, [vocab.ids.get(carried, 0)], state)
+    return state, logits if seen_text else None
+
+
+def _may_go_on(piece: str) -> bool:
+    """A word or a run of spaces at the end of a block may continue in the next one."""
+    return bool(WORD.fullmatch(piece)) or (piece.isspace() and "\n" not in piece)
+
+
+def _read(model: LanguageModel, ids: list[int], state: State) -> tuple[State, torch.Tensor]:
+    """The stack reads ids; only the last position is decoded (a block's logits would be
+    tokens x vocabulary: hundreds of MB at word level)."""
+    out, state = model.read(torch.tensor([ids], device=model.device), state)
+    return state, model.decoder(out[0, -1])

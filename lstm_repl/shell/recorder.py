@@ -1,0 +1,84 @@
+"""Recording a running shell: every batch of keys as the terminal sent it, the commands run and
+how each stream ended, with their times, into a recording file (lstm_repl/shell/recording.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from prompt_toolkit.key_binding import KeyPress
+from prompt_toolkit.keys import Keys
+
+from lstm_repl.shell.recording import SETTINGS_FIELDS, Event, Header, ModelId, RecordingWriter, Start, weights_sha256
+from lstm_repl.shell.colon_commands import Shell
+
+
+def raw_keys(keys: list[KeyPress]) -> str:
+    """The characters the terminal sent for these keys (a bracketed paste with its markers)."""
+    return "".join(f"\x1b[200~{k.data}\x1b[201~" if k.key == Keys.BracketedPaste else k.data for k in keys)
+
+
+class KeyTap:
+    """The application's input, unchanged, telling `on_keys` of every batch of keys it reads."""
+
+    def __init__(self, inner, on_keys: Callable[[str], None]):
+        self._inner, self._on_keys = inner, on_keys
+
+    def read_keys(self) -> list[KeyPress]:
+        return self._tell(self._inner.read_keys())
+
+    def flush_keys(self) -> list[KeyPress]:
+        return self._tell(self._inner.flush_keys())
+
+    def _tell(self, keys: list[KeyPress]) -> list[KeyPress]:
+        if keys:
+            self._on_keys(raw_keys(keys))
+        return keys
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def model_id(shell: Shell) -> ModelId:
+    loaded = shell.session.loaded
+    return ModelId(name=loaded.name, path=str(loaded.path), sha256=weights_sha256(loaded.path, loaded.info))
+
+
+def start_state(shell: Shell, message: str) -> Start:
+    edits = shell.session.interventions
+    return Start(transcript=shell.history, layer=shell.panel.layer, units=list(shell.panel.units or []) or None,
+                 interventions=[f":{item}" for item in edits.items], message=message)
+
+
+class SessionRecorder:
+    """Writes the events of one recording; times are seconds since it began."""
+
+    def __init__(self, path: Path, shell: Shell, columns: int, rows: int, seed: int, message: str,
+                 clock: Callable[[], float] = time.monotonic):
+        """Sampling restarts from `seed` here, so the replay, which starts from it, streams the same."""
+        shell.session.reseed(seed)
+        settings = {name: getattr(shell.session.settings, name) for name in SETTINGS_FIELDS}
+        start = start_state(shell, message)
+        header = Header(model=model_id(shell), settings=settings, columns=columns, rows=rows, start=start)
+        self.writer = RecordingWriter(path, header)
+        self.clock, self.started = clock, clock()
+
+    @property
+    def path(self) -> Path:
+        return self.writer.path
+
+    def now(self) -> float:
+        return round(self.clock() - self.started, 4)
+
+    def keys(self, keys: str, streamed: int | None) -> None:
+        self.writer.event(Event(self.now(), keys=keys, streamed=streamed))
+
+    def command(self, line: str) -> None:
+        self.writer.event(Event(self.now(), command=line))
+
+    def stream_ended(self, tokens: int, rate: float) -> None:
+        self.writer.event(Event(self.now(), stream=tokens, rate=rate))
+
+    def end(self) -> None:
+        self.writer.end(self.now())
