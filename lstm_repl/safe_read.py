@@ -82,7 +82,9 @@ def stat_regular(path: str | Path, limit: int, error: type[LstmReplError] = Lstm
 
 def read_bytes(path: str | Path, limit: int, error: type[LstmReplError] = LstmReplError, what: str = "file") -> bytes:
     with open_regular(path, limit, error, what) as handle:
-        data = handle.read(limit + 1)
+        data = handle.read(os.fstat(handle.fileno()).st_size + 1)  # read(n) allocates n: the file's size, not the limit
+        while len(data) <= limit and (more := handle.read(MB)):
+            data += more
     if len(data) > limit:  # the file grew after it was checked
         raise error(f"{path}: more than {limit:,} bytes; it is not a {what}")
     return data

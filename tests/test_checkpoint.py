@@ -14,7 +14,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file as real_save_file
 
 from lstm_repl.model import checkpoint
-from lstm_repl.model.checkpoint import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, load, resolve, save
+from lstm_repl.model.checkpoint import (CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, Checkpoint, load,
+                                        resolve, save)
 from lstm_repl.config import ModelConfig, TrainConfig
 from lstm_repl.errors import CheckpointError
 from lstm_repl.model import LanguageModel
@@ -506,3 +507,52 @@ def test_copy_of_a_real_run_loads_anywhere(tiny_run, tmp_path):
     copy = shutil.copytree(tiny_run / "best", tmp_path / "moved")
     loaded = load(copy)
     assert loaded.model.config.hidden == 24
+
+
+def _two_saves(tiny_run: Path, tmp_path: Path) -> tuple[Path, Path, Checkpoint]:
+    """best/ as it stands, and a second save of the same model with other weights, ready to swap in."""
+    loaded = load(tiny_run)
+    with torch.no_grad():
+        for weight in loaded.model.parameters():
+            weight.add_(1.0)
+    target = tmp_path / "best"
+    shutil.copytree(tiny_run / "best", target)
+    newer = save(tmp_path / ".best.tmpnewer", loaded.model, loaded.vocab, loaded.train_config)
+    return target, newer, loaded
+
+
+def _same_weights(loaded_model: LanguageModel, expected: LanguageModel) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(loaded_model.state_dict().values(), expected.state_dict().values()))
+
+
+@pytest.mark.parametrize("swaps", [1, 2])
+def test_a_save_swapped_in_while_the_folder_is_read_is_read_whole(tiny_run, tmp_path, monkeypatch, swaps):
+    """A reader takes no lock: a training run's save may land between its reading config.json and
+    model.safetensors. It reads the folder again instead of failing on a digest that belongs to the
+    other save."""
+    target, newer, changed = _two_saves(tiny_run, tmp_path)
+    real_read_config, pending = checkpoint._read_config, [newer] * swaps
+
+    def config_then_a_save(path):
+        config = real_read_config(path)
+        if pending:
+            pending.pop()
+            spare = tmp_path / f".spare{len(pending)}"
+            shutil.copytree(newer, spare)
+            checkpoint.swap_into_place(spare, target)  # the training run's real swap, mid-read
+        return config
+
+    monkeypatch.setattr(checkpoint, "_read_config", config_then_a_save)
+    loaded = load(target)
+    assert not pending
+    assert _same_weights(loaded.model, changed.model)
+
+
+def test_a_digest_that_fails_without_a_swap_is_still_an_error(tiny_run, tmp_path):
+    target, _, _ = _two_saves(tiny_run, tmp_path)
+    weights = target / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="do not match the sha256"):
+        load(target)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_repl.errors import CheckpointError
-from lstm_repl.safe_read import parse_json, read_json, read_text, stat_regular, typed
+from lstm_repl.safe_read import parse_json, read_bytes, read_json, read_text, stat_regular, typed
 from lstm_repl.terminal_text import has_unsafe, terminal_json, terminal_line, terminal_safe, visible_token
 
 EVERY_CONTROL = "".join(map(chr, range(0x20))) + "\x7f" + "".join(map(chr, range(0x80, 0xA0)))
@@ -146,3 +146,10 @@ def test_typed_object_checks_nested_fields_lists_and_unknown_keys():
                           ({"n": 1, "a\nb\x1b": 2}, "unknown field 'a\\nb\\x1b'")]:
         with pytest.raises(CheckpointError, match=re.escape(fragment)):
             typed_object(bad, fields, "w", CheckpointError, required=("n",), closed=True)
+
+
+def test_a_small_file_under_a_limit_larger_than_memory_is_read(tmp_path):
+    """The limit bounds what may be read; the buffer is the file's size (a 1 TiB one would not fit)."""
+    small = tmp_path / "small"
+    small.write_bytes(b"0123456789")
+    assert read_bytes(small, 1 << 40) == b"0123456789"

@@ -19,14 +19,14 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors, save_file
 
 from lstm_repl import __version__
 from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
-from lstm_repl.safe_read import MB, open_regular, read_json, typed_object
+from lstm_repl.safe_read import MB, read_bytes, read_json, typed_object
 from lstm_repl.data.vocab import Vocab, vocab_from_json
 
 FORMAT_NAME = "lstm-repl-checkpoint"
@@ -188,6 +188,10 @@ def _file_digest(path: Path) -> dict:
         return _digest(f)
 
 
+def _digest_of(contents: bytes) -> dict:
+    return {"sha256": hashlib.sha256(contents).hexdigest(), "bytes": len(contents)}
+
+
 def _digest(handle: BinaryIO) -> dict:
     """sha256 and size of an open file, read from where it stands to its end."""
     digest = hashlib.sha256()
@@ -256,9 +260,35 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 # ---------------------------------------------------------------- loading
 
 
+SWAPS_WAITED = 3  # a run saves best/ at most every few steps: a reader meets a swap once, rarely twice
+
+
 def load(spec: str | Path, device: str | torch.device = "cpu", for_resume: bool = False) -> Checkpoint:
-    """Load a checkpoint onto `device` (CPU by default, whatever trained it). Never unpickles."""
-    path = resolve(spec, for_resume)
+    """Load a checkpoint onto `device` (CPU by default, whatever trained it). Never unpickles.
+    Readers take no lock: a training run may swap the folder in while it is read, and then config
+    and weights would come from different saves, so a failed read of a folder that changed under
+    it is read again."""
+    for _ in range(SWAPS_WAITED):
+        path = resolve(spec, for_resume)
+        before = _identity(path)
+        try:
+            return _load_folder(path, device, for_resume)
+        except CheckpointError:
+            if _identity(path) == before:
+                raise
+    return _load_folder(resolve(spec, for_resume), device, for_resume)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder stands at the path now (a swap puts another there), or None while none does."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _load_folder(path: Path, device: str | torch.device, for_resume: bool) -> Checkpoint:
     config = _read_config(path)
     try:
         model_config = from_dict(ModelConfig, config["model"])
@@ -334,12 +364,12 @@ def _read_tensors(path: Path, name: str, config: dict, limit: int) -> dict[str, 
     if not os.path.lexists(file):
         raise CheckpointError(f"{file}: missing; the checkpoint is incomplete")
     expected = config.get("files", {}).get(name)
-    with open_regular(file, limit, CheckpointError, "safetensors file of this model") as handle:
-        if expected is not None and _digest(handle) != expected:
-            raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); "
-                                  "retrain or restore it")
+    contents = read_bytes(file, limit, CheckpointError, "safetensors file of this model")  # hashed and loaded
+    if expected is not None and _digest_of(contents) != expected:
+        raise CheckpointError(f"{file}: contents do not match the sha256 in config.json (truncated or corrupted); "
+                              "retrain or restore it")
     try:
-        return load_file(str(file), device="cpu")
+        return load_tensors(contents)
     except (OSError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file ({exc}); the checkpoint is broken") from None
 
