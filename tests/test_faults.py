@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -417,17 +418,22 @@ def test_a_best_config_no_parser_should_take_only_costs_its_best_loss(resumable,
 
 
 def test_the_cleanup_of_killed_saves_removes_only_what_a_save_leaves(tmp_path):
-    for name in (".best.tmpab12cd34", ".last.tmp_x9y8z7w", ".last.old", ".tmp", ".cache.tmp", ".mine.old",
-                 ".best.tmp", ".best.old", "best"):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed, live = int(dead.stdout), os.getpid()
+    for name in (f".best.tmp-{killed}-ab12cd34", f".last.tmp-{killed}-0f9e8d7c", f".last.tmp-{live}-12345678",
+                 ".last.old", ".tmp", ".cache.tmp", ".mine.old", f".mine.tmp-{killed}-ab12cd34", ".best.tmp",
+                 ".best.old", "best"):
         (tmp_path / name).mkdir()
     (tmp_path / "last").mkdir()
     (tmp_path / "last" / "config.json").write_text("{}")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text("{}")
     removed = sorted(p.name for p in checkpoint.remove_stale_temporaries(tmp_path))
-    # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy
-    assert removed == [".best.tmpab12cd34", ".last.old", ".last.tmp_x9y8z7w"]
-    assert {".tmp", ".cache.tmp", ".mine.old", ".best.tmp", ".best.old"} <= {p.name for p in tmp_path.iterdir()}
+    # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy; a live
+    # process's temporary (another torchrun process) stays
+    assert removed == [f".best.tmp-{killed}-ab12cd34", ".last.old", f".last.tmp-{killed}-0f9e8d7c"]
+    assert {".tmp", ".cache.tmp", ".mine.old", f".mine.tmp-{killed}-ab12cd34", ".best.tmp", ".best.old",
+            f".last.tmp-{live}-12345678"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_a_resume_never_lets_a_worse_model_replace_a_newer_best(resumable, tmp_path):

@@ -202,7 +202,7 @@ def test_replay_writes_a_cast_without_a_terminal(recorded, tmp_path):
     terminal = Terminal(80, 24)
     terminal.write("".join(data for _, _, data in events))
     assert len(events) > 10 and all(len(row) <= 80 for row in terminal.rows())
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp-*"))
 
 
 def test_replay_without_a_terminal_prints_the_text_the_session_ended_with(recorded):

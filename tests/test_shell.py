@@ -379,7 +379,7 @@ def test_save_writes_the_committed_text(loaded, tmp_path):
         assert len(document["tokens"][0]["layers"]) == 2
         bad = await d.command(f":save {tmp_path / 'no' / 'such' / 'dir.json'}")
         assert bad.startswith("⚠ cannot write")
-        assert not list(tmp_path.glob("**/*.tmp"))
+        assert not list(tmp_path.glob("**/.*.tmp-*"))
 
     drive(loaded, script)
 
