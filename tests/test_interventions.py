@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl.model import checkpoint
 from lstm_repl.cells import cell_kinds
 from lstm_repl.cli.main import cli
 from lstm_repl.config import ModelConfig
@@ -108,11 +107,6 @@ def test_bad_interventions_are_one_line():
             parse(kind, spec, 2, 8, GATES["lstm"])
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
 def test_generate_and_trace_take_interventions_and_trace_records_them(tiny_run):
     base = ["generate", str(tiny_run), "--prompt", "First Citizen:", "--length", "60", "--seed", "3", "--no-echo"]
     plain, forced = (CliRunner().invoke(cli, base + extra) for extra in ([], ["--force", "1:f=1"]))
@@ -164,7 +158,7 @@ def test_the_status_bar_shows_the_interventions_in_force(loaded):
 
 
 def test_interventions_apply_from_where_they_were_set_even_to_states_recomputed_later(loaded):
-    from tests.conftest import TINY_TEXT
+    from helpers import TINY_TEXT
 
     session = Session(loaded)
     session.set_text(TINY_TEXT * 8)  # longer than the states kept for the recent tokens

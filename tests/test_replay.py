@@ -410,6 +410,7 @@ def test_a_stream_at_a_crawling_recorded_rate_draws_nothing_after_the_end(record
     assert max(t for t, _, _ in parse_cast(out.read_text("utf-8"))[1]) <= 0.6
 
 
+@pytest.mark.slow  # starts a real process
 def test_the_largest_terminal_casts_within_a_memory_cap(recorded, tmp_path):
     """A 1000x500 terminal (the bound) replayed into a cast by a process capped at 1.5 GB of
     address space (torch alone reserves most of it): a million-column one took 6.5 GB."""

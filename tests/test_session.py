@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_repl.model import checkpoint
 from lstm_repl.config import SampleConfig
 from lstm_repl.session.ghost import ghost, ghost_pieces
 from lstm_repl.session.sampling import choose
@@ -44,16 +43,6 @@ class Calls:
 
     def reset(self) -> None:
         self.step = self.forward = 0
-
-
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
-@pytest.fixture
-def word_loaded(tiny_word_run):
-    return checkpoint.load(tiny_word_run)
 
 
 def make(loaded, **settings) -> Session:

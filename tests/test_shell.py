@@ -137,11 +137,6 @@ def drive(loaded, script, columns: int = 100, rows: int = 40, settings: Settings
     return asyncio.run(main())
 
 
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
 # ---------------------------------------------------------------- typing
 
 
@@ -765,6 +760,7 @@ def test_plain_mode_for_pipes(tiny_run):
     assert len(result.output) == 21
 
 
+@pytest.mark.slow  # starts a real process
 def test_plain_mode_reads_a_megabyte_in_bounded_memory(tiny_run, tmp_path):
     """Through the real command and a real pipe: 1 MB in, one continuation out, the process's peak
     memory about what an empty input costs (nothing is kept per token)."""

@@ -100,7 +100,7 @@ def test_a_run_trains_and_resumes_from_the_token_file_without_tokenizing_again(t
     from click.testing import CliRunner
 
     from lstm_repl.cli.main import cli
-    from tests.conftest import train_tiny
+    from helpers import train_tiny
 
     monkeypatch.setenv("LSTM_REPL_CACHE", str(tmp_path / "cache"))
     run = train_tiny(tiny_corpus, tmp_path / "run", "--max-steps", "20", "--eval-interval", "10", steps=20)
