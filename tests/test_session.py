@@ -16,7 +16,8 @@ import torch
 from lstm_repl.config import SampleConfig
 from lstm_repl.session.ghost import ghost, ghost_pieces
 from lstm_repl.session.sampling import choose
-from lstm_repl.session.session import FUSED_CHUNK, PRIMER, Session, Settings
+from lstm_repl.data.vocab import PRIMER
+from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
 from lstm_repl.session.session_trace import trace_document
 from lstm_repl.data.vocab import UNK_ID
 
