@@ -15,7 +15,7 @@ from lstm_repl.config import ModelConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.session.ghost import ghost
 from lstm_repl.model.interventions import Interventions
-from lstm_repl.session.intervention_parser import parse
+from lstm_repl.session.intervention_parser import parse, parse_layer_unit
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
@@ -105,6 +105,18 @@ def test_bad_interventions_are_one_line():
                                 ("clamp", "1:1=nan", "from -1000 to 1000")]:
         with pytest.raises(ConfigError, match=message):
             parse(kind, spec, 2, 8, GATES["lstm"])
+
+
+def test_layer_unit_is_read_one_way_by_interventions_and_the_heatmap(tiny_run, tiny_corpus):
+    assert parse_layer_unit(" 2 : 7 ", 2, 8) == (1, 7)
+    for spec, message in [("2", "write LAYER:UNIT"), ("0:1", "layers 1-2"), ("1:8", "units are 0-7"),
+                          ("1:" + "9" * 5000, "units are 0-7")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_layer_unit(spec, 2, 8)
+        with pytest.raises(ConfigError, match=message):
+            parse("ablate", spec, 2, 8, GATES["lstm"])
+    result = CliRunner().invoke(cli, ["heatmap", str(tiny_run), str(tiny_corpus), "--unit", "3:1", "--terminal"])
+    assert result.exit_code == 2 and "the model has layers 1-2" in result.output
 
 
 def test_generate_and_trace_take_interventions_and_trace_records_them(tiny_run):
