@@ -32,13 +32,16 @@ FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fuse
 Layers = list[dict[str, np.ndarray]]
 
 
+_SAMPLING = SampleConfig()  # the sampler's defaults: the shell starts with them, as the CLI does
+
+
 @dataclass
 class Settings:
-    temperature: float = 0.8
-    top_k: int = 0  # sampling filter; 0 keeps all
-    top_p: float = 1.0
-    length: int = 200  # tokens streamed by Enter
-    seed: int | None = None
+    temperature: float = _SAMPLING.temperature
+    top_k: int = _SAMPLING.top_k  # sampling filter; 0 keeps all
+    top_p: float = _SAMPLING.top_p
+    length: int = _SAMPLING.length  # tokens streamed by Enter
+    seed: int | None = _SAMPLING.seed
     shown: int = 5  # predictions listed in the panel
     ghost_tokens: int = 8  # longest ghost continuation (each token is one gate-path step per keystroke)
 

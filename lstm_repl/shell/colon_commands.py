@@ -125,7 +125,7 @@ def _help(shell: Shell, arg: str) -> CommandResult:
 
 
 def _temp(shell: Shell, arg: str) -> CommandResult:
-    _set(shell, temperature=_number(arg, float, ":temp", 0.0, 10.0))
+    _set(shell, temperature=_number(arg, float, ":temp", 0.0))  # the top is SampleConfig's, as for --temperature
     return CommandResult(f"temperature {shell.session.settings.temperature}")
 
 
