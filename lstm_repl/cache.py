@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from lstm_repl import safe_read
+from lstm_repl.atomic import atomic_file
 from lstm_repl.errors import LstmReplError
 
 
@@ -32,13 +33,9 @@ def read_json(path: Path) -> dict:
 
 def write_json_quietly(path: Path, data: dict) -> None:
     """Write atomically; a read-only or full disk only costs the next run a rebuild."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=1), "utf-8")
-        os.replace(tmp, path)
+        with atomic_file(path, durable=False) as handle:
+            json.dump(data, handle)
     except OSError:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        pass

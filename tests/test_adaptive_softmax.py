@@ -22,7 +22,7 @@ from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
 from lstm_repl.session.session import Session, Settings
 from lstm_repl.session.session_trace import trace_document
-from tests.conftest import train_tiny
+from helpers import train_tiny
 
 
 def run(*args):

@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from lstm_repl.cli.main import cli
+from helpers import one_line_error
 
 # Small enough that nothing here trains for more than a moment, even when the error comes late.
 TINY = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
@@ -19,20 +20,6 @@ TINY = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", 
 
 def run(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *words: str) -> str:
-    output = result.output
-    assert result.exit_code != 0, output
-    assert "Traceback" not in output, output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, output
-    line = lines[0]
-    assert line.startswith("error:"), output
-    for word in words:
-        assert word.lower() in line.lower(), line
-    return line
 
 
 @pytest.fixture

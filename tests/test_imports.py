@@ -6,6 +6,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import lstm_repl
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(lstm_repl.__path__, "lstm_repl.") if "._bundled" not in m.name)
@@ -26,6 +28,7 @@ print("\\n".join(failed))
 """
 
 
+@pytest.mark.slow  # starts a real process
 def test_every_module_imports_first_on_its_own():
     assert "lstm_repl.cli.train" in MODULES and len(MODULES) > 30
     result = subprocess.run([sys.executable, "-c", CHECK, *MODULES], capture_output=True, text=True, timeout=300)
@@ -33,6 +36,7 @@ def test_every_module_imports_first_on_its_own():
     assert result.stdout.strip() == "", result.stdout
 
 
+@pytest.mark.slow  # starts a real process
 def test_the_command_line_lists_the_cell_kinds_without_loading_torch():
     code = "import sys, lstm_repl.cli.main; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -9,14 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lstm_repl.model import checkpoint
 from lstm_repl.cells import cell_kinds
 from lstm_repl.cli.main import cli
 from lstm_repl.config import ModelConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.session.ghost import ghost
 from lstm_repl.model.interventions import Interventions
-from lstm_repl.session.intervention_parser import parse
+from lstm_repl.session.intervention_parser import parse, parse_layer_unit
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
@@ -108,9 +107,16 @@ def test_bad_interventions_are_one_line():
             parse(kind, spec, 2, 8, GATES["lstm"])
 
 
-@pytest.fixture(scope="module")
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
+def test_layer_unit_is_read_one_way_by_interventions_and_the_heatmap(tiny_run, tiny_corpus):
+    assert parse_layer_unit(" 2 : 7 ", 2, 8) == (1, 7)
+    for spec, message in [("2", "write LAYER:UNIT"), ("0:1", "layers 1-2"), ("1:8", "units are 0-7"),
+                          ("1:" + "9" * 5000, "units are 0-7")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_layer_unit(spec, 2, 8)
+        with pytest.raises(ConfigError, match=message):
+            parse("ablate", spec, 2, 8, GATES["lstm"])
+    result = CliRunner().invoke(cli, ["heatmap", str(tiny_run), str(tiny_corpus), "--unit", "3:1", "--terminal"])
+    assert result.exit_code == 2 and "the model has layers 1-2" in result.output
 
 
 def test_generate_and_trace_take_interventions_and_trace_records_them(tiny_run):
@@ -164,7 +170,7 @@ def test_the_status_bar_shows_the_interventions_in_force(loaded):
 
 
 def test_interventions_apply_from_where_they_were_set_even_to_states_recomputed_later(loaded):
-    from tests.conftest import TINY_TEXT
+    from helpers import TINY_TEXT
 
     session = Session(loaded)
     session.set_text(TINY_TEXT * 8)  # longer than the states kept for the recent tokens

@@ -135,6 +135,7 @@ def test_a_top_p_below_float32s_smallest_number_keeps_the_likeliest_token(tiny_r
     assert tiny_p.output == greedy.output
 
 
+@pytest.mark.slow  # starts a real process
 def test_a_model_too_big_to_allocate_is_one_line(tiny_corpus, tmp_path):
     """--hidden 30000 asks for 14.4 GB at once; with the address space capped the allocation
     fails for real, whatever the machine's memory."""
@@ -314,15 +315,10 @@ COMMAND_LINE = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def loaded_tiny(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(line=COMMAND_LINE)
-def test_any_command_line_in_the_shell_is_a_result_or_one_line_and_enter_still_streams(loaded_tiny, line):
-    shell = Shell(Session(loaded_tiny), load_checkpoint=checkpoint.load, writes_files=False)
+def test_any_command_line_in_the_shell_is_a_result_or_one_line_and_enter_still_streams(loaded, line):
+    shell = Shell(Session(loaded), load_checkpoint=checkpoint.load, writes_files=False)
     shell.session.set_text("All: Speak, speak. You are")  # enough tokens for :find, too few for a regex to run away
     try:
         result = run_command(shell, line)
@@ -342,8 +338,8 @@ def test_any_command_line_in_the_shell_is_a_result_or_one_line_and_enter_still_s
     ":seed " + THOUSANDS_OF_DIGITS, ":clamp 1:" + THOUSANDS_OF_DIGITS + "=1", ":clamp 1:0=" + THOUSANDS_OF_DIGITS,
     ":temp " + THOUSANDS_OF_DIGITS,
 ])
-def test_shell_numbers_of_thousands_of_digits_are_named_by_their_start(loaded_tiny, line):
-    shell = Shell(Session(loaded_tiny), writes_files=False)
+def test_shell_numbers_of_thousands_of_digits_are_named_by_their_start(loaded, line):
+    shell = Shell(Session(loaded), writes_files=False)
     with pytest.raises(LstmReplError) as info:
         run_command(shell, line)
     message = str(info.value)

@@ -9,7 +9,6 @@ import asyncio
 import re
 import time
 
-import pytest
 from prompt_toolkit.application import Application, create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.layout import HSplit, Layout, Window
@@ -95,11 +94,6 @@ async def shows_panel(shell_app: ShellApp, terminal: Terminal) -> None:
         await until(lambda: shell_app.settled and panel_mismatch(shell_app, terminal) is None, "the panel")
     except AssertionError:
         raise AssertionError(panel_mismatch(shell_app, terminal) + "\n" + "\n".join(terminal.rows())) from None
-
-
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
 
 
 def test_typing_and_backspace_show_the_panel_in_its_rows(loaded):

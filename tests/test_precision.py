@@ -17,8 +17,8 @@ from lstm_repl.model import precision
 from lstm_repl.cli.main import cli
 from lstm_repl.errors import ConfigError
 from lstm_repl.model.precision import Probe, resolve_generation_precision, resolve_training_precision
-from tests.conftest import train_tiny
-from tests.test_cli_errors import one_line_error
+from helpers import train_tiny
+from helpers import one_line_error
 
 NO = Probe(False, "could not create a primitive descriptor")
 
@@ -127,6 +127,7 @@ def test_bench_train_measures_what_runs_and_says_what_it_skipped():
 CAPPED = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
+@pytest.mark.slow  # starts a real process
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the AVX2 cap is for x86 CPUs")
 def test_under_an_avx2_cap_bf16_is_refused_in_one_line_and_auto_trains_in_fp32(tiny_corpus, tmp_path):
     """An ordinary laptop's CPU, on a newer one: oneDNN's AVX2 kernels have no bf16 LSTM."""

@@ -13,8 +13,8 @@ from lstm_repl.cli.main import cli
 from lstm_repl.config import WORD_DEFAULTS, TrainConfig
 from lstm_repl.bench.quality import as_language_model, compare_quality, project_settings
 from lstm_repl.bench.reference import EXAMPLES_WORD, Recipe, ReferenceModel, recipe_for, train_reference
-from tests.conftest import TINY_TEXT
-from tests.test_cli_errors import one_line_error
+from helpers import TINY_TEXT
+from helpers import one_line_error
 
 TINY_RECIPE = Recipe(embed=8, hidden=16, layers=2, batch_size=4, seq_len=16)
 

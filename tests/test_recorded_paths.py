@@ -15,7 +15,7 @@ from lstm_repl.model import checkpoint
 from lstm_repl.training import runs
 from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
-from tests.conftest import TINY_TEXT, train_tiny
+from helpers import TINY_TEXT, train_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE_PATH = re.compile(r"/(work|tmp|home|root|Users|opt|mnt|private)/")

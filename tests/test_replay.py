@@ -202,7 +202,7 @@ def test_replay_writes_a_cast_without_a_terminal(recorded, tmp_path):
     terminal = Terminal(80, 24)
     terminal.write("".join(data for _, _, data in events))
     assert len(events) > 10 and all(len(row) <= 80 for row in terminal.rows())
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp-*"))
 
 
 def test_replay_without_a_terminal_prints_the_text_the_session_ended_with(recorded):
@@ -410,6 +410,7 @@ def test_a_stream_at_a_crawling_recorded_rate_draws_nothing_after_the_end(record
     assert max(t for t, _, _ in parse_cast(out.read_text("utf-8"))[1]) <= 0.6
 
 
+@pytest.mark.slow  # starts a real process
 def test_the_largest_terminal_casts_within_a_memory_cap(recorded, tmp_path):
     """A 1000x500 terminal (the bound) replayed into a cast by a process capped at 1.5 GB of
     address space (torch alone reserves most of it): a million-column one took 6.5 GB."""

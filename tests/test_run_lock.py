@@ -73,6 +73,7 @@ def _logged_steps(out: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (out / "log.jsonl").read_text("utf-8").splitlines()]
 
 
+@pytest.mark.slow  # starts a real process
 @pytest.mark.parametrize("second", ["train --out --overwrite", "train --resume"])
 def test_a_second_writer_stops_in_one_line_naming_the_holder_and_the_run_goes_on(tiny_corpus, tmp_path, second):
     out = tmp_path / "run"
@@ -94,6 +95,7 @@ def test_a_second_writer_stops_in_one_line_naming_the_holder_and_the_run_goes_on
     assert steps == sorted(set(steps)), steps  # one writer: the log's steps only rise
 
 
+@pytest.mark.slow  # starts a real process
 def test_a_run_killed_with_sigkill_can_be_resumed_at_once(tiny_corpus, tmp_path):
     out = tmp_path / "run"
     first = _training(tiny_corpus, out, tmp_path)

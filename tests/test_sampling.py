@@ -109,3 +109,27 @@ def test_a_prompt_is_read_without_the_scores_of_every_position(softmax):
         last, state = read_prompt(model, ids)
     assert torch.allclose(last, everything[0, -1], atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(state, full_state))
+
+
+def test_the_shell_and_the_cli_sample_by_the_same_rules_and_defaults(loaded):
+    from lstm_repl.cli.generate import generate
+    from lstm_repl.cli.repl import repl
+    from lstm_repl.config import MAX_TEMPERATURE, SampleConfig
+    from lstm_repl.session.session import Session, Settings
+    from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+
+    defaults = SampleConfig()
+    settings = Settings()
+    assert (settings.temperature, settings.top_k, settings.top_p, settings.length, settings.seed) == \
+        (defaults.temperature, defaults.top_k, defaults.top_p, defaults.length, defaults.seed)
+    for command in (repl, generate):
+        shown = {p.name: p.default for p in command.params}
+        assert (shown["temperature"], shown["top_k"], shown["top_p"]) == (defaults.temperature, defaults.top_k,
+                                                                         defaults.top_p)
+    assert {p.name: p.default for p in repl.params}["length"] == defaults.length
+    shell = Shell(Session(loaded))
+    run_command(shell, f":temp {MAX_TEMPERATURE:g}")  # what --temperature takes, :temp takes
+    assert shell.session.settings.temperature == MAX_TEMPERATURE
+    with pytest.raises(CommandError, match="temperature must be 0 \\(greedy\\) or from 0.001 to 1000"):
+        run_command(shell, f":temp {MAX_TEMPERATURE * 1.01:g}")
+    assert shell.session.settings.temperature == MAX_TEMPERATURE

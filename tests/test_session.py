@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_repl.model import checkpoint
 from lstm_repl.config import SampleConfig
 from lstm_repl.session.ghost import ghost, ghost_pieces
 from lstm_repl.session.sampling import choose
-from lstm_repl.session.session import FUSED_CHUNK, PRIMER, Session, Settings
+from lstm_repl.data.vocab import PRIMER
+from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
 from lstm_repl.session.session_trace import trace_document
 from lstm_repl.data.vocab import UNK_ID
 
@@ -44,16 +44,6 @@ class Calls:
 
     def reset(self) -> None:
         self.step = self.forward = 0
-
-
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
-@pytest.fixture
-def word_loaded(tiny_word_run):
-    return checkpoint.load(tiny_word_run)
 
 
 def make(loaded, **settings) -> Session:

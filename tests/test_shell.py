@@ -137,11 +137,6 @@ def drive(loaded, script, columns: int = 100, rows: int = 40, settings: Settings
     return asyncio.run(main())
 
 
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
-
-
 # ---------------------------------------------------------------- typing
 
 
@@ -379,7 +374,7 @@ def test_save_writes_the_committed_text(loaded, tmp_path):
         assert len(document["tokens"][0]["layers"]) == 2
         bad = await d.command(f":save {tmp_path / 'no' / 'such' / 'dir.json'}")
         assert bad.startswith("⚠ cannot write")
-        assert not list(tmp_path.glob("**/*.tmp"))
+        assert not list(tmp_path.glob("**/.*.tmp-*"))
 
     drive(loaded, script)
 
@@ -765,6 +760,7 @@ def test_plain_mode_for_pipes(tiny_run):
     assert len(result.output) == 21
 
 
+@pytest.mark.slow  # starts a real process
 def test_plain_mode_reads_a_megabyte_in_bounded_memory(tiny_run, tmp_path):
     """Through the real command and a real pipe: 1 MB in, one continuation out, the process's peak
     memory about what an empty input costs (nothing is kept per token)."""

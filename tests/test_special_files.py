@@ -157,6 +157,7 @@ def binary_stdin_run(*args: str) -> subprocess.CompletedProcess:
                               timeout=TIMEOUT)
 
 
+@pytest.mark.slow  # starts a real process
 @pytest.mark.parametrize("command", [["repl"], ["generate", "--length", "5"]])
 def test_piped_input_from_dev_zero_ends_in_one_line_at_once(tiny_run, command):
     child = binary_stdin_run(command[0], str(tiny_run), *command[1:])

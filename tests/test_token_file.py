@@ -100,7 +100,7 @@ def test_a_run_trains_and_resumes_from_the_token_file_without_tokenizing_again(t
     from click.testing import CliRunner
 
     from lstm_repl.cli.main import cli
-    from tests.conftest import train_tiny
+    from helpers import train_tiny
 
     monkeypatch.setenv("LSTM_REPL_CACHE", str(tmp_path / "cache"))
     run = train_tiny(tiny_corpus, tmp_path / "run", "--max-steps", "20", "--eval-interval", "10", steps=20)
@@ -114,11 +114,14 @@ def test_a_run_trains_and_resumes_from_the_token_file_without_tokenizing_again(t
 
 
 def test_a_temporary_file_left_by_a_killed_writer_is_removed(tmp_path):
+    import os
     import subprocess
     import sys
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    leftover = tmp_path / f"t.bin.tmp{int(dead.stdout)}"
+    leftover = tmp_path / f".t.bin.tmp-{int(dead.stdout)}-0badc0de"
     leftover.write_bytes(b"half written")
+    live = tmp_path / f".t.bin.tmp-{os.getpid()}-0badc0de"  # another torchrun process, still writing
+    live.write_bytes(b"being written")
     ids = write_tokens(tmp_path / "t.bin", iter([np.arange(3)]), np.dtype(np.uint8))
-    assert ids.tolist() == [0, 1, 2] and not leftover.exists()
+    assert ids.tolist() == [0, 1, 2] and not leftover.exists() and live.exists()

@@ -18,7 +18,7 @@ from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import TrainingInterrupted
 from lstm_repl.training.schedule import Bounds, Position, learning_rate
-from tests.conftest import train_tiny
+from helpers import train_tiny
 
 MODEL = {"cell": "lstm", "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.1, "tie_weights": False}
 

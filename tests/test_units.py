@@ -19,7 +19,7 @@ from lstm_repl.analysis.unit_labels import read_labels
 from lstm_repl.analysis.unit_scores import AurocAccumulator, CorrelationAccumulator
 from lstm_repl.analysis.unit_search import score_units, tokenize
 from lstm_repl.analysis.unit_trace import trace_units
-from tests.conftest import TINY_TEXT
+from helpers import TINY_TEXT
 
 
 def marks(text: str, mask: np.ndarray) -> str:
@@ -88,11 +88,6 @@ def test_correlation_streams_to_pearsons_r():
     r = accumulator.scores()
     assert r[0] == pytest.approx(np.corrcoef(values[:, 0], target)[0, 1], abs=1e-6)
     assert r[1] == pytest.approx(-1.0) and np.isnan(r[2])
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
 
 
 def test_one_stream_reads_exactly_the_gate_path(loaded):
@@ -204,6 +199,7 @@ def test_heatmap_writes_a_self_contained_page_and_draws_in_the_terminal(tiny_run
     assert bad.exit_code == 2 and bad.output.strip().count("\n") == 0
 
 
+@pytest.mark.slow  # starts a real process
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no chromium here")
 def test_the_heatmap_page_renders_in_a_real_browser(tiny_run, tiny_corpus, tmp_path):
     page, png = tmp_path / "page.html", tmp_path / "page.png"

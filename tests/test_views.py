@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from lstm_repl.quantities import GATE_01, GATE_11, LSTM_QUANTITIES, Quantity
-from lstm_repl.shell.fragments import to_fragments, to_text
+from lstm_repl.shell.fragments import AnsiLines, to_text
 from lstm_repl.shell.drawing import PALETTE, quantity_colour, quantity_label, value_bar
 from lstm_repl.terminal_text import visible_token
 from lstm_repl.shell.strip_view import strip_height, strip_view
@@ -263,32 +264,40 @@ def test_bars_carry_the_value_without_colour():
 # ----------------------------------------------------------------------------- fragments
 
 
-def test_fragments_have_colour_only_when_asked():
+def _styled_lines(renderable, width: int, color: bool) -> list[str]:
+    """The panel writer's lines, each style's escape code shown as <style string>."""
+    return AnsiLines(lambda style: f"\x00{style}\x01", color).lines(renderable, width)
+
+
+def _styles_and_text(line: str) -> list[tuple[str, str]]:
+    return re.findall(r"\x00([^\x01]*)\x01([^\x00]*)", line)
+
+
+def test_the_panel_writer_colours_only_when_asked():
     panel = render_panel(make_snapshot(hidden=32), PanelSettings(), 100)
-    coloured = to_fragments(panel, 100, color=True)
-    plain = to_fragments(panel, 100, color=False)
+    coloured = [pair for line in _styled_lines(panel, 100, True) for pair in _styles_and_text(line)]
+    plain_lines = _styled_lines(panel, 100, False)
+    plain = [pair for line in plain_lines for pair in _styles_and_text(line)]
     assert any(f"fg:{PALETTE['f']}" in style for style, _ in coloured)
     assert any("bg:" in style for style, _ in coloured)
     assert not any("fg:" in style or "bg:" in style for style, _ in plain)
     assert any("bold" in style for style, _ in plain)  # attributes survive NO_COLOR
     assert "".join(text for _, text in coloured) == "".join(text for _, text in plain)
-    joined = "".join(text for _, text in plain)
-    assert [line.rstrip() for line in joined.split("\n")] == to_text(panel, 100).split("\n")
-    assert ("", "\n") in plain and all(text for _, text in plain)
+    texts = ["".join(text for _, text in _styles_and_text(line)).rstrip() for line in plain_lines]
+    assert texts == to_text(panel, 100).split("\n")
 
 
-def test_fragments_of_any_rich_renderable():
+def test_the_panel_writer_takes_any_rich_renderable():
     text = Text.assemble(("hot", "bold red"), " ", ("cold", "#0000ff on #ffffff"), " ", ("x", "color(200)"))
-    fragments = to_fragments(text, 40, color=True)
-    assert ("bold fg:ansired", "hot") in [(" ".join(sorted(s.split())), t) for s, t in fragments]
-    assert ("fg:#0000ff bg:#ffffff", "cold") in fragments
-    assert any(style.startswith("fg:#") and t == "x" for style, t in fragments)
-    wrapped = to_fragments(Text("word " * 20), 20, color=False)
-    assert sum(text == "\n" for _, text in wrapped) >= 4
+    pairs = _styles_and_text(_styled_lines(text, 40, True)[0])
+    assert ("bold fg:ansired", "hot") in [(" ".join(sorted(s.split())), t) for s, t in pairs]
+    assert ("fg:#0000ff bg:#ffffff", "cold") in pairs
+    assert any(style.startswith("fg:#") and t == "x" for style, t in pairs)
+    assert len(_styled_lines(Text("word " * 20), 20, False)) >= 5
     assert to_text(Text("a  \nb"), 10) == "a\nb"
 
 
-def test_fragments_of_a_panel_wider_than_the_width_are_cropped():
+def test_the_panel_writer_crops_a_panel_wider_than_the_width():
     panel = render_panel(make_snapshot(hidden=32), PanelSettings(), 120)
-    joined = "".join(text for _, text in to_fragments(panel, 80, color=False))
-    assert all(cell_len(line) <= 80 for line in joined.split("\n"))
+    for line in _styled_lines(panel, 80, False):
+        assert cell_len("".join(text for _, text in _styles_and_text(line))) <= 80

@@ -10,6 +10,7 @@ import click
 from lstm_repl.cli.options import (
     INTERVENTION_OPTIONS,
     SEED,
+    SAMPLING,
     TEMPERATURE,
     TOP_P,
     WholeNumber,
@@ -24,9 +25,9 @@ MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument 
 @click.argument("ckpt")
 @click.option("--prompt", help="Text to continue (default: read from stdin, up to 1 MiB, when it is not a terminal).")
 @click.option("--length", type=WholeNumber(min=0), default=500, show_default=True, help="Tokens to generate.")
-@click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy.")
-@click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True, help="0 keeps all tokens.")
-@click.option("--top-p", type=TOP_P, default=1.0, show_default=True)
+@click.option("--temperature", type=TEMPERATURE, default=SAMPLING.temperature, show_default=True, help="0 is greedy.")
+@click.option("--top-k", type=WholeNumber(min=0), default=SAMPLING.top_k, show_default=True, help="0 keeps all tokens.")
+@click.option("--top-p", type=TOP_P, default=SAMPLING.top_p, show_default=True)
 @click.option("--seed", type=SEED, help="Same seed and settings (precision included), same text.")
 @click.option("--stop", help="Stop once the output ends with this string.")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,

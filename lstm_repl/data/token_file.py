@@ -13,10 +13,11 @@ import mmap
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from lstm_repl.atomic import atomic_file
 from lstm_repl.cache import read_json, write_json_quietly
 from lstm_repl.errors import CorpusError, LstmReplError
 from lstm_repl.safe_read import open_regular
@@ -69,64 +70,45 @@ def write_tokens(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> 
     """Write the ids batch by batch (plain writes: no dirty mapped pages swelling the process),
     rename into place atomically, and open the result. A cache folder that cannot be written
     only costs a temporary file, unlinked once mapped."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned(path)
-        tmp.touch()
+        writing = atomic_file(path, "wb", durable=False)  # (a cache: rebuilt if a crash loses it)
     except OSError:
         return _write_anonymous(batches, dtype)
-    count, digest = _write(tmp, batches, dtype)
-    os.replace(tmp, path)
+    try:
+        with writing as handle:
+            count, digest = _write(handle, batches, dtype)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     write_json_quietly(sidecar(path), {"tokens": count, "dtype": dtype.name, "sha256": digest})
     return _mapped(path, dtype, count)
 
 
-def _remove_abandoned(path: Path) -> None:
-    """Temporary files of this token file left by processes that were killed while writing
-    (each could be gigabytes); those of live ones (another torchrun process) are theirs."""
-    for leftover in path.parent.glob(f"{path.name}.tmp*"):
-        pid = leftover.name.rpartition(".tmp")[2]
-        if pid.isdigit() and not _running(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
-
-
-def _write(path: Path, batches: Iterable[np.ndarray], dtype: np.dtype) -> tuple[int, str]:
+def _write(handle: BinaryIO, batches: Iterable[np.ndarray], dtype: np.dtype) -> tuple[int, str]:
     """-> the ids written, and the sha256 of the file's bytes."""
     count, sha256 = 0, hashlib.sha256()
-    try:
-        with path.open("wb") as handle:
-            for batch in batches:
-                data = np.ascontiguousarray(batch, dtype=dtype).tobytes()
-                handle.write(data)
-                sha256.update(data)
-                count += len(batch)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise CorpusError(f"{path}: cannot write the token file ({exc.strerror or exc}); free some space "
-                          "or point LSTM_REPL_CACHE at a folder with room") from None
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    for batch in batches:
+        data = np.ascontiguousarray(batch, dtype=dtype).tobytes()
+        handle.write(data)
+        sha256.update(data)
+        count += len(batch)
     return count, sha256.hexdigest()
+
+
+def _unwritable(path: Path, exc: OSError) -> CorpusError:
+    return CorpusError(f"{path}: cannot write the token file ({exc.strerror or exc}); free some space "
+                       "or point LSTM_REPL_CACHE at a folder with room")
 
 
 def _write_anonymous(batches: Iterable[np.ndarray], dtype: np.dtype) -> np.ndarray:
     handle, name = tempfile.mkstemp(prefix="lstm-repl-tokens-")
-    os.close(handle)
     path = Path(name)
     try:
-        return _mapped(path, dtype, _write(path, batches, dtype)[0])
+        with os.fdopen(handle, "wb") as file:
+            count = _write(file, batches, dtype)[0]
+        return _mapped(path, dtype, count)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     finally:
         path.unlink(missing_ok=True)  # the mapping keeps the data until it is dropped
 

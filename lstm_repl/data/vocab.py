@@ -18,6 +18,9 @@ WORD_UNK_TEXT = "<unk>"
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]|\n|[^\S\n]+")
 
 
+PRIMER = "\n"  # read before any text: the shell, generate and training samples start after a newline
+
+
 class Vocab:
     """A list of token texts; id 0 is the unknown token."""
 
@@ -30,6 +33,11 @@ class Vocab:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def primer_id(self) -> int:
+        """The token read before any text, so the first token has a prediction (<unk> for a
+        vocabulary without a newline)."""
+        return self.ids.get(PRIMER, UNK_ID)
 
     def split(self, text: str) -> list[str]:
         raise NotImplementedError

@@ -10,18 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save_file
 
 from lstm_repl import __version__
+from lstm_repl.atomic import aside_path, atomic_folder, remove_stale
 from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
@@ -105,14 +103,10 @@ def _recover(folder: Path) -> Path | None:
     """The folder if it is a checkpoint; else the copy a swap interrupted between its renames."""
     if (folder / CONFIG_FILE).is_file():
         return folder
-    old = old_path(folder)
+    old = aside_path(folder)
     if (old / CONFIG_FILE).is_file():
         return old
     return None
-
-
-def old_path(folder: Path) -> Path:
-    return folder.with_name(f".{folder.name}.old")
 
 
 # ---------------------------------------------------------------- saving
@@ -140,32 +134,32 @@ def save(
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
+        writing = atomic_folder(path)
     except OSError as exc:
         raise CheckpointError(f"cannot write a checkpoint in {path.parent} ({exc.strerror}); "
                               "free some space or choose a writable --out") from None
     try:
-        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
-        _fsync(tmp / WEIGHTS_FILE)
-        config["files"] = {WEIGHTS_FILE: _file_digest(tmp / WEIGHTS_FILE)}
-        if resume is not None:
-            save_file(resume["tensors"], str(tmp / RESUME_TENSORS_FILE))
-            _fsync(tmp / RESUME_TENSORS_FILE)
-            _write_json(tmp / RESUME_JSON_FILE, resume["json"])
-            config["files"][RESUME_TENSORS_FILE] = _file_digest(tmp / RESUME_TENSORS_FILE)
-        _write_json(tmp / CONFIG_FILE, config)
-        swap_into_place(tmp, path)
+        with writing as tmp:
+            _write_files(tmp, weights, config, resume)
     except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
-        shutil.rmtree(tmp, ignore_errors=True)
         reason = exc.strerror if isinstance(exc, OSError) else str(exc).rpartition(": ")[2]
         raise CheckpointError(
             f"could not write checkpoint {path} ({reason}); free some space or pick another --out "
             "(the previous checkpoint there is untouched)"
         ) from None
-    except BaseException:  # Ctrl-C or an error from safetensors: no half-written folder stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
+
+
+def _write_files(folder: Path, weights: dict, config: dict, resume: dict | None) -> None:
+    save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+    _fsync(folder / WEIGHTS_FILE)
+    config["files"] = {WEIGHTS_FILE: _file_digest(folder / WEIGHTS_FILE)}
+    if resume is not None:
+        save_file(resume["tensors"], str(folder / RESUME_TENSORS_FILE))
+        _fsync(folder / RESUME_TENSORS_FILE)
+        _write_json(folder / RESUME_JSON_FILE, resume["json"])
+        config["files"][RESUME_TENSORS_FILE] = _file_digest(folder / RESUME_TENSORS_FILE)
+    _write_json(folder / CONFIG_FILE, config)
 
 
 def written_version(model_config: ModelConfig) -> int:
@@ -200,61 +194,19 @@ def _digest(handle: BinaryIO) -> dict:
     return {"sha256": digest.hexdigest(), "bytes": os.fstat(handle.fileno()).st_size}
 
 
-def _remove_tree(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
-def swap_into_place(tmp: Path, path: Path, discard: Callable[[Path], None] = _remove_tree) -> None:
-    """Rename tmp to path. If path exists it is first renamed aside, so one copy is always whole;
-    the folder is synced after each rename, so the renames reach the disk in that order. `discard`
-    removes the copy set aside (whatever a killed swap left there too), ignoring errors."""
-    _fsync_dir(tmp)
-    old = old_path(path)
-    if path.exists():
-        discard(old)
-        os.replace(path, old)
-        _fsync_dir(path.parent)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    discard(old)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # a platform without directory descriptors (Windows): renames are what it offers
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some filesystems refuse to sync a folder; the files themselves are synced
-    finally:
-        os.close(descriptor)
-
-
 RUN_CHECKPOINTS = ("best", "last")
-_STALE = re.compile(r"\.(best|last)\.(tmp\w{8}|old)")  # what save() leaves when killed: see swap_into_place
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove what a killed save left in a run folder, and nothing else: a half-written
-    `.best.tmpXXXXXXXX` (or .last) folder, and a `.best.old` copy once `best/` is whole again.
-    -> what was removed."""
-    removed = []
-    for entry in folder.glob(".*"):
-        match = _STALE.fullmatch(entry.name)
-        if not match or not entry.is_dir():
-            continue
-        if match.group(2) == "old" and not (folder / match.group(1) / CONFIG_FILE).is_file():
-            continue  # the only whole copy: _recover reads it
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
+    """Remove what killed saves left in a run folder (see atomic.remove_stale): a `.best.old`
+    copy stays until `best/` is whole again. -> what was removed."""
+    return [stale for name in RUN_CHECKPOINTS
+            for stale in remove_stale(folder / name, whole=lambda path: (path / CONFIG_FILE).is_file())]
 
 
 # ---------------------------------------------------------------- loading

@@ -224,12 +224,6 @@ def resolve_generation_precision(name: str, device: torch.device, cell: str = "l
     return name
 
 
-def available_training_precisions(device: torch.device, cell: str = "lstm",
-                                  probe: Prober = probe_training) -> dict[str, Probe]:
-    """Every training precision with its probe: what bench train measures and what it skips."""
-    return {p: probe(device, p, cell) for p in ("fp32", *TRAINING_CANDIDATES)}
-
-
 # ---------------------------------------------------------------- the cache
 
 

@@ -12,7 +12,6 @@ from lstm_repl.model.interventions import Intervention
 
 KINDS = ("clamp", "ablate", "force")
 _UNIT = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
-_UNIT_VALUE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*=\s*(\S+)\s*$")
 _GATE_VALUE = re.compile(r"^\s*(\d+)\s*[: ]\s*([a-z])\s*=\s*(\S+)\s*$")
 
 
@@ -24,26 +23,47 @@ def forceable_gates(model) -> tuple[str, ...]:
 
 def parse(kind: str, spec: str, layers: int, hidden: int, gates: tuple[str, ...]) -> Intervention:
     """'1:244=0.5' (clamp), '1:244' (ablate), '1 f=1' or '1:f=1' (force), layers from 1."""
-    forms = {"clamp": ("LAYER:UNIT=VALUE", _UNIT_VALUE), "ablate": ("LAYER:UNIT", _UNIT),
-             "force": ("LAYER GATE=VALUE", _GATE_VALUE)}
-    form, pattern = forms[kind]
+    if kind == "force":
+        return _force(spec, layers, gates)
     shown = _shown(spec)
-    match = pattern.match(spec)
-    if not match:
+    unit_part, equals, value_text = spec.partition("=")
+    if (kind == "clamp") != bool(equals) or not _UNIT.match(unit_part):
+        form = "LAYER:UNIT=VALUE" if kind == "clamp" else "LAYER:UNIT"
         raise ConfigError(f"{kind} {shown}: write {form}, e.g. {_EXAMPLES[kind]}")
+    layer, unit = parse_layer_unit(unit_part, layers, hidden, named=f"{kind} {shown}")
+    value = _value(kind, shown, value_text) if kind == "clamp" else 0.0
+    return Intervention(kind, layer, unit=unit, value=value)
+
+
+def parse_layer_unit(spec: str, layers: int, hidden: int, named: str | None = None) -> tuple[int, int]:
+    """'1:244' -> (0, 244): a layer counted from 1 (as people write it) and a unit from 0, checked
+    against the model. Each mistake is a ConfigError that starts with `named` (the spec itself
+    by default)."""
+    named = named or _shown(spec)
+    match = _UNIT.match(spec)
+    if not match:
+        raise ConfigError(f"{named}: write LAYER:UNIT, e.g. 1:244")
+    layer, unit = _index(match.group(1)) - 1, _index(match.group(2))
+    if not 0 <= layer < layers:
+        raise ConfigError(f"{named}: the model has layers 1-{layers}")
+    if not 0 <= unit < hidden:
+        raise ConfigError(f"{named}: units are 0-{hidden - 1}")
+    return layer, unit
+
+
+def _force(spec: str, layers: int, gates: tuple[str, ...]) -> Intervention:
+    shown = _shown(spec)
+    match = _GATE_VALUE.match(spec)
+    if not match:
+        raise ConfigError(f"force {shown}: write LAYER GATE=VALUE, e.g. {_EXAMPLES['force']}")
     layer = _index(match.group(1)) - 1
     if not 0 <= layer < layers:
-        raise ConfigError(f"{kind} {shown}: the model has layers 1-{layers}")
-    value = _value(kind, shown, match.group(3)) if kind != "ablate" else 0.0
-    if kind == "force":
-        gate = match.group(2)
-        if gate not in gates:
-            raise ConfigError(f"force {shown}: this cell's gates are {', '.join(gates)}")
-        return Intervention("force", layer, gate=gate, value=value)
-    unit = _index(match.group(2))
-    if not 0 <= unit < hidden:
-        raise ConfigError(f"{kind} {shown}: units are 0-{hidden - 1}")
-    return Intervention(kind, layer, unit=unit, value=value)
+        raise ConfigError(f"force {shown}: the model has layers 1-{layers}")
+    value = _value("force", shown, match.group(3))
+    gate = match.group(2)
+    if gate not in gates:
+        raise ConfigError(f"force {shown}: this cell's gates are {', '.join(gates)}")
+    return Intervention("force", layer, gate=gate, value=value)
 
 
 _EXAMPLES = {"clamp": "1:244=0.5", "ablate": "1:244", "force": "1 f=1"}

@@ -188,8 +188,7 @@ def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: Sampl
                   edits: Interventions | None = None) -> Iterator[str]:
     """Yield the text of each generated token; stop early once the output ends with config.stop."""
     produced = ""
-    start_id = vocab.ids.get("\n", 1)
-    for token in generate(model, vocab.encode(prompt), config, start_id=start_id, edits=edits):
+    for token in generate(model, vocab.encode(prompt), config, start_id=vocab.primer_id(), edits=edits):
         piece = vocab.token_text(token)
         yield piece
         if config.stop:

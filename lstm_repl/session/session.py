@@ -11,7 +11,6 @@ bounded memory, and nothing done per keystroke depends on the text's length.
 from __future__ import annotations
 
 import bisect
-import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -26,21 +25,23 @@ from lstm_repl.session.sampling import choose, make_generator
 from lstm_repl.snapshot import Snapshot
 from lstm_repl.session.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.session.token_text import TokenText, common_prefix_length
-from lstm_repl.session.tracing import gates_to_numpy, top_predictions
+from lstm_repl.session.tracing import gates_to_numpy, surprisal_bits, top_predictions
 from lstm_repl.data.vocab import UNK_ID
 
 FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fused path, in chunks this long
-PRIMER = "\n"  # read before the text, so the first typed token already has a prediction
 Layers = list[dict[str, np.ndarray]]
+
+
+_SAMPLING = SampleConfig()  # the sampler's defaults: the shell starts with them, as the CLI does
 
 
 @dataclass
 class Settings:
-    temperature: float = 0.8
-    top_k: int = 0  # sampling filter; 0 keeps all
-    top_p: float = 1.0
-    length: int = 200  # tokens streamed by Enter
-    seed: int | None = None
+    temperature: float = _SAMPLING.temperature
+    top_k: int = _SAMPLING.top_k  # sampling filter; 0 keeps all
+    top_p: float = _SAMPLING.top_p
+    length: int = _SAMPLING.length  # tokens streamed by Enter
+    seed: int | None = _SAMPLING.seed
     shown: int = 5  # predictions listed in the panel
     ghost_tokens: int = 8  # longest ghost continuation (each token is one gate-path step per keystroke)
 
@@ -79,7 +80,7 @@ class Session:
 
     def reset(self) -> None:
         self.read = TokenText(self.vocab)
-        primer_ids = self.vocab.encode(PRIMER) or [1]
+        primer_ids = [self.vocab.primer_id()]
         with torch.inference_mode():
             _, state = self.model(torch.tensor([primer_ids], device=self.model.device))
         self.store.clear()
@@ -252,7 +253,7 @@ class Session:
             position=n,
             token=self.piece(n - 1) if n else None,
             probability=probability,
-            surprisal_bits=None if probability is None else -math.log2(max(probability, 1e-45)),
+            surprisal_bits=surprisal_bits(probability),
             top=self.predictions(),
             layers=layers,
             previous_cell=self._previous_cell(n, layers),

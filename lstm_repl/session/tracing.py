@@ -31,9 +31,13 @@ class TokenTrace:
 
     @property
     def surprisal_bits(self) -> float | None:
-        if self.probability is None:
-            return None
-        return -math.log2(max(self.probability, 1e-45))
+        return surprisal_bits(self.probability)
+
+
+def surprisal_bits(probability: float | None) -> float | None:
+    """-log2(probability): how surprised the model was, in bits; None for a token it did not
+    predict (the first). A probability that underflowed to 0 counts as float32's smallest."""
+    return None if probability is None else -math.log2(max(float(probability), 1e-45))
 
 
 def gates_to_numpy(gates: Gates, row: int = 0) -> list[dict[str, np.ndarray]]:
@@ -93,10 +97,8 @@ def trace_json(
 def document_header(model: LanguageModel, vocab: Vocab, checkpoint_name: str, text: str,
                     probabilities, gates_from: int = 0) -> dict:
     """Everything but the tokens. probabilities: each token's (None for one without)."""
-    total, count = 0.0, 0
-    for p in probabilities:
-        if p is not None:
-            total, count = total - math.log2(max(float(p), 1e-45)), count + 1
+    bits = [surprisal_bits(p) for p in probabilities if p is not None]
+    total, count = sum(bits, 0.0), len(bits)
     config = model.config
     header = {
         "format": TRACE_FORMAT,
@@ -124,7 +126,7 @@ def token_json(index: int, token_id: int, text: str, probability: float | None, 
         "id": token_id,
         "unknown": token_id == UNK_ID,
         "probability": probability,
-        "surprisal_bits": None if probability is None else -math.log2(max(probability, 1e-45)),
+        "surprisal_bits": surprisal_bits(probability),
         "top": [{"text": vocab.token_text(i), "id": i, "probability": p} for i, p in top],
         "layers": None if layers is None else
         [{name: [round(float(v), 6) for v in values] for name, values in layer.items()} for layer in layers],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from lstm_repl.atomic import atomic_file
 from lstm_repl.config import MAX_SEED, MIN_SEED
 from lstm_repl.errors import ConfigError, LstmReplError
 from lstm_repl.shell.views import PanelSettings
@@ -124,7 +125,7 @@ def _help(shell: Shell, arg: str) -> CommandResult:
 
 
 def _temp(shell: Shell, arg: str) -> CommandResult:
-    _set(shell, temperature=_number(arg, float, ":temp", 0.0, 10.0))
+    _set(shell, temperature=_number(arg, float, ":temp", 0.0))  # the top is SampleConfig's, as for --temperature
     return CommandResult(f"temperature {shell.session.settings.temperature}")
 
 
@@ -270,13 +271,10 @@ def _save(shell: Shell, arg: str) -> CommandResult:
         return CommandResult(f"replay: {arg} not saved (a replay writes no files)")
     path = Path(arg).expanduser()
     session = shell.session
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_file(path) as f:
             count = write_document(f, trace_header(session, SAVED_GATES), trace_tokens(session, SAVED_GATES))
-        tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CommandError(f"cannot write {path}: {exc.strerror}; free some space or choose another file "
                            "(the file is unchanged)") from None
     gated = f", gates for the last {SAVED_GATES:,}" if count > SAVED_GATES else ""

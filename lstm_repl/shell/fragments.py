@@ -1,8 +1,9 @@
-"""Rich renderables -> prompt_toolkit formatted-text fragments, without an ANSI string in between.
+"""Rich renderables -> lines of escape-coded text for the panel writer (AnsiLines).
 
 A reused rich Console per (width, color) renders the lines; each Segment's Style becomes a
 prompt_toolkit style string ("fg:#rrggbb bg:#rrggbb bold dim italic underline reverse"), cached per
-Style. Fragments are plain (style, text) tuples, which prompt_toolkit takes as formatted text.
+Style, whose escape code the terminal's output gives. Fragments are plain (style, text) tuples, as
+prompt_toolkit takes formatted text (the status line: one_line).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ _ANSI_NAMES = (
 _ATTRIBUTES = ("bold", "dim", "italic", "underline", "blink", "reverse", "strike", "conceal")
 _PT_NAME = {"conceal": "hidden"}
 _style_cache: dict[tuple[Style, bool], str] = {}
-_NEWLINE = ("", "\n")
-_by_id: dict[bool, dict[int, tuple[Style | None, str]]] = {True: {}, False: {}}  # id(style) -> (style, string)
 
 
 @lru_cache(maxsize=8)
@@ -79,23 +78,6 @@ def style_string(style: Style | None, color: bool = True) -> str:
         _style_cache.clear()
     _style_cache[key] = result
     return result
-
-
-def to_fragments(renderable: RenderableType, width: int, color: bool = True) -> Fragments:
-    """Render to (style, text) fragments with a ("", "\\n") fragment between lines; adjacent runs of
-    the same style on a line are merged. color=False (NO_COLOR): no fg/bg in any style string.
-    A layout.Lines that fits the width skips rich entirely (its lines are already laid out)."""
-    out: Fragments = []
-    for number, line in enumerate(to_fragment_lines(renderable, width, color)):
-        if number:
-            out.append(_NEWLINE)
-        out.extend(line)
-    return out
-
-
-def to_fragment_lines(renderable: RenderableType, width: int, color: bool = True) -> list[Fragments]:
-    """As to_fragments, one list of fragments per line (what a UIContent hands out line by line)."""
-    return [_merged_line(line, _by_id[color], color) for line in _rendered_lines(renderable, width, color)]
 
 
 def _rendered_lines(renderable: RenderableType, width: int, color: bool) -> Iterable[Iterable[tuple[Any, ...]]]:
@@ -162,33 +144,6 @@ def one_line(fragments: Fragments, width: int, escape: Callable[[str], str]) -> 
         parts.append(escape(style) + text)
         room -= cell_len(text)
     return "".join(parts)
-
-
-def _merged_line(line: Iterable[tuple[Any, ...]], cache: dict, color: bool) -> Fragments:
-    out: Fragments = []
-    last_style = None
-    texts: list[str] = []
-    for run in line:
-        text, style = run[0], run[1]
-        if not text or (len(run) > 2 and run[2]):  # a rich Segment's control codes
-            continue
-        entry = cache.get(id(style))
-        if entry is not None and entry[0] is style:
-            name = entry[1]
-        else:
-            name = style_string(style, color)
-            if len(cache) > 4096:
-                cache.clear()
-            cache[id(style)] = (style, name)  # holding the style keeps its id from being reused
-        if name != last_style:
-            if texts:
-                out.append((last_style, "".join(texts)))
-            last_style, texts = name, [text]
-        else:
-            texts.append(text)
-    if texts:
-        out.append((last_style, "".join(texts)))
-    return out
 
 
 def to_text(renderable: RenderableType, width: int) -> str:

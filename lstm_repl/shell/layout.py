@@ -61,7 +61,7 @@ Run = tuple[str, Style]  # text and its style; a line is a list of runs
 
 class Lines:
     """Pre-laid-out lines of (text, Style) runs, each line no wider than `width` cells, so nothing
-    wraps or shrinks. A rich renderable; fragments.to_fragments converts it without rich's help."""
+    wraps or shrinks. A rich renderable; fragments.AnsiLines writes it without rich's help."""
 
     __slots__ = ("lines", "width")
 

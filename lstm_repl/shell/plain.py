@@ -15,7 +15,7 @@ import torch
 from lstm_repl.model import LanguageModel, State
 from lstm_repl.data.piped_input import decoded_blocks
 from lstm_repl.session.sampling import Sampler, continue_from
-from lstm_repl.session.session import PRIMER, Settings
+from lstm_repl.session.session import Settings
 from lstm_repl.terminal_text import terminal_safe
 from lstm_repl.session.token_text import WORD
 from lstm_repl.data.vocab import Vocab
@@ -41,7 +41,7 @@ def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[Stat
     """The state after reading the primer and all of `source`, and the next-token logits there
     (None when the input held no text)."""
     model.eval()
-    _, state = model(torch.tensor([vocab.encode(PRIMER) or [1]], device=model.device))
+    _, state = model(torch.tensor([[vocab.primer_id()]], device=model.device))
     logits, seen_text, carried = None, False, ""
     for text in decoded_blocks(source):
         seen_text = seen_text or bool(text.strip())

@@ -8,12 +8,11 @@ written, and again just before the swap."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from lstm_repl.atomic import aside_path, atomic_folder
 from lstm_repl.model import checkpoint
 from lstm_repl.errors import CheckpointError, ConfigError, LstmReplError
 from lstm_repl.safe_read import MB, file_kind, read_json
@@ -38,7 +37,7 @@ def check_destination(run_dir: Path, dest: Path) -> Path:
     if target.is_dir() and not _empty_or_export(target):
         raise ConfigError(f"{dest} already holds files export did not write ({_listing(target)}); "
                           "export never replaces them: give a new folder")
-    aside = checkpoint.old_path(target)
+    aside = aside_path(target)
     if os.path.lexists(aside) and not (aside.is_dir() and not aside.is_symlink() and _empty_or_export(aside)):
         raise ConfigError(f"{aside} is in the way (export sets the previous export aside under that name); "
                           "move it, or give another folder")
@@ -51,20 +50,16 @@ def write_export(run_dir: Path, dest: Path, fill: Callable[[Path], None]) -> Pat
     target = check_destination(run_dir, dest)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.export", dir=target.parent))
+        writing = atomic_folder(target, discard=_discard_export)
     except OSError as exc:
         raise CheckpointError(f"cannot write in {target.parent} ({exc.strerror}); give a writable folder") from None
     try:
-        fill(tmp)
-        check_destination(run_dir, dest)  # anything that appeared meanwhile is still not ours
-        checkpoint.swap_into_place(tmp, target, discard=_discard_export)
+        with writing as tmp:
+            fill(tmp)
+            check_destination(run_dir, dest)  # anything that appeared meanwhile is still not ours
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not write the export {dest} ({exc.strerror}); free some space or give "
                               "another folder (an earlier export there is untouched)") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

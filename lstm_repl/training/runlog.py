@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from lstm_repl.atomic import atomic_file
 from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.safe_read import MB, parse_json, read_text, typed_object
 
@@ -67,12 +68,10 @@ class RunLog:
         lines = read_text(self.path, LOG_LIMIT, CheckpointError, "training log").splitlines()
         records = [_record_or_none(line) for line in lines]  # a line a kill cut short is not one
         kept = [(line, r) for line, r in zip(lines, records) if r is not None and r["step"] <= step]
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:  # the whole log or the old one, whatever happens
-            temporary.write_text("".join(line + "\n" for line, _ in kept), "utf-8")
-            os.replace(temporary, self.path)
+            with atomic_file(self.path) as handle:
+                handle.write("".join(line + "\n" for line, _ in kept))
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
             raise CheckpointError(f"cannot rewrite the training log {self.path} ({exc.strerror}); free some space "
                                   "and resume again (the log is unchanged)") from None
         self.history = [record for _, record in kept]

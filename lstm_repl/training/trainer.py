@@ -211,9 +211,8 @@ class Trainer:
         return diverged(why, self.position.step, self.out_dir, self.config.lr)
 
     def sample(self, length: int | None = None) -> str:
-        start = self.vocab.ids.get("\n", 1)
         config = SampleConfig(temperature=0.8, length=length or self.config.sample_length, seed=self.config.seed)
-        ids = list(generate(self.model, [], config, start_id=start))
+        ids = list(generate(self.model, [], config, start_id=self.vocab.primer_id()))
         self.model.train()
         return self.vocab.decode(ids)
 
