@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file as real_save_file
 
+from lstm_repl.atomic import atomic_folder
 from lstm_repl.model import checkpoint
 from lstm_repl.model.checkpoint import (CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_FILE, Checkpoint, load,
                                         resolve, save)
@@ -537,9 +538,8 @@ def test_a_save_swapped_in_while_the_folder_is_read_is_read_whole(tiny_run, tmp_
         config = real_read_config(path)
         if pending:
             pending.pop()
-            spare = tmp_path / f".spare{len(pending)}"
-            shutil.copytree(newer, spare)
-            checkpoint.swap_into_place(spare, target)  # the training run's real swap, mid-read
+            with atomic_folder(target) as fresh:  # the training run's real swap, mid-read
+                shutil.copytree(newer, fresh, dirs_exist_ok=True)
         return config
 
     monkeypatch.setattr(checkpoint, "_read_config", config_then_a_save)
