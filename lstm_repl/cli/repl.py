@@ -50,5 +50,5 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=0.8, top_k=0, top_p=1.0, l
 
         Follower(app).attach()
     if record_path:
-        app.message = app.record(record_path)
+        app.message = app.recording.record(record_path)
     app.run()
