@@ -169,9 +169,11 @@ class Headless:
                 return await self.until(lambda: held[0], what, timeout, poll_s)
             finally:
                 self.shell_app.hooks.remove_callback("frame_drawn", check)
-        where = lambda: (f" (message: {self.shell_app.message!r}, line: {self.buffer.text[-80:]!r}, "  # noqa: E731
-                         f"position: {self.session.snapshot.position})")
-        await until(condition, what, timeout, poll_s, self._changed, where)
+        await until(condition, what, timeout, poll_s, self._changed, self._where)
+
+    def _where(self) -> str:
+        return (f" (message: {self.shell_app.message!r}, line: {self.buffer.text[-80:]!r}, "
+                f"position: {self.session.snapshot.position})")
 
     def settled(self) -> bool:
         """Every key sent is read and handled, nothing streams, the frame is drawn (the app's
