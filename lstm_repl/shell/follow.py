@@ -85,7 +85,7 @@ def replace_model(app: ShellApp, loaded, message: str) -> None:
     session.load(loaded)
     if edits:
         session.intervene(edits)
-    app.reader.line_seen = ""
+    app.reader.read_again()
     app.frame.forget_panel()
     app.message = message
     app.typing.sync()
