@@ -74,7 +74,8 @@ class Headless:
         self.errors: list[str] = []
         self.sent = self.received = 0  # characters sent into the pipe, and read from it by the app
         self.task: asyncio.Task | None = None  # the app's run, once open_headless started it
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # set by each frame, batch of keys read and streamed token
+        self._drawn = asyncio.Event()  # set by each frame
         shell_app.hooks.add_callback("frame_drawn", self._drew)
         shell_app.hooks.add_callback("keys_read", self._read)
         for event in ("stream_at_token", "stream_ended"):
@@ -90,6 +91,7 @@ class Headless:
         self.renders += 1
         self.frames = self.frames[-50:] + [(time.perf_counter(), self.shell_app.settled, self.session.text_length())]
         self._changed.set()
+        self._drawn.set()
 
     def _read(self, keys: str, _streamed: int | None) -> None:
         self.received += len(keys)
@@ -156,7 +158,8 @@ class Headless:
     async def until(self, condition: Callable[[], bool], what: str = "the shell", timeout: float = TIMEOUT_S,
                     poll_s: float | None = POLL_S, at_frame: bool = False) -> None:
         """Wait until `condition` holds, looking after each frame, batch of keys or streamed
-        token (and every poll_s; None: only then, so nothing but the shell wakes the loop).
+        token, and every poll_s (None: after each frame only, so the wait never wakes the loop
+        between a key and its frame: a benchmark's timing).
         at_frame: it must hold right as a frame is drawn (what the screen shows then)."""
         if at_frame:
             held = [False]
@@ -169,7 +172,7 @@ class Headless:
                 return await self.until(lambda: held[0], what, timeout, poll_s)
             finally:
                 self.shell_app.hooks.remove_callback("frame_drawn", check)
-        await until(condition, what, timeout, poll_s, self._changed, self._where)
+        await until(condition, what, timeout, poll_s, self._changed if poll_s else self._drawn, self._where)
 
     def _where(self) -> str:
         return (f" (message: {self.shell_app.message!r}, line: {self.buffer.text[-80:]!r}, "
