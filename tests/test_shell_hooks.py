@@ -94,3 +94,19 @@ def test_the_shell_works_with_each_model_step_slowed(loaded):
 
     d = drive(loaded, script, settings=Settings(seed=1, length=20))
     assert d.session.text == d.shell.history and len(d.shell.history) > len("First")
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1", "1e9"])
+def test_a_bad_test_step_delay_is_one_line_from_the_cli(value, tmp_path, monkeypatch):
+    """The test-only delay is read wherever the shell runs headless (replay and demo too): a bad
+    value is refused in one line, not a traceback."""
+    from click.testing import CliRunner
+
+    from lstm_repl.cli.main import cli
+    from lstm_repl.shell.headless import STEP_DELAY_ENV
+
+    monkeypatch.setenv(STEP_DELAY_ENV, value)
+    result = CliRunner().invoke(cli, ["demo", "--cast", str(tmp_path / "t.cast"), "--model", "shakespeare-char"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert STEP_DELAY_ENV in result.output and "unset it" in result.output
+    assert not (tmp_path / "t.cast").exists()

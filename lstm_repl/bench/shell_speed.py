@@ -182,7 +182,7 @@ def soak(loaded: Checkpoint, minutes: float, seed: int = 1, report: Callable[[st
                               "a stream", 60)
                 if name == "stream, stopped":
                     await asyncio.sleep(rng.uniform(0.05, 0.5))
-                    await h.send(CTRL_C)
+                    h.send(CTRL_C)
             await h.settle(timeout=300)
             if h.app.message.startswith("⚠"):
                 h.errors.append(f"{name}: {h.app.message}")

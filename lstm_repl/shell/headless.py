@@ -10,6 +10,7 @@ and streamed token, and `settle()`, which waits for the app's one settled signal
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput, Output
 
+from lstm_repl.errors import ConfigError
 from lstm_repl.session.session import Session, Settings
 from lstm_repl.shell.app import ShellApp
 from lstm_repl.shell.colon_commands import Shell
@@ -213,6 +215,19 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = TIMEO
             pass
 
 
+def step_delay() -> float:
+    """The test-only step delay from the environment: seconds, 0 to 1 (0 when unset)."""
+    value = os.environ.get(STEP_DELAY_ENV) or "0"
+    try:
+        delay = float(value)
+    except ValueError:
+        delay = math.nan
+    if not 0 <= delay <= 1:  # NaN included
+        raise ConfigError(f"{STEP_DELAY_ENV}={value[:40]!r} is not a delay of 0 to 1 seconds; unset it "
+                          "(it only slows the shell for tests)")
+    return delay
+
+
 def slow_steps(shell_app: ShellApp, delay_s: float) -> None:
     """Test-only: every model step of the shell's session takes `delay_s` longer (a slow CPU)."""
     session = shell_app.shell.session
@@ -230,7 +245,7 @@ async def open_headless(build: Callable[[], ShellApp], output: Output) -> AsyncI
     """The app `build()` makes (within this pipe input and output), running; closed on leaving."""
     with create_pipe_input() as pipe, create_app_session(input=pipe, output=output):
         shell_app = build()
-        delay = float(os.environ.get(STEP_DELAY_ENV) or 0)
+        delay = step_delay()
         if delay:
             slow_steps(shell_app, delay)
         headless = Headless(shell_app, pipe, output)
