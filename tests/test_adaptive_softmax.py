@@ -225,7 +225,9 @@ def test_eval_matches_the_full_distribution_read_token_by_token(adaptive, tiny_c
 
 
 def test_the_shell_types_predicts_and_streams(adaptive):
-    from tests.test_shell import CTRL_C, ENTER, Driver, drive
+    from lstm_repl.shell.headless import Headless as Driver, drive
+
+    ENTER, CTRL_C = "\r", "\x03"
 
     async def script(d: Driver):
         await d.type("First Citizen")

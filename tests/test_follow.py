@@ -12,27 +12,16 @@ import sys
 import time
 
 import pytest
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from lstm_repl.model import checkpoint
 from lstm_repl.shell.app import ShellApp
-from lstm_repl.shell.colon_commands import Shell
 from lstm_repl.shell.follow import Follower, metrics_line, step_of
-from lstm_repl.session.session import Session, Settings
+from lstm_repl.shell.headless import open_headless, shell_on
 from pyte_terminal import Terminal
 
 TIMEOUT = 90.0
-
-
-async def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def start_training(corpus, out):
@@ -66,23 +55,26 @@ def test_follow_reloads_newer_best_checkpoints_and_keeps_the_text(tiny_corpus, t
 async def follow_while_typing(first):
     terminal = Terminal()
     output = Vt100_Output(terminal, lambda: Size(rows=30, columns=100), term="xterm")
-    with create_pipe_input() as inp, create_app_session(input=inp, output=output):
-        app = ShellApp(Shell(Session(first, Settings(seed=1)), load_checkpoint=checkpoint.load), color=True)
-        follower = Follower(app, poll_s=0.2).attach()
-        task = asyncio.ensure_future(app.run_async())
-        await until(lambda: app.app.is_running, "the app")
-        inp.send_text("First Citizen")
-        await until(lambda: app.shell.session.text == "First Citizen" and app.settled, "the typed text")
-        await until(lambda: follower.reloads >= 1 and app.settled, "a reload")
+    followers: list[Follower] = []
+
+    def build() -> ShellApp:
+        app = ShellApp(shell_on(first), color=True)
+        followers.append(Follower(app, poll_s=0.2).attach())
+        return app
+
+    async with open_headless(build, output) as d:
+        app, follower = d.shell_app, followers[0]
+        await d.type("First Citizen")
+        await d.until(lambda: app.shell.session.text == "First Citizen" and d.settled(), "the typed text", TIMEOUT)
+        await d.until(lambda: follower.reloads >= 1 and d.settled(), "a reload", TIMEOUT)
         session = app.shell.session
         steps = [step_of(session.loaded.info)]
         def status() -> str:
             return next((row for row in terminal.screen.display if " · T " in row), "")
 
-        await until(lambda: metrics_line(session.loaded.info) in status(), "the new step in the status line")
+        await d.until(lambda: metrics_line(session.loaded.info) in status(), "the new step in the status line",
+                      TIMEOUT)
         status = status()
         text = session.text
         assert session.snapshot.position == len(text)  # the new model read it all
-        app.app.exit()
-        await task
         return step_of(first.info), steps, text, status

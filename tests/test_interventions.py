@@ -155,16 +155,16 @@ def test_in_the_shell_interventions_change_predictions_ghost_and_stream_at_once_
 
 
 def test_the_status_bar_shows_the_interventions_in_force(loaded):
-    from tests.test_shell import Driver, drive
+    from lstm_repl.shell.headless import Headless as Driver, drive
 
     async def script(d: Driver):
         assert (await d.command(":force 1 f=1")).startswith("force 1 f=1")
-        status = "".join(text for _, text in d.shell_app._status_fragments())
+        status = "".join(text for _, text in d.shell_app.frame.status_fragments())
         assert "force 1 f=1" in status
         await d.command(":ablate 2:3")
-        assert "force 1 f=1 · ablate 2:3" in "".join(text for _, text in d.shell_app._status_fragments())
+        assert "force 1 f=1 · ablate 2:3" in "".join(text for _, text in d.shell_app.frame.status_fragments())
         await d.command(":clear")
-        assert "force" not in "".join(text for _, text in d.shell_app._status_fragments())
+        assert "force" not in "".join(text for _, text in d.shell_app.frame.status_fragments())
 
     drive(loaded, script)
 

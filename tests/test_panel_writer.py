@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 from prompt_toolkit.application import Application, create_app_session
 from prompt_toolkit.input import create_pipe_input
@@ -15,11 +14,9 @@ from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from lstm_repl.model import checkpoint
 from lstm_repl.shell.app import ShellApp
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.headless import Headless, run_headless, shell_on, until as wait_until
 from lstm_repl.shell.panel_control import PanelArea, PanelWriter
-from lstm_repl.session.session import Session, Settings
 from pyte_terminal import Terminal
 
 ENTER, BACKSPACE = "\r", "\x7f"
@@ -30,7 +27,7 @@ ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
 def below_input(shell_app: ShellApp) -> list[str]:
     """What the shell writes under the input line (stream, rule, panel, status), as text."""
     width = shell_app.panel_writer.area.place.width
-    return [ESCAPE_CODE.sub("", line).rstrip() for line in shell_app.lines_below_input(width)]
+    return [ESCAPE_CODE.sub("", line).rstrip() for line in shell_app.frame.lines_below_input(width)]
 
 
 def expected_panel(shell_app: ShellApp, terminal: Terminal) -> tuple[int, list[str]]:
@@ -64,45 +61,29 @@ def assert_frame_around_panel(shell_app: ShellApp, terminal: Terminal) -> None:
 
 
 def run(loaded, script, columns: int = 100, rows: int = 30):
-    async def main():
-        terminal = Terminal(columns, rows)
-        output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
-        with create_pipe_input() as inp, create_app_session(input=inp, output=output):
-            shell_app = ShellApp(Shell(Session(loaded, Settings(seed=1)), load_checkpoint=checkpoint.load), color=True)
-            task = asyncio.ensure_future(shell_app.run_async())
-            try:
-                await until(lambda: shell_app.app.is_running, "the app to start")
-                await script(shell_app, inp, terminal)
-            finally:
-                if shell_app.app.is_running:
-                    shell_app.app.exit()
-                await asyncio.wait_for(task, TIMEOUT)
+    """Run script(shell_app, driver, terminal) against the shell on a VT100 output into pyte."""
+    terminal = Terminal(columns, rows)
+    output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
 
-    asyncio.run(main())
+    run_headless(shell_on(loaded), lambda d: script(d.shell_app, d, terminal), output, color=True)
 
 
-async def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def shows_panel(shell_app: ShellApp, terminal: Terminal) -> None:
+async def shows_panel(d: Headless, terminal: Terminal) -> None:
+    shell_app = d.shell_app
     try:
-        await until(lambda: shell_app.settled and panel_mismatch(shell_app, terminal) is None, "the panel")
+        await d.until(lambda: shell_app.settled and panel_mismatch(shell_app, terminal) is None, "the panel",
+                      TIMEOUT, at_frame=True)
     except AssertionError:
         raise AssertionError(panel_mismatch(shell_app, terminal) + "\n" + "\n".join(terminal.rows())) from None
 
 
 def test_typing_and_backspace_show_the_panel_in_its_rows(loaded):
-    async def script(shell_app, inp, terminal):
-        await shows_panel(shell_app, terminal)
+    async def script(shell_app, d, terminal):
+        await shows_panel(d, terminal)
         for keys, line in (("the cat", "the cat"), (BACKSPACE * 3, "the "), (" sat on", "the  sat on")):
-            inp.send_text(keys)
-            await until(lambda: shell_app.buffer.text == line, repr(line))
-            await shows_panel(shell_app, terminal)
+            d.send(keys)
+            await d.until(lambda: shell_app.buffer.text == line, repr(line))
+            await shows_panel(d, terminal)
         rows = terminal.rows()
         assert rows[0].startswith("> the  sat on")
         assert_frame_around_panel(shell_app, terminal)
@@ -111,17 +92,20 @@ def test_typing_and_backspace_show_the_panel_in_its_rows(loaded):
 
 
 def test_a_stream_moves_the_panel_down_and_back_without_leftovers(loaded):
-    async def script(shell_app, inp, terminal):
-        inp.send_text(":len 100000" + ENTER)
-        await until(lambda: "100000" in shell_app.message, "the :len command")
-        inp.send_text("the" + ENTER)
-        for shown in (20, 150, 350):  # the stream's lines push the panel down, one row at a time
-            await until(lambda: len(shell_app.stream_tail()) > shown, "a longer stream")
-            await until(lambda: panel_mismatch(shell_app, terminal) is None, "the panel while streaming")
+    async def script(shell_app, d, terminal):
+        d.send(":len 100000" + ENTER)
+        await d.until(lambda: "100000" in shell_app.message, "the :len command")
+        shown = [0]  # the stream holds (through the shell's hooks) once it shows more than this
+        shell_app.hooks.add_callback("stream_at_token", lambda count: len(shell_app.stream.tail()) > shown[0] > 0)
+        d.send("the" + ENTER)
+        for shown[0] in (20, 150, 350):  # the stream's lines push the panel down, one row at a time
+            await d.until(lambda: len(shell_app.stream.tail()) > shown[0], "a longer stream")
+            await d.until(lambda: panel_mismatch(shell_app, terminal) is None, "the panel while streaming")
             assert_frame_around_panel(shell_app, terminal)
-        inp.send_text("\x03")  # Ctrl-C: the stream ends, its text goes above, the panel moves up
-        await until(lambda: shell_app.streaming is None, "the end of the stream")
-        await shows_panel(shell_app, terminal)
+        shown[0] = 0
+        d.send("\x03")  # Ctrl-C: the stream ends, its text goes above, the panel moves up
+        await d.until(lambda: shell_app.streaming is None, "the end of the stream")
+        await shows_panel(d, terminal)
         assert_frame_around_panel(shell_app, terminal)
         top, lines = expected_panel(shell_app, terminal)
         assert all(row == "" for row in terminal.rows()[top + len(lines) + 1 :])
@@ -130,30 +114,30 @@ def test_a_stream_moves_the_panel_down_and_back_without_leftovers(loaded):
 
 
 def test_a_resize_redraws_the_panel_at_the_new_width(loaded):
-    async def script(shell_app, inp, terminal):
-        inp.send_text("to be")
-        await until(lambda: shell_app.buffer.text == "to be", "the keys")
-        await shows_panel(shell_app, terminal)
+    async def script(shell_app, d, terminal):
+        d.send("to be")
+        await d.until(lambda: shell_app.buffer.text == "to be", "the keys")
+        await shows_panel(d, terminal)
         terminal.resize(70, 24)
         shell_app.app._on_resize()  # what SIGWINCH does
-        await until(lambda: shell_app.panel_writer.area.place is not None
+        await d.until(lambda: shell_app.panel_writer.area.place is not None
                     and shell_app.panel_writer.area.place.width == 70, "a frame at the new width")
-        await shows_panel(shell_app, terminal)
+        await shows_panel(d, terminal)
         assert all(len(row) <= 70 for row in terminal.rows())
 
     run(loaded, script)
 
 
 def test_a_shorter_panel_leaves_nothing_of_the_longer_one(loaded):
-    async def script(shell_app, inp, terminal):
-        inp.send_text("abc")
-        await until(lambda: shell_app.buffer.text == "abc", "the keys")
-        await shows_panel(shell_app, terminal)
+    async def script(shell_app, d, terminal):
+        d.send("abc")
+        await d.until(lambda: shell_app.buffer.text == "abc", "the keys")
+        await shows_panel(d, terminal)
         before = len(expected_panel(shell_app, terminal)[1])
         terminal.resize(100, 16)  # fewer rows: the panel is cut to fit
         shell_app.app._on_resize()
-        await until(lambda: len(expected_panel(shell_app, terminal)[1]) < before, "a shorter panel")
-        await shows_panel(shell_app, terminal)
+        await d.until(lambda: len(expected_panel(shell_app, terminal)[1]) < before, "a shorter panel")
+        await shows_panel(d, terminal)
         top, lines = expected_panel(shell_app, terminal)
         assert top + len(lines) < 16
 
@@ -177,11 +161,11 @@ def test_a_panel_that_loses_lines_leaves_nothing_below_the_status_line():
             app = Application(layout=Layout(body), full_screen=False)
             PanelWriter(app, area)
             task = asyncio.ensure_future(app.run_async())
-            await until(lambda: terminal.rows()[1].startswith("panel line 0"), "the first frame")
+            await wait_until(lambda: terminal.rows()[1].startswith("panel line 0"), "the first frame")
             assert terminal.rows()[:7] == ["top"] + [f"panel line {n} " + "x" * 40 for n in range(5)] + ["status"]
             del panel[2:]
             app.invalidate()
-            await until(lambda: terminal.rows()[3] == "status", "the shorter panel")
+            await wait_until(lambda: terminal.rows()[3] == "status", "the shorter panel")
             assert terminal.rows()[:8] == ["top", "panel line 0 " + "x" * 40, "panel line 1 " + "x" * 40,
                                            "status", "", "", "", ""]
             app.exit()

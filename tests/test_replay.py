@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,28 +22,14 @@ from lstm_repl.model import checkpoint
 from lstm_repl.shell.cast import CastWriter
 from lstm_repl.cli.main import cli
 from lstm_repl.shell.recording import read_recording
-from lstm_repl.shell.app import PASTE_GAP_S, ShellApp
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.headless import PASTE_GAP_S, Headless, run_headless, shell_on
 from lstm_repl.shell.playback import replay, vt100_output
-from lstm_repl.session.session import Session, Settings
+from lstm_repl.session.session import Settings
 from pyte_terminal import Terminal
 
 COLUMNS, ROWS = 100, 30
 ENTER, CTRL_C = "\r", "\x03"
 TIMEOUT = 20.0
-
-
-def idle(shell_app: ShellApp) -> bool:
-    return (shell_app.streaming is None and shell_app.settled and not shell_app.app.key_processor.input_queue
-            and not shell_app.app.invalidated)
-
-
-async def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 @dataclass
@@ -62,14 +47,16 @@ def recorded(tiny_run, tmp_path_factory) -> Recorded:
     screens: list[list[str]] = []
     loaded = checkpoint.load(tiny_run)
 
-    async def script(shell_app: ShellApp, inp, terminal: Terminal) -> str:
+    async def script(d: Headless, terminal: Terminal) -> str:
+        shell_app = d.shell_app
+
         async def send(keys: str, done, what: str, capture: bool = True) -> None:
-            await asyncio.sleep(3 * PASTE_GAP_S)  # the keys come on their own, as a person types
-            await until(lambda: idle(shell_app), "the shell to settle")
+            await asyncio.sleep(3 * PASTE_GAP_S)  # the recorded gap: keys that came on their own, as a person types
+            await d.settle(TIMEOUT)
             if capture:
                 screens.append(terminal.rows())
-            inp.send_text(keys)
-            await until(done, what)
+            d.send(keys)
+            await d.until(done, what, TIMEOUT)
 
         await send(f":record {path}{ENTER}", lambda: shell_app.message.startswith("recording to"), ":record",
                    capture=False)
@@ -79,8 +66,8 @@ def recorded(tiny_run, tmp_path_factory) -> Recorded:
         await send(f":len 100000{ENTER}", lambda: "100000" in shell_app.message, ":len")
         await send(" Cit", lambda: shell_app.buffer.text == " Cit", "typing after the stream")
         await send(ENTER, lambda: len(shell_app.stream_text) > 40, "a long stream")
-        inp.send_text(CTRL_C)  # mid-stream, wherever it has got to
-        await until(lambda: shell_app.streaming is None, "Ctrl-C")
+        d.send(CTRL_C)  # mid-stream, wherever it has got to
+        await d.until(lambda: shell_app.streaming is None, "Ctrl-C", TIMEOUT)
         await send("You", lambda: shell_app.buffer.text == "You", "typing after Ctrl-C")
         await send(CTRL_C, lambda: shell_app.buffer.text == "", "Ctrl-C clearing the line")
         text = shell_app.model_text()
@@ -92,18 +79,9 @@ def recorded(tiny_run, tmp_path_factory) -> Recorded:
 
 
 def run_shell(loaded, script):
-    async def main():
-        terminal = Terminal()
-        output = Vt100_Output(terminal, lambda: Size(rows=ROWS, columns=COLUMNS), term="xterm")
-        with create_pipe_input() as inp, create_app_session(input=inp, output=output):
-            shell_app = ShellApp(Shell(Session(loaded, Settings()), load_checkpoint=checkpoint.load), color=True)
-            task = asyncio.ensure_future(shell_app.run_async())
-            await until(lambda: shell_app.app.is_running, "the app to start")
-            result = await script(shell_app, inp, terminal)
-            await asyncio.wait_for(task, TIMEOUT)
-            return result
-
-    return asyncio.run(main())
+    terminal = Terminal()
+    output = Vt100_Output(terminal, lambda: Size(rows=ROWS, columns=COLUMNS), term="xterm")
+    return run_headless(shell_on(loaded, Settings()), lambda d: script(d, terminal), output, color=True)
 
 
 def compared(event, previous_t: list[float]) -> bool:

@@ -10,131 +10,23 @@ import gc
 import json
 import math
 import re
-import time
 
 import pytest
 from click.testing import CliRunner
-from prompt_toolkit.application import create_app_session
 from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
 
 from lstm_repl.model import checkpoint
 from lstm_repl.cli.main import cli
 from lstm_repl.session.ghost import ghost, ghost_pieces
-from lstm_repl.shell.app import ShellApp, history_path
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.app import ShellApp
+from lstm_repl.shell.headless import Headless as Driver, ShellTiming, drive
+from lstm_repl.shell.history import history_path
 from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
 
 ENTER, BACKSPACE, CTRL_C, CTRL_D, TAB = "\r", "\x7f", "\x03", "\x04", "\t"
 RIGHT, UP, DOWN = "\x1b[C", "\x1b[A", "\x1b[B"
-TIMEOUT = 10.0
 ESCAPE_CODE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Screen(DummyOutput):
-    """A dummy terminal whose size can change and which keeps what is printed above the app."""
-
-    def __init__(self, columns: int = 100, rows: int = 40):
-        super().__init__()
-        self.size = Size(rows=rows, columns=columns)
-        self.printed: list[str] = []
-
-    def get_size(self) -> Size:
-        return self.size
-
-    def write(self, data: str) -> None:
-        self.printed.append(data)
-
-    def write_raw(self, data: str) -> None:
-        self.printed.append(data)
-
-    def text(self) -> str:
-        return "".join(self.printed).replace("\r\n", "\n")
-
-
-class Driver:
-    """The running app, its pipe input and its screen, with helpers to type and wait."""
-
-    def __init__(self, shell_app: ShellApp, inp, screen: Screen):
-        self.shell_app, self.inp, self.screen = shell_app, inp, screen
-        self.session = shell_app.shell.session
-        self.buffer = shell_app.buffer
-
-    def send(self, text: str) -> None:
-        self.inp.send_text(text)
-
-    async def until(self, condition, what: str = "condition", timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what} (message: {self.shell_app.message!r}, "
-                                     f"buffer: {self.buffer.text!r}, position: {self.session.snapshot.position})")
-            await asyncio.sleep(0.005)
-
-    async def type(self, text: str) -> None:
-        """Type text at the end of the buffer and wait until the model has read it."""
-        expected = self.buffer.text + text
-        self.send(text)
-        await self.until(lambda: self.buffer.text == expected and self.session.text == self.shell_app.model_text()
-                         and self.shell_app.settled,
-                         f"buffer {expected!r}")
-
-    async def command(self, line: str) -> str:
-        """Run a colon command; returns the status message it left."""
-        self.shell_app.message = ""
-        self.send(line + ENTER)
-        await self.until(lambda: self.shell_app.message != "" or not self.running, f"the result of {line!r}")
-        return self.shell_app.message
-
-    def idle(self) -> bool:
-        """Nothing left to handle: no stream, no queued key, and the model has read the screen's text."""
-        app = self.shell_app
-        return (app.streaming is None and not app.app.key_processor.input_queue and app.settled
-                and self.session.text_length() == len(self.shell.history) + len(app.reader.line()))
-
-    async def long_stream(self, produced: int) -> None:
-        """Start a stream far longer than the test and wait until it has produced some text."""
-        await self.command(":len 100000")
-        self.send(ENTER)
-        await self.until(lambda: len(self.shell_app.stream_text) > produced, "a stream")
-
-    async def clear(self) -> None:
-        self.send(CTRL_C)
-        await self.until(lambda: self.buffer.text == "", "an empty line")
-
-    @property
-    def shell(self) -> Shell:
-        return self.shell_app.shell
-
-    @property
-    def running(self) -> bool:
-        return self.shell_app.app.is_running
-
-
-def drive(loaded, script, columns: int = 100, rows: int = 40, settings: Settings | None = None, **shell) -> Driver:
-    """Run the shell on `loaded` and the async `script(driver)` against it; the app must end by itself or is
-    told to exit afterwards. Returns the driver for assertions after the app ended."""
-
-    async def main() -> Driver:
-        with create_pipe_input() as inp:
-            screen = Screen(columns, rows)
-            with create_app_session(input=inp, output=screen):
-                session = Session(loaded, settings or Settings(seed=1))
-                shell_app = ShellApp(Shell(session, load_checkpoint=checkpoint.load, **shell), color=False)
-                task = asyncio.ensure_future(shell_app.run_async())
-                driver = Driver(shell_app, inp, screen)
-                try:
-                    await driver.until(lambda: driver.running, "the app to start")
-                    await script(driver)
-                finally:
-                    if not task.done() and driver.running:
-                        shell_app.app.exit()
-                    await asyncio.wait_for(task, TIMEOUT)
-                return driver
-
-    return asyncio.run(main())
 
 
 # ---------------------------------------------------------------- typing
@@ -273,7 +165,7 @@ def test_setting_commands(loaded):
         assert await d.command(":seed 7") == "seed 7" and s().seed == 7
         assert await d.command(":seed") == "sampler unseeded" and s().seed is None
         assert d.buffer.text == ""  # a command that worked leaves an empty line
-        status = "".join(text for _, text in d.shell_app._status_fragments())
+        status = "".join(text for _, text in d.shell_app.frame.status_fragments())
         assert "T 0.0" in status and "top-p 0.9" in status and "len 50" in status
 
     drive(loaded, script)
@@ -350,7 +242,7 @@ def test_load_another_checkpoint(loaded, tiny_word_run):
         await d.type("First Cit")
         assert d.session.snapshot.position == 2 and d.session.partial == "Cit"
         assert all(t.startswith("Cit") for t, _ in d.session.snapshot.top)
-        status = "".join(text for _, text in d.shell_app._status_fragments())
+        status = "".join(text for _, text in d.shell_app.frame.status_fragments())
         assert "tiny-word/best" in status
 
     drive(loaded, script)
@@ -458,7 +350,7 @@ def test_up_arrow_recalls_history(loaded):
 
 
 def panel_text(shell_app: ShellApp) -> str:
-    lines = shell_app.panel_lines(shell_app.app.output.get_size().columns)
+    lines = shell_app.frame.panel_lines(shell_app.app.output.get_size().columns)
     return "\n".join(ESCAPE_CODE.sub("", line) for line in lines)
 
 
@@ -555,10 +447,10 @@ def test_a_paste_arriving_as_keystrokes_is_read_in_one_batch(loaded):
     text = "\n".join(lines)
 
     async def script(d: Driver):
-        syncs = _count_calls(d.shell_app, "sync")
+        syncs = _count_calls(d.shell_app.typing, "sync")
         forward = _count_calls(d.session.model, "forward")
         d.send(text.replace("\n", ENTER))
-        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the paste read")
+        await d.until(lambda: d.session.text_length() == len(text) and d.settled(), "the paste read")
         assert d.shell_app.streaming is None and not d.shell_app.stream_text
         assert d.session.text == text
         assert d.shell.history == text[: text.rindex("\n") + 1] and d.buffer.text == lines[-1]
@@ -574,7 +466,7 @@ def test_a_bracketed_paste_with_newlines_goes_through_the_same_path(loaded):
         forward = _count_calls(d.session.model, "forward")
         d.send("\x1b[200~" + "To be, or not to be\r\nthat is the question\nWhether 'tis nobler" * 5 + "\x1b[201~")
         expected = "To be, or not to be\nthat is the question\nWhether 'tis nobler" * 5
-        await d.until(lambda: d.session.text_length() == len(expected) and d.idle(), "the paste read")
+        await d.until(lambda: d.session.text_length() == len(expected) and d.settled(), "the paste read")
         assert d.session.text == expected and d.shell_app.streaming is None
         assert forward[0] <= 6
         d.send(ENTER)  # a typed Enter after it still streams
@@ -591,12 +483,12 @@ def test_one_very_long_line_keeps_the_input_line_bounded(loaded):
 
     async def script(d: Driver):
         d.send(text)
-        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the line read")
+        await d.until(lambda: d.session.text_length() == len(text) and d.settled(), "the line read")
         assert len(d.buffer.text) <= LINE_LIMIT
         assert d.shell.history + d.buffer.text == text == d.session.text
         await d.type("k")  # typing and backspace go on at the end
         d.send(BACKSPACE)
-        await d.until(lambda: d.session.text == text and d.idle(), "the backspace read")
+        await d.until(lambda: d.session.text == text and d.settled(), "the backspace read")
         assert_fits(panel_text(d.shell_app), 100)
 
     drive(loaded, script)
@@ -607,7 +499,7 @@ def test_typing_keeps_no_undo_copies_of_the_line(loaded):
         for _ in range(30):
             d.send("abcdefghij")
             await asyncio.sleep(0.001)
-        await d.until(lambda: d.session.text_length() == 300 and d.idle(), "the keys read")
+        await d.until(lambda: d.session.text_length() == 300 and d.settled(), "the keys read")
         assert len(d.buffer._undo_stack) <= 2  # each saved copy is the whole line
 
     drive(loaded, script)
@@ -617,7 +509,7 @@ def test_a_pasted_line_that_starts_with_a_colon_is_text(loaded):
     async def script(d: Driver):
         d.send("x" + ENTER + ":len 5" + ENTER + "more text")
         expected = "x\n:len 5\nmore text"
-        await d.until(lambda: d.session.text_length() == len(expected) and d.idle(), "the paste read")
+        await d.until(lambda: d.session.text_length() == len(expected) and d.settled(), "the paste read")
         assert d.session.text == expected and d.session.settings.length != 5
 
     drive(loaded, script)
@@ -625,13 +517,12 @@ def test_a_pasted_line_that_starts_with_a_colon_is_text(loaded):
 
 def test_two_enters_split_across_batches_are_two_newlines(loaded):
     async def script(d: Driver):
-        d.send("a" + ENTER)
-        await asyncio.sleep(0.005)  # the next part of the paste comes within the paste gap
-        d.send(ENTER + "b")
-        await d.until(lambda: d.session.text_length() == 4 and d.idle(), "the paste read")
+        await d.deliver("a" + ENTER)  # read, as one batch
+        d.send(ENTER + "b")  # the next part of the paste, within the paste gap (a minute here)
+        await d.until(lambda: d.session.text_length() == 4 and d.settled(), "the paste read")
         assert d.session.text == "a\n\nb" and d.shell_app.streaming is None
 
-    drive(loaded, script)
+    drive(loaded, script, timing=ShellTiming(paste_gap_s=60))
 
 
 def test_enter_then_ctrl_c_at_once_starts_the_stream_and_stops_it(loaded):
@@ -640,7 +531,7 @@ def test_enter_then_ctrl_c_at_once_starts_the_stream_and_stops_it(loaded):
         await d.type("All")
         d.send(ENTER + CTRL_C)
         await d.until(lambda: d.shell_app.message.startswith("stopped after"), "the stream stopped")
-        await d.until(d.idle, "idle")
+        await d.until(d.settled, "idle")
         assert d.shell.history.startswith("All") and d.session.text == d.shell.history
 
     drive(loaded, script)
@@ -653,7 +544,7 @@ def test_a_bracketed_paste_with_a_very_long_last_line_keeps_the_input_line_bound
 
     async def script(d: Driver):
         d.send("\x1b[200~" + text + "\x1b[201~")
-        await d.until(lambda: d.session.text_length() == len(text) and d.idle(), "the paste read")
+        await d.until(lambda: d.session.text_length() == len(text) and d.settled(), "the paste read")
         assert len(d.buffer.text) <= LINE_LIMIT and d.session.text == text
 
     drive(loaded, script)
@@ -679,9 +570,9 @@ def test_any_input_is_safe(loaded, name, columns, rows):
         for key in ANY_INPUT[name]:  # typed one key at a time
             d.send(key)
             await asyncio.sleep(0.002)
-        await d.until(lambda: d.idle() and d.shell_app.app.render_counter > 1, "the keys handled", timeout=20)
+        await d.until(lambda: d.settled() and d.shell_app.app.render_counter > 1, "the keys handled", timeout=20)
         d.send(ANY_INPUT[name])  # and the same again as one burst, as a paste arrives
-        await d.until(d.idle, "the burst handled", timeout=20)
+        await d.until(d.settled, "the burst handled", timeout=20)
         assert d.running and d.shell_app.streaming is None
         assert d.session.text == d.shell.history + d.buffer.text
         text = panel_text(d.shell_app)

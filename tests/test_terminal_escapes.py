@@ -19,13 +19,10 @@ import io
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from prompt_toolkit.application import create_app_session
-from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.vt100 import Vt100_Output
 from rich.console import Console
 from safetensors.torch import load_file, save_file
@@ -34,9 +31,8 @@ from lstm_repl.model import checkpoint
 from lstm_repl.cli.main import cli
 from lstm_repl.training.events import Event
 from lstm_repl.cli.progress import PlainReporter, RichReporter
-from lstm_repl.shell.app import PASTE_GAP_S, ShellApp
-from lstm_repl.shell.colon_commands import Shell
-from lstm_repl.session.session import Session, Settings
+from lstm_repl.shell.headless import PASTE_GAP_S, Headless, run_headless, shell_on
+from lstm_repl.session.session import Settings
 from lstm_repl.terminal_text import terminal_safe
 from pyte_terminal import Terminal
 
@@ -265,14 +261,6 @@ class RecordingTerminal(Terminal):
         super().write(data)
 
 
-async def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
 def shell_session(hostile, tmp_path_factory):
     """The shell on the hostile model, on a VT100 terminal, recorded: units pinned (their labels
@@ -282,40 +270,33 @@ def shell_session(hostile, tmp_path_factory):
     loaded = checkpoint.load(hostile.folder)
     seen: dict[str, list[str]] = {}
 
-    async def script(shell_app: ShellApp, inp) -> None:
-        def idle() -> bool:
-            return shell_app.streaming is None and shell_app.settled and not shell_app.app.invalidated
+    async def script(d: Headless) -> None:
+        shell_app = d.shell_app
+
+        async def until(condition, what: str) -> None:
+            await d.until(condition, what, TIMEOUT)
 
         async def send(keys: str, done, what: str) -> None:
-            await asyncio.sleep(3 * PASTE_GAP_S)
-            await until(idle, "the shell to settle")
-            inp.send_text(keys)
+            await asyncio.sleep(3 * PASTE_GAP_S)  # the recorded gap: keys that came on their own
+            await d.settle(TIMEOUT)
+            d.send(keys)
             await until(done, what)
 
         await send(f":record {recording}{ENTER}", lambda: shell_app.message.startswith("recording"), ":record")
         await send(f":units 0 1 2{ENTER}", lambda: "pinned" in shell_app.message, ":units")
         await send("alpha", lambda: shell_app.buffer.text == "alpha", "typing")
         await send(ENTER, lambda: shell_app.message.startswith("streamed"), "a stream")
-        await until(idle, "the stream's text printed")
+        await until(d.settled, "the stream's text printed")
         seen["after stream"] = terminal.rows()
         await send(f":info{ENTER}", lambda: shell_app.message == "model info above", ":info")
         await send(f":load {hostile.folder}/missing{ENTER}", lambda: shell_app.message.startswith("⚠"), ":load")
-        await until(idle, "the error shown")
+        await until(d.settled, "the error shown")
         seen["after error"] = terminal.rows()
         await send("\x03", lambda: shell_app.buffer.text == "", "Ctrl-C clearing the line")
         await send(f":quit{ENTER}", lambda: not shell_app.app.is_running, ":quit")
 
-    async def main():
-        output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
-        with create_pipe_input() as inp, create_app_session(input=inp, output=output):
-            settings = Settings(seed=1, temperature=2.0, length=200)
-            shell_app = ShellApp(Shell(Session(loaded, settings), load_checkpoint=checkpoint.load), color=True)
-            task = asyncio.ensure_future(shell_app.run_async())
-            await until(lambda: shell_app.app.is_running, "the app to start")
-            await script(shell_app, inp)
-            await asyncio.wait_for(task, TIMEOUT)
-
-    asyncio.run(main())
+    output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
+    run_headless(shell_on(loaded, Settings(seed=1, temperature=2.0, length=200)), script, output, color=True)
     return terminal, seen, recording
 
 

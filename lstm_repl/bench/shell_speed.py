@@ -18,22 +18,16 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from prompt_toolkit.application import create_app_session
-from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
-
 from lstm_repl.model.checkpoint import Checkpoint
-from lstm_repl.shell.app import PASTE_GAP_S
+from lstm_repl.shell.headless import Headless, Screen, ShellTiming, run_headless as run_shell, shell_on
 
 BACKSPACE, ENTER, CTRL_C, LEFT = "\x7f", "\r", "\x03", "\x1b[D"
 SAMPLE = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
           "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n")
-SEND_CHUNK = 4096  # characters per write into the pipe, as a terminal delivers a paste
+EVERY_FRAME = ShellTiming(frame_s=None)  # every frame drawn: the cost, not the 30-a-second cap
 
 
 def rss_mb() -> float:
@@ -48,103 +42,26 @@ def rss_mb() -> float:
         return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
 
 
-class _Screen(DummyOutput):
-    def __init__(self, columns: int, rows: int):
-        super().__init__()
-        self.size = Size(rows=rows, columns=columns)
-
-    def get_size(self) -> Size:
-        return self.size
-
-
-@dataclass
-class Headless:
-    """A running shell app and the pipe its keys come through."""
-
-    app: object  # ShellApp
-    pipe: object
-    renders: int = 0
-    frames: list[tuple[float, bool, int]] = field(default_factory=list)  # (time, settled, text length)
-    errors: list[str] = field(default_factory=list)
-
-    drawn: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def drew(self) -> None:
-        self.renders += 1
-        self.frames = self.frames[-50:] + [(time.perf_counter(), self.app.settled, self.session.text_length())]
-        self.drawn.set()
-
-    async def until_drawn(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Wait for a frame after which `condition` holds, without polling (a polling task would
-        keep the loop busy, and prompt_toolkit postpones drawing while the loop is busy)."""
-        while True:
-            self.drawn.clear()
-            if condition():
-                return
-            await asyncio.wait_for(self.drawn.wait(), timeout)
-
-    @property
-    def session(self):
-        return self.app.shell.session
-
-    def synced(self) -> bool:
-        """The model has read everything on the screen and nothing is streaming."""
-        shell = self.app.shell
-        return (self.app.streaming is None and not self.app.app.key_processor.input_queue
-                and self.app.settled
-                and self.session.text_length() == len(shell.history) + len(self.app.reader.line()))
-
-    async def settle(self) -> None:
-        """Let the app read what was sent (a pipe's keys are not visible until read), then wait
-        until it is synced: keys sent after this are a new batch, not part of a paste."""
-        await asyncio.sleep(3 * PASTE_GAP_S)
-        await self.until(self.synced, timeout=300)
-
-    async def send(self, keys: str) -> None:
-        for start in range(0, len(keys), SEND_CHUNK):
-            self.pipe.send_text(keys[start : start + SEND_CHUNK])
-            await asyncio.sleep(0)
-
-    async def until(self, condition: Callable[[], bool], timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the shell did not settle")
-            await asyncio.sleep(0.0005)
-
-
 def run_headless(loaded: Checkpoint, script: Callable[[Headless], Awaitable], prefix: str = "",
                  columns: int = 120, rows: int = 36, seed: int = 1):
-    """Open the shell on `loaded` with `prefix` already read, run `script` against it, close it."""
-    from lstm_repl.model import checkpoint
-    from lstm_repl.shell.app import ShellApp
-    from lstm_repl.shell.colon_commands import Shell
-    from lstm_repl.session.session import Session, Settings
+    """Open the shell on `loaded` with `prefix` already read, run `script` against it once its
+    first frame is out, close it. Errors in the loop are kept in the driver's `errors`."""
+    from lstm_repl.session.session import Settings
 
-    async def main():
-        with create_pipe_input() as pipe, create_app_session(input=pipe, output=_Screen(columns, rows)):
-            session = Session(loaded, Settings(seed=seed))
-            shell = Shell(session, load_checkpoint=checkpoint.load)
-            if prefix:
-                session.edit(0, prefix)
-                shell.history = prefix
-            app = ShellApp(shell, color=True)
-            app.app.min_redraw_interval = None  # every frame drawn: the cost, not the 30-a-second cap
-            headless = Headless(app, pipe)
-            app.app.after_render += lambda _: headless.drew()
-            asyncio.get_running_loop().set_exception_handler(
-                lambda _loop, context: headless.errors.append(str(context.get("exception") or context["message"])))
-            task = asyncio.ensure_future(app.run_async())
-            await headless.until(lambda: app.app.is_running and headless.renders > 0)
-            try:
-                return await script(headless)
-            finally:
-                if app.app.is_running:
-                    app.app.exit()
-                await task
+    async def after_first_frame(h: Headless):
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _loop, context: h.errors.append(str(context.get("exception") or context["message"])))
+        await h.until(lambda: h.renders > 0, "the first frame", 120)
+        return await script(h)
 
     os.environ.setdefault("XDG_STATE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "lstm-repl-bench"))
-    return asyncio.run(main())
+    shell = shell_on(loaded, Settings(seed=seed), prefix)
+    return run_shell(shell, after_first_frame, Screen(columns, rows, keep=False), color=True, timing=EVERY_FRAME)
+
+
+def synced(h: Headless) -> bool:
+    """Every key sent is read and handled, nothing streams, the frame is drawn."""
+    return h.all_read() and h.shell_app.settled
 
 
 # ------------------------------------------------------------ keystrokes
@@ -161,9 +78,9 @@ def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300) -> tupl
             key = BACKSPACE if index % 17 == 16 else SAMPLE[index % len(SAMPLE)].replace("\n", " ")
             expected = h.session.text_length() + (-1 if key == BACKSPACE else 1)
             start = time.perf_counter()
-            h.pipe.send_text(key)
-            await h.until_drawn(lambda: any(t >= start and settled and length == expected
-                                            for t, settled, length in h.frames))
+            h.send(key)
+            await h.until(lambda: any(t >= start and settled and length == expected for t, settled, length in h.frames),
+                          "the key's frames", timeout=30, poll_s=None)  # no polling: the loop stays free to draw
             frames = [(t, settled) for t, settled, length in h.frames if t >= start and length == expected]
             to_frame.append((frames[0][0] - start) * 1e3)
             to_ghost.append((next(t for t, settled in frames if settled) - start) * 1e3)
@@ -188,8 +105,8 @@ def paste_chars_per_s(loaded: Checkpoint, text: str) -> dict:
     async def script(h: Headless) -> dict:
         renders = h.renders
         start = time.perf_counter()
-        await h.send(text.replace("\n", ENTER))
-        await h.until(lambda: h.synced() and h.session.text_length() == len(text), timeout=600)
+        await h.send_in_chunks(text.replace("\n", ENTER))
+        await h.until(lambda: synced(h) and h.session.text_length() == len(text), "the paste read", timeout=600)
         elapsed = time.perf_counter() - start
         return {"chars": len(text), "seconds": elapsed, "chars_per_s": len(text) / elapsed,
                 "frames": h.renders - renders, "errors": h.errors}
@@ -212,9 +129,8 @@ def eval_chars_per_s(loaded: Checkpoint, text: str) -> float:
 def long_use_memory(loaded: Checkpoint, stream_tokens: int, typed_chars: int) -> dict:
     """RSS after typing `typed_chars` one key at a time and streaming `stream_tokens`, the panel
     drawn at 30 frames a second of work; KiB per token from the growth after a warm-up."""
-    from lstm_repl.shell.panel_control import truecolor_lines
-    from lstm_repl.shell.views import PanelSettings, render_panel
     from lstm_repl.session.session import Session, Settings
+    from lstm_repl.shell.headless import PanelSettings, render_panel, truecolor_lines
 
     session = Session(loaded, Settings(seed=1))
     settings, last_frame, terminal_lines = PanelSettings(), 0.0, truecolor_lines()
@@ -259,14 +175,15 @@ def soak(loaded: Checkpoint, minutes: float, seed: int = 1, report: Callable[[st
             name, keys = _soak_action(rng, h)
             actions[name] = actions.get(name, 0) + 1
             for part in keys:  # each part its own batch: a command, then the Enter that streams
-                await h.send(part)
-                await asyncio.sleep(3 * PASTE_GAP_S)
+                await h.deliver(part)
+                await h.until(lambda: not h.shell_app.key_pending, "the keys handled", 300)
             if name.startswith("stream"):
-                await h.until(lambda: h.app.streaming is not None or h.app.message.startswith("streamed"), 60)
+                await h.until(lambda: h.app.streaming is not None or h.app.message.startswith("streamed"),
+                              "a stream", 60)
                 if name == "stream, stopped":
                     await asyncio.sleep(rng.uniform(0.05, 0.5))
-                    await h.send(CTRL_C)
-            await h.settle()
+                    h.send(CTRL_C)
+            await h.settle(timeout=300)
             if h.app.message.startswith("⚠"):
                 h.errors.append(f"{name}: {h.app.message}")
             if time.monotonic() >= next_sample:

@@ -258,8 +258,7 @@ def bench_repl(loaded, width: int = 120, height: int = 36, keystrokes: int = 400
     """Per keystroke: model step, gates, predictions, ghost text and the panel rendered to
     escape-coded lines; then streaming with the panel drawn at most 30 times a second."""
     from lstm_repl.session.ghost import ghost_pieces
-    from lstm_repl.shell.panel_control import truecolor_lines
-    from lstm_repl.shell.views import PanelSettings, render_panel
+    from lstm_repl.shell.headless import PanelSettings, render_panel, truecolor_lines
     from lstm_repl.session.session import Session
 
     session = Session(loaded)

@@ -51,5 +51,5 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=SAMPLING.temperature, top_
 
         Follower(app).attach()
     if record_path:
-        app.message = app.record(record_path)
+        app.message = app.recording.record(record_path)
     app.run()

@@ -55,7 +55,6 @@ class Shell:
     panel: PanelSettings = field(default_factory=PanelSettings)
     history: str = ""  # text committed above the prompt, read by the model before the buffer
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
-    record: Callable[[str], str] | None = None  # starts (a path) or stops ("") recording: the app injects it
     writes_files: bool = True  # False while replaying: :save and :record write nothing
 
     def __post_init__(self) -> None:
@@ -76,6 +75,7 @@ class CommandResult:
     message: str = ""  # one line for the status line
     output: str = ""  # printed above the prompt
     quit: bool = False
+    record: str | None = None  # :record's file, for the shell to start recording into ("": stop)
 
 
 def run_command(shell: Shell, line: str) -> CommandResult:
@@ -284,9 +284,7 @@ def _save(shell: Shell, arg: str) -> CommandResult:
 def _record(shell: Shell, arg: str) -> CommandResult:
     if not shell.writes_files:
         return CommandResult("replay: not recording (a replay writes no files)")
-    if shell.record is None:
-        raise CommandError(":record needs the interactive shell")
-    return CommandResult(shell.record(arg))
+    return CommandResult(record=arg)
 
 
 def _quit(shell: Shell, arg: str) -> CommandResult:

@@ -44,7 +44,7 @@ class Follower:
         self._pending = None  # a newer checkpoint, loaded while a stream ran
 
     def attach(self) -> Follower:
-        self.app.status_extra = self.status
+        self.app.hooks.add_callback("status_extra", self.status)
         self.app.app.pre_run_callables.append(lambda: self.app.app.create_background_task(self.follow()))
         return self
 
@@ -74,5 +74,18 @@ class Follower:
     def _swap(self, loaded) -> None:
         if step_of(loaded.info) <= step_of(self.app.shell.session.loaded.info):
             return  # an older copy (read while a save swapped folders)
-        self.app.replace_model(loaded, f"reloaded {loaded.name} at {metrics_line(loaded.info)}")
+        replace_model(self.app, loaded, f"reloaded {loaded.name} at {metrics_line(loaded.info)}")
         self.reloads += 1
+
+
+def replace_model(app: ShellApp, loaded, message: str) -> None:
+    """Another checkpoint of the same model: the text so far is read again with it; the panel's
+    layer, pinned units and the interventions stay."""
+    session, edits = app.shell.session, app.shell.session.interventions
+    session.load(loaded)
+    if edits:
+        session.intervene(edits)
+    app.reader.read_again()
+    app.frame.forget_panel()
+    app.message = message
+    app.typing.sync()

@@ -1,13 +1,18 @@
-"""The shell's key bindings."""
+"""The shell's key bindings, and the input wrapper that hands runs of typed characters on at once."""
 
 from __future__ import annotations
 
+import string
+
+from prompt_toolkit.application import Application
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPress
 from prompt_toolkit.keys import Keys
 
 
 PASTED_KEYS = (Keys.ControlM, Keys.ControlJ, Keys.ControlI, Keys.BracketedPaste)  # Enter, Tab, a paste
+WARM_KEYS = (Keys.ControlM, Keys.ControlJ, Keys.ControlH, Keys.ControlI, Keys.ControlC, Keys.ControlD, Keys.ControlE,
+             Keys.Left, Keys.Right, Keys.Up, Keys.Down, Keys.Home, Keys.End, Keys.Delete, Keys.BracketedPaste)
 
 
 def _text_follows(queue) -> bool:
@@ -64,11 +69,26 @@ def _end_run(run: list[str], out: list[KeyPress]) -> None:
     run.clear()
 
 
+def warm_key_bindings(app: Application) -> None:
+    """prompt_toolkit works out which bindings a key has the first time that key is pressed
+    (1-3 ms a key, 30 ms for the session's first): done for the usual keys once the first
+    frame is out, so no keystroke pays for it. Reads a private of prompt_toolkit's
+    (key_processor._bindings, pinned in pyproject.toml; tests/test_prompt_toolkit_privates.py)."""
+    bindings = getattr(app.key_processor, "_bindings", None)  # what the processor matches against
+    if bindings is None:
+        return
+    for key in (*string.printable.strip(), " ", *WARM_KEYS):
+        bindings.get_bindings_for_keys((key,))
+        bindings.get_bindings_starting_with_keys((key,))
+
+
 def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imports this module)
+    """Each key to the part of the shell whose job it is: typing, Enter, the stream."""
     kb = KeyBindings()
-    streaming = Condition(lambda: shell.streaming is not None)
+    typing, enter_keys, stream = shell.typing, shell.enter_keys, shell.stream
+    streaming = Condition(lambda: stream.task is not None)
     is_command = Condition(lambda: shell.buffer.text.startswith(":"))
-    has_ghost = Condition(lambda: bool(shell.ghost_pieces) and shell.buffer.cursor_position == len(shell.buffer.text))
+    has_ghost = Condition(lambda: bool(typing.ghost_pieces) and shell.buffer.cursor_position == len(shell.buffer.text))
 
     # Typing saves nothing to the undo stack: each save copies the whole line, and hours of keys
     # would keep every copy.
@@ -80,31 +100,31 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
         previous = event.previous_key_sequence
         if event.key_sequence[0].key == Keys.ControlJ and previous and previous[-1].key == Keys.ControlM:
             return  # CRLF: one newline
-        shell.enter(more_keys_pending=_text_follows(event.app.key_processor.input_queue))
+        enter_keys.enter(more_keys_pending=_text_follows(event.app.key_processor.input_queue))
 
     @kb.add(Keys.Any, filter=~streaming, **no_undo)
     def _type(event) -> None:
-        shell.type_text(event.data * event.arg)
+        enter_keys.type_text(event.data * event.arg)
 
     @kb.add(Keys.BracketedPaste, filter=~streaming, **no_undo)
     def _paste(event) -> None:
-        shell.paste(event.data)
+        enter_keys.paste(event.data)
 
     @kb.add("backspace", filter=~streaming, **no_undo)
     def _backspace(event) -> None:
-        if shell.settle_enter():
+        if enter_keys.settle_enter():
             return
         event.current_buffer.delete_before_cursor(count=event.arg)
 
     @kb.add("c-c")
     def _interrupt(event) -> None:
-        shell.settle_enter()  # Enter then Ctrl-C: the stream starts, and stops
-        if not shell.stop_stream():
-            shell.clear_line()
+        enter_keys.settle_enter()  # Enter then Ctrl-C: the stream starts, and stops
+        if not stream.stop():
+            typing.clear_line()
 
     @kb.add("c-d", filter=~streaming)
     def _quit(event) -> None:
-        if shell.settle_enter():
+        if enter_keys.settle_enter():
             return
         if shell.buffer.text:
             shell.buffer.delete()
@@ -114,9 +134,9 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
     @kb.add("right", filter=has_ghost & ~streaming)
     @kb.add("c-e", filter=has_ghost & ~streaming)
     def _accept_all(event) -> None:
-        if shell.settle_enter():
+        if enter_keys.settle_enter():
             return
-        shell.accept_ghost()
+        typing.accept_ghost()
 
     @kb.add("tab", filter=is_command & ~streaming)
     def _complete(event) -> None:
@@ -128,21 +148,21 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
 
     @kb.add("tab", filter=~is_command & ~streaming)
     def _accept_token(event) -> None:
-        if shell.pasting():  # a tab inside a paste is text
-            shell.type_text("\t")
+        if enter_keys.pasting():  # a tab inside a paste is text
+            enter_keys.type_text("\t")
         else:
-            shell.accept_ghost(tokens=1)
+            typing.accept_ghost(tokens=1)
 
     @kb.add("up", filter=~streaming)
     def _history_back(event) -> None:
-        if shell.settle_enter():
+        if enter_keys.settle_enter():
             return
-        shell.recall(backward=True)
+        typing.recall(backward=True)
 
     @kb.add("down", filter=~streaming)
     def _history_forward(event) -> None:
-        if shell.settle_enter():
+        if enter_keys.settle_enter():
             return
-        shell.recall(backward=False)
+        typing.recall(backward=False)
 
     return kb

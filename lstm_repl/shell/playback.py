@@ -14,22 +14,20 @@ from collections import deque
 from contextlib import nullcontext
 from typing import Callable, ContextManager
 
-from prompt_toolkit.application import create_app_session
-from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import Output
 
-from lstm_repl.model.checkpoint import Checkpoint
 from lstm_repl.errors import ConfigError
+from lstm_repl.model.checkpoint import Checkpoint
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.session.intervention_parser import forceable_gates, parse
-from lstm_repl.shell.recording import SETTINGS_FIELDS, Event, Recording, RecordingError
-from lstm_repl.shell.app import PASTE_GAP_S, ShellApp
-from lstm_repl.shell.colon_commands import Shell
 from lstm_repl.session.session import Session, Settings
+from lstm_repl.shell.app import ShellApp
+from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.headless import Headless, ShellTimeout, open_headless
+from lstm_repl.shell.recording import SETTINGS_FIELDS, Event, Recording, RecordingError
+from lstm_repl.shell.timing import PASTE_GAP_S
 
 WAIT_LIMIT_S = 300.0  # the longest a key waits for the shell (a :find on a big model takes seconds)
-RECEIPT_LIMIT_S = 2.0  # a lone Esc is only read when the input gives up waiting for more
 
 
 def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
@@ -49,8 +47,7 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     edits = recorded_interventions(recording, session)
     if edits:
         session.intervene(edits)
-    app = ShellApp(shell, color=True)
-    app.buffer.history = InMemoryHistory()  # the replay's lines are not the user's: their history file stays as it is
+    app = ShellApp(shell, color=True, history=False)  # the replay's lines are not the user's: their history stays
     app.message = start.message or app.message
     if start.transcript:
         app.print_above(start.transcript)
@@ -89,32 +86,28 @@ class ReplayClock:
 
     def __call__(self) -> float:
         app, t = self.app, self.key_t
-        if app is not None and app.streaming is not None and app.stream_rate > 0:
-            if self._stream is not app.streaming:
-                self._stream, self._stream_t = app.streaming, max(self.last, self.key_t)
-            t = max(t, self._stream_t + len(app.stream_pieces) / app.stream_rate)
+        stream = app.stream if app is not None else None
+        if stream is not None and stream.task is not None and stream.rate > 0:
+            if self._stream is not stream.task:
+                self._stream, self._stream_t = stream.task, max(self.last, self.key_t)
+            t = max(t, self._stream_t + len(stream.pieces) / stream.rate)
         self.last = max(self.last, min(t, self.next_key_t))
         return self.last / self.speed
 
 
 class Replayer:
-    """Sends a recording's keys into a running shell app through its pipe input."""
+    """Sends a recording's keys into a running shell through its headless driver."""
 
-    def __init__(self, recording: Recording, app: ShellApp, pipe, speed: float, paced: bool, clock: ReplayClock,
+    def __init__(self, recording: Recording, headless: Headless, speed: float, paced: bool, clock: ReplayClock,
                  before_send: Callable[[Event], None] | None = None):
         self.keys = recording.keys
         self.end = math.inf if recording.end is None else recording.end  # no frame is drawn after it
-        self.app, self.pipe, self.speed, self.paced = app, pipe, speed, paced
-        self.before_send = before_send
-        self.clock = clock
+        self.headless, self.app = headless, headless.shell_app
+        self.speed, self.paced, self.before_send, self.clock = speed, paced, before_send, clock
         self.hold_at: int | None = None  # the stream waits at this many tokens
-        self.sent = self.received = 0
-        app.recorded_rates = deque(e.rate or 0.0 for e in recording.streams)
-        app.stream_hold = lambda count: self.hold_at is not None and count >= self.hold_at
-        app.key_listeners.append(self._received)
-
-    def _received(self, keys: str) -> None:
-        self.received += len(keys)
+        self.rates = deque(e.rate or 0.0 for e in recording.streams)
+        self.app.hooks.add_callback("stream_started", lambda: self.rates.popleft() if self.rates else None)
+        self.app.hooks.add_callback("stream_at_token", lambda count: self.hold_at is not None and count >= self.hold_at)
 
     async def play(self) -> None:
         began, previous_t = time.monotonic(), 0.0
@@ -129,7 +122,7 @@ class Replayer:
             self.clock.key_sent(event.t, following)
             if self.before_send is not None:
                 self.before_send(event)
-            await self._send(event.keys)
+            await self.headless.deliver(event.keys)
             previous_t = event.t
         self.hold_at = None
         await self._until(self.idle, "the end of the replay")
@@ -143,29 +136,18 @@ class Replayer:
             await self._until(self.idle, "the shell to settle")
 
     def _stream_reached(self, count: int) -> bool:
-        return self.app.streaming is not None and len(self.app.stream_pieces) >= count
+        return self.app.stream.task is not None and len(self.app.stream.pieces) >= count
 
     def idle(self) -> bool:
         """Nothing streams, every key is read and handled, the frame for it drawn."""
-        app = self.app
-        return not self.running or (app.streaming is None and app.settled and not app.app.key_processor.input_queue
-                                    and not app.app.invalidated)
-
-    async def _send(self, keys: str) -> None:
-        self.sent += len(keys)
-        self.pipe.send_text(keys)
-        deadline = time.monotonic() + RECEIPT_LIMIT_S
-        while self.received < self.sent and self.running and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
-        self.received = self.sent  # a key the input held back (a lone Esc) counts once read or not
+        return not self.running or (self.headless.all_read() and self.app.settled)
 
     async def _until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_LIMIT_S
-        while not condition():
-            if time.monotonic() > deadline:
-                raise RecordingError(f"the replay waited {WAIT_LIMIT_S:.0f} s for {what}; "
-                                     "the shell no longer does what the recording did")
-            await asyncio.sleep(0.002)
+        try:
+            await self.headless.until(condition, what, WAIT_LIMIT_S)
+        except ShellTimeout:
+            raise RecordingError(f"the replay waited {WAIT_LIMIT_S:.0f} s for {what}; "
+                                 "the shell no longer does what the recording did") from None
 
     @property
     def running(self) -> bool:
@@ -181,15 +163,12 @@ def replay(recording: Recording, loaded: Checkpoint, output: Callable[[ReplayClo
 
     async def main() -> ShellApp:
         clock = ReplayClock(speed)
-        with create_pipe_input() as pipe, create_app_session(input=pipe, output=output(clock)):
-            app = build_shell(recording, loaded)
-            clock.app = app
-            replayer = Replayer(recording, app, pipe, speed, paced, clock, before_send)
-            task = asyncio.ensure_future(app.run_async())
-            player = asyncio.ensure_future(_play_when_running(replayer))
+        async with open_headless(lambda: build_shell(recording, loaded), output(clock)) as headless:
+            app = clock.app = headless.shell_app
+            player = asyncio.ensure_future(Replayer(recording, headless, speed, paced, clock, before_send).play())
             player.add_done_callback(lambda _: app.app.exit() if app.app.is_running else None)
             with stop(lambda: app.app.exit() if app.app.is_running else None) if stop else nullcontext():
-                await task
+                await headless.ended()
             player.cancel()
             await asyncio.gather(player, return_exceptions=True)
             if not player.cancelled() and player.exception() is not None:
@@ -197,12 +176,6 @@ def replay(recording: Recording, loaded: Checkpoint, output: Callable[[ReplayClo
             return app
 
     return asyncio.run(main())
-
-
-async def _play_when_running(replayer: Replayer) -> None:
-    while not replayer.running:
-        await asyncio.sleep(0.005)
-    await replayer.play()
 
 
 def recorded_model(recording: Recording, override: str | None) -> Checkpoint:

@@ -83,6 +83,10 @@ class LineReader:
             self.newline()
         self.insert(lines[-1])
 
+    def read_again(self) -> None:
+        """The session has another model: the next sync reads the whole line again."""
+        self.line_seen = ""
+
     def forget(self) -> None:
         """The transcript was cleared (with the session): nothing is left to read or print."""
         self.line_seen, self.unread, self.unprinted = "", "", ""

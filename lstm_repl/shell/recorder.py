@@ -3,6 +3,7 @@ how each stream ended, with their times, into a recording file (lstm_repl/shell/
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Callable
@@ -10,8 +11,10 @@ from typing import Callable
 from prompt_toolkit.key_binding import KeyPress
 from prompt_toolkit.keys import Keys
 
-from lstm_repl.shell.recording import SETTINGS_FIELDS, Event, Header, ModelId, RecordingWriter, Start, weights_sha256
 from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.hooks import ShellHooks
+from lstm_repl.shell.recording import (SETTINGS_FIELDS, Event, Header, ModelId, RecordingError, RecordingWriter,
+                                       Start, weights_sha256)
 
 
 def raw_keys(keys: list[KeyPress]) -> str:
@@ -82,3 +85,58 @@ class SessionRecorder:
 
     def end(self) -> None:
         self.writer.end(self.now())
+
+
+class ShellRecording:
+    """:record in a running shell: starts and stops a SessionRecorder, which the shell's hooks feed.
+    A full disk ends the recording with a message; the session goes on."""
+
+    def __init__(self, hooks: ShellHooks, shell: Shell, terminal_size: Callable[[], tuple[int, int]],
+                 tell: Callable[[str], None]):
+        """terminal_size() -> (columns, rows); tell(message) shows a message on the status line."""
+        self.hooks, self.shell, self.terminal_size, self.tell = hooks, shell, terminal_size, tell
+        self.recorder: SessionRecorder | None = None
+        self._callbacks = {"keys_read": self._keys, "command": self._command, "stream_ended": self._stream_ended}
+
+    def record(self, path: str) -> str:
+        """:record FILE starts recording (a running one ends first); :record alone ends it."""
+        previous = self.stop()
+        if not path:
+            return f"recording saved to {previous}" if previous else "not recording (:record FILE starts)"
+        (columns, rows), target = self.terminal_size(), Path(path).expanduser()
+        seed = self.shell.session.settings.seed
+        seed = secrets.randbelow(2**31) if seed is None else seed  # sampling is seeded, or no replay streams the same
+        message = f"recording to {target} (seed {seed}) · :record alone stops"
+        self.recorder = SessionRecorder(target, self.shell, columns, rows, seed, message)
+        for event, callback in self._callbacks.items():
+            self.hooks.add_callback(event, callback)
+        return message
+
+    def stop(self) -> Path | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        for event, callback in self._callbacks.items():
+            self.hooks.remove_callback(event, callback)
+        recorder.end()
+        return recorder.path
+
+    def _keys(self, keys: str, streamed: int | None) -> None:
+        self._safely(lambda recorder: recorder.keys(keys, streamed))
+
+    def _command(self, line: str) -> None:
+        self._safely(lambda recorder: recorder.command(line))
+
+    def _stream_ended(self, count: int, rate: float) -> None:
+        self._safely(lambda recorder: recorder.stream_ended(count, rate))
+
+    def _safely(self, write: Callable[[SessionRecorder], None]) -> None:
+        if self.recorder is None:
+            return
+        try:
+            write(self.recorder)
+        except RecordingError as exc:  # a full disk: the session goes on without recording
+            self.recorder = None
+            for event, callback in self._callbacks.items():
+                self.hooks.remove_callback(event, callback)
+            self.tell(f"⚠ {exc}")
