@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from lstm_repl.model import checkpoint
 from lstm_repl.cli.main import cli
-from lstm_repl.config import ModelConfig
+from lstm_repl.config import ModelConfig, SampleConfig
 from lstm_repl.training.cutoffs import HEAD_COVERAGE, TAIL_COVERAGE, choose_cutoffs, default_softmax, output_layer
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
@@ -200,7 +200,7 @@ def test_generate_eval_and_trace(adaptive_run, tiny_corpus):
 
 
 def test_the_shell_session_reads_predicts_and_streams(adaptive):
-    session = Session(adaptive, Settings(seed=1))
+    session = Session(adaptive, Settings(SampleConfig(seed=1)))
     snapshot = session.set_text("First Citizen:\nBefore we ")
     assert snapshot.position > 0
     with torch.inference_mode():

@@ -15,7 +15,7 @@ from lstm_repl.config import ModelConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.session.ghost import ghost
 from lstm_repl.model.interventions import Interventions
-from lstm_repl.session.intervention_parser import parse, parse_layer_unit
+from lstm_repl.session.intervention_parser import parse, parse_layer_unit, parse_unit_list
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
@@ -117,6 +117,23 @@ def test_layer_unit_is_read_one_way_by_interventions_and_the_heatmap(tiny_run, t
             parse("ablate", spec, 2, 8, GATES["lstm"])
     result = CliRunner().invoke(cli, ["heatmap", str(tiny_run), str(tiny_corpus), "--unit", "3:1", "--terminal"])
     assert result.exit_code == 2 and "the model has layers 1-2" in result.output
+
+
+def test_unit_lists_are_read_one_way_by_the_shell_and_trace(tiny_run, loaded):
+    assert parse_unit_list("0-2, 5 7", 24) == [0, 1, 2, 5, 7] and parse_unit_list("  ", 24) == []
+    for text, message in [("a", "not a unit number or range"), ("-1", "not a unit number or range"),
+                          ("3-1", "units are 0-23"), ("24", "units are 0-23"), ("0-999999999", "units are 0-23"),
+                          ("0-20 0-20", "more units than the layer's 24"), ("9" * 5000, "units are 0-23")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_unit_list(text, 24)
+        with pytest.raises(CommandError, match=f":units: .*{message}"):
+            run_command(Shell(Session(loaded)), f":units {text}")
+        traced = CliRunner().invoke(cli, ["trace", str(tiny_run), "First", "--units", text])
+        assert traced.exit_code == 2 and message in traced.output
+    shell = Shell(Session(loaded))
+    assert run_command(shell, ":units 0-2 5").message == "pinned units 0 1 2 5" and shell.panel.units == [0, 1, 2, 5]
+    traced = CliRunner().invoke(cli, ["trace", str(tiny_run), "First", "--units", "0-2 5"])
+    assert traced.exit_code == 0, traced.output
 
 
 def test_generate_and_trace_take_interventions_and_trace_records_them(tiny_run):

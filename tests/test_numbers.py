@@ -160,8 +160,8 @@ def test_layers_beyond_any_buildable_model_are_refused_at_once(tiny_corpus, tmp_
 
 
 @pytest.mark.parametrize("units, words", [
-    ("0-999999999", ["between 0 and 23"]),
-    ("0-" + THOUSANDS_OF_DIGITS, ["not a unit number"]),
+    ("0-999999999", ["units are 0-23"]),
+    ("0-" + THOUSANDS_OF_DIGITS, ["units are 0-23", "characters"]),
     ("0-23 " * 3, ["more units than the layer's 24"]),
 ])
 def test_unit_ranges_are_checked_before_they_are_expanded(tiny_run, units, words):
@@ -329,7 +329,7 @@ def test_any_command_line_in_the_shell_is_a_result_or_one_line_and_enter_still_s
         assert str(exc).splitlines()[0] and len(str(exc).splitlines()[0]) < 600, str(exc)
     pieces = list(shell.session.stream(3))  # Enter: whatever the command set, sampling works
     assert len(pieces) == 3
-    settings_now = shell.session.settings
+    settings_now = shell.session.settings.sampling
     assert math.isfinite(settings_now.temperature) and 0 < settings_now.top_p <= 1
 
 

@@ -119,9 +119,7 @@ def test_the_shell_and_the_cli_sample_by_the_same_rules_and_defaults(loaded):
     from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
 
     defaults = SampleConfig()
-    settings = Settings()
-    assert (settings.temperature, settings.top_k, settings.top_p, settings.length, settings.seed) == \
-        (defaults.temperature, defaults.top_k, defaults.top_p, defaults.length, defaults.seed)
+    assert Settings().sampling == defaults  # the shell's settings hold the sampler's own
     for command in (repl, generate):
         shown = {p.name: p.default for p in command.params}
         assert (shown["temperature"], shown["top_k"], shown["top_p"]) == (defaults.temperature, defaults.top_k,
@@ -129,7 +127,7 @@ def test_the_shell_and_the_cli_sample_by_the_same_rules_and_defaults(loaded):
     assert {p.name: p.default for p in repl.params}["length"] == defaults.length
     shell = Shell(Session(loaded))
     run_command(shell, f":temp {MAX_TEMPERATURE:g}")  # what --temperature takes, :temp takes
-    assert shell.session.settings.temperature == MAX_TEMPERATURE
+    assert shell.session.settings.sampling.temperature == MAX_TEMPERATURE
     with pytest.raises(CommandError, match="temperature must be 0 \\(greedy\\) or from 0.001 to 1000"):
         run_command(shell, f":temp {MAX_TEMPERATURE * 1.01:g}")
-    assert shell.session.settings.temperature == MAX_TEMPERATURE
+    assert shell.session.settings.sampling.temperature == MAX_TEMPERATURE

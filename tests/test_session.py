@@ -46,8 +46,8 @@ class Calls:
         self.step = self.forward = 0
 
 
-def make(loaded, **settings) -> Session:
-    return Session(loaded, Settings(shown=len(loaded.vocab), **settings))
+def make(loaded, ghost_tokens: int = Settings.ghost_tokens, **sampling) -> Session:
+    return Session(loaded, Settings(SampleConfig(**sampling), shown=len(loaded.vocab), ghost_tokens=ghost_tokens))
 
 
 def fresh_reference(model, vocab, text: str):
@@ -365,7 +365,7 @@ def test_stream_is_lazy_and_default_length(loaded):
 
 
 def test_stream_at_word_level_finishes_the_partial_word_first(word_loaded):
-    session = Session(word_loaded, Settings(seed=2))
+    session = Session(word_loaded, Settings(SampleConfig(seed=2)))
     session.set_text("First Cit")
     pieces = list(session.stream(5))
     assert pieces[0] == " " and len(pieces) == 6

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.utils import get_cwidth
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.model import checkpoint
 from lstm_repl.cli.main import cli
 from lstm_repl.session.ghost import ghost, ghost_pieces
@@ -149,7 +150,7 @@ def test_keys_are_ignored_while_streaming(loaded):
 
 def test_setting_commands(loaded):
     async def script(d: Driver):
-        s = lambda: d.session.settings  # noqa: E731
+        s = lambda: d.session.settings.sampling  # noqa: E731
         assert await d.command(":temp 1.5") == "temperature 1.5" and s().temperature == 1.5
         assert await d.command(":temp 0") == "temperature 0.0" and s().temperature == 0
         assert await d.command(":topk 3") == "top-k 3" and s().top_k == 3
@@ -510,7 +511,7 @@ def test_a_pasted_line_that_starts_with_a_colon_is_text(loaded):
         d.send("x" + ENTER + ":len 5" + ENTER + "more text")
         expected = "x\n:len 5\nmore text"
         await d.until(lambda: d.session.text_length() == len(expected) and d.settled(), "the paste read")
-        assert d.session.text == expected and d.session.settings.length != 5
+        assert d.session.text == expected and d.session.settings.sampling.length != 5
 
     drive(loaded, script)
 
@@ -645,7 +646,7 @@ def test_plain_mode_for_pipes(tiny_run):
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output
     # the model reads all of the input, then writes one continuation of it, 20 characters long
-    session = Session(checkpoint.load(tiny_run), Settings(length=20, seed=1))
+    session = Session(checkpoint.load(tiny_run), Settings(SampleConfig(length=20, seed=1)))
     session.set_text("To be\nor not\n")
     assert result.output == "".join(session.stream()) + "\n"
     assert len(result.output) == 21

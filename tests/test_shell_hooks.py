@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.model import checkpoint
 from lstm_repl.session.session import Settings
 from lstm_repl.shell.headless import Headless, ShellTiming, drive
@@ -40,7 +41,7 @@ def test_a_stream_that_ends_before_any_look_is_seen_through_its_events(loaded):
         await d.until(lambda: ended, "the stream's end")
         await d.settle()
 
-    d = drive(loaded, script, settings=Settings(seed=1, length=200))
+    d = drive(loaded, script, settings=Settings(SampleConfig(seed=1, length=200)))
     assert ended == [200] and tokens == list(range(201))
     assert d.shell.history.startswith("First Citizen") and d.session.text == d.shell.history
 
@@ -52,7 +53,7 @@ def test_a_command_on_a_line_with_text_runs_on_an_empty_line(loaded):
     async def script(d: Headless):
         await d.type("First Citizen")
         assert await d.command(":len 100000") == "Enter streams 100000 tokens"
-        assert d.session.settings.length == 100000 and d.buffer.text == ""
+        assert d.session.settings.sampling.length == 100000 and d.buffer.text == ""
 
     drive(loaded, script)
 
@@ -92,7 +93,7 @@ def test_the_shell_works_with_each_model_step_slowed(loaded):
         await d.until(lambda: d.shell_app.streaming is None and d.shell.history, "a slow stream")
         await d.settle()
 
-    d = drive(loaded, script, settings=Settings(seed=1, length=20))
+    d = drive(loaded, script, settings=Settings(SampleConfig(seed=1, length=20)))
     assert d.session.text == d.shell.history and len(d.shell.history) > len("First")
 
 

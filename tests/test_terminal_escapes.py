@@ -27,6 +27,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.model import checkpoint
 from lstm_repl.cli.main import cli
 from lstm_repl.training.events import Event
@@ -296,7 +297,8 @@ def shell_session(hostile, tmp_path_factory):
         await send(f":quit{ENTER}", lambda: not shell_app.app.is_running, ":quit")
 
     output = Vt100_Output(terminal, lambda: terminal.size, term="xterm")
-    run_headless(shell_on(loaded, Settings(seed=1, temperature=2.0, length=200)), script, output, color=True)
+    settings = Settings(SampleConfig(seed=1, temperature=2.0, length=200))
+    run_headless(shell_on(loaded, settings), script, output, color=True)
     return terminal, seen, recording
 
 

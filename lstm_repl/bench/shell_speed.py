@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.model.checkpoint import Checkpoint
 from lstm_repl.shell.headless import Headless, Screen, ShellTiming, run_headless as run_shell, shell_on
 
@@ -55,7 +56,7 @@ def run_headless(loaded: Checkpoint, script: Callable[[Headless], Awaitable], pr
         return await script(h)
 
     os.environ.setdefault("XDG_STATE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "lstm-repl-bench"))
-    shell = shell_on(loaded, Settings(seed=seed), prefix)
+    shell = shell_on(loaded, Settings(SampleConfig(seed=seed)), prefix)
     return run_shell(shell, after_first_frame, Screen(columns, rows, keep=False), color=True, timing=EVERY_FRAME)
 
 
@@ -132,7 +133,7 @@ def long_use_memory(loaded: Checkpoint, stream_tokens: int, typed_chars: int) ->
     from lstm_repl.session.session import Session, Settings
     from lstm_repl.shell.headless import PanelSettings, render_panel, truecolor_lines
 
-    session = Session(loaded, Settings(seed=1))
+    session = Session(loaded, Settings(SampleConfig(seed=1)))
     settings, last_frame, terminal_lines = PanelSettings(), 0.0, truecolor_lines()
 
     def maybe_draw() -> None:

@@ -27,10 +27,11 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=SAMPLING.temperature, top_
                top_p=SAMPLING.top_p, length=SAMPLING.length, seed=SAMPLING.seed, record_path: str | None = None,
                follow: bool = False) -> None:
     from lstm_repl.model import checkpoint
+    from lstm_repl.config import SampleConfig
     from lstm_repl.session.session import Session, Settings
 
     loaded = checkpoint.load(ckpt)
-    settings = Settings(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed)
+    settings = Settings(SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         if record_path or follow:
             flag = "--record" if record_path else "--follow"

@@ -44,20 +44,13 @@ def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> Non
 
 
 def parse_units(text: str, hidden: int) -> list[int]:
-    """'0-7' or '3,17,42' (or spaces) -> unit indices, each range checked against the layer size
-    before it is expanded (0-999999999 is refused, not built), and at most `hidden` of them."""
-    chosen: list[int] = []
-    for part in text.replace(",", " ").split():
-        low, _, high = part.partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            raise click.BadParameter(f"{part[:30]!r} is not a unit number or range", param_hint="--units") from None
-        if not 0 <= first <= last < hidden:
-            raise click.BadParameter(f"{part[:30]!r}: units must be between 0 and {hidden - 1}", param_hint="--units")
-        if len(chosen) + last - first + 1 > hidden:
-            raise click.BadParameter(f"more units than the layer's {hidden}", param_hint="--units")
-        chosen.extend(range(first, last + 1))
+    from lstm_repl.errors import ConfigError
+    from lstm_repl.session.intervention_parser import parse_unit_list
+
+    try:
+        chosen = parse_unit_list(text, hidden)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--units") from None
     if not chosen:
         raise click.BadParameter(f"units must be between 0 and {hidden - 1}", param_hint="--units")
     return chosen

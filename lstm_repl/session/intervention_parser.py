@@ -1,6 +1,7 @@
-"""Reading interventions as people write them: 'clamp 1:244=0.5', 'ablate 1:244', 'force 1 f=1'
-(layers from 1, as on the command line and in the shell), checked against the model, each
-mistake one line that shows the form to write. model/interventions.py applies them."""
+"""Reading units and interventions as people write them: '1:244' (LAYER:UNIT), '0-7 42' (a list
+of units), 'clamp 1:244=0.5', 'ablate 1:244', 'force 1 f=1' (layers from 1, as on the command line
+and in the shell), checked against the model, each mistake one line that shows the form to write.
+model/interventions.py applies them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lstm_repl.model.interventions import Intervention
 
 KINDS = ("clamp", "ablate", "force")
 _UNIT = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_UNIT_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 _GATE_VALUE = re.compile(r"^\s*(\d+)\s*[: ]\s*([a-z])\s*=\s*(\S+)\s*$")
 
 
@@ -49,6 +51,24 @@ def parse_layer_unit(spec: str, layers: int, hidden: int, named: str | None = No
     if not 0 <= unit < hidden:
         raise ConfigError(f"{named}: units are 0-{hidden - 1}")
     return layer, unit
+
+
+def parse_unit_list(text: str, hidden: int, named: str = "") -> list[int]:
+    """'0-7', '3,17,42' or '3 17 42' -> unit indices of a layer of `hidden`, each range checked
+    before it is expanded (0-999999999 is refused, not built), at most `hidden` of them; none for
+    an empty text. Each mistake is a ConfigError, after `named` when one is given."""
+    named, chosen = f"{named}: " if named else "", []
+    for part in text.replace(",", " ").split():
+        match = _UNIT_RANGE.fullmatch(part)
+        if not match:
+            raise ConfigError(f"{named}{_shown(part)} is not a unit number or range; write e.g. 0-7 or 3,17,42")
+        first, last = _index(match.group(1)), _index(match.group(2) or match.group(1))
+        if not 0 <= first <= last < hidden:
+            raise ConfigError(f"{named}{_shown(part)}: units are 0-{hidden - 1}")
+        if len(chosen) + last - first + 1 > hidden:
+            raise ConfigError(f"{named}more units than the layer's {hidden}")
+        chosen.extend(range(first, last + 1))
+    return chosen
 
 
 def _force(spec: str, layers: int, gates: tuple[str, ...]) -> Intervention:

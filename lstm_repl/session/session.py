@@ -11,7 +11,7 @@ bounded memory, and nothing done per keystroke depends on the text's length.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 
 from lstm_repl.model.checkpoint import Checkpoint
 from lstm_repl.config import SampleConfig
+from lstm_repl.errors import ConfigError
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.model import State
 from lstm_repl.session.sampling import choose, make_generator
@@ -32,29 +33,27 @@ FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fuse
 Layers = list[dict[str, np.ndarray]]
 
 
-_SAMPLING = SampleConfig()  # the sampler's defaults: the shell starts with them, as the CLI does
-
-
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    temperature: float = _SAMPLING.temperature
-    top_k: int = _SAMPLING.top_k  # sampling filter; 0 keeps all
-    top_p: float = _SAMPLING.top_p
-    length: int = _SAMPLING.length  # tokens streamed by Enter
-    seed: int | None = _SAMPLING.seed
+    """How the shell samples (the sampler's own settings, checked by SampleConfig, as the CLI's are;
+    `sampling.length` is what Enter streams) and how much the panel and the ghost text show."""
+
+    sampling: SampleConfig = field(default_factory=SampleConfig)
     shown: int = 5  # predictions listed in the panel
     ghost_tokens: int = 8  # longest ghost continuation (each token is one gate-path step per keystroke)
 
+    def __post_init__(self) -> None:
+        if self.sampling.length < 1:
+            raise ConfigError(f"Enter streams at least 1 token; got a length of {self.sampling.length}")
+
     def sample_config(self, length: int | None = None) -> SampleConfig:
-        return SampleConfig(
-            self.temperature, self.top_k, self.top_p, self.length if length is None else length, self.seed
-        )
+        return self.sampling if length is None else replace(self.sampling, length=length)
 
 
 class Session:
     def __init__(self, loaded: Checkpoint, settings: Settings | None = None):
         self.settings = settings or Settings()
-        self.generator = make_generator(self.settings.seed)
+        self.generator = make_generator(self.settings.sampling.seed)
         self.loaded = loaded
         self.model = loaded.model.eval()
         self.vocab = loaded.vocab
@@ -309,5 +308,5 @@ class Session:
             yield piece
 
     def reseed(self, seed: int | None) -> None:
-        self.settings = replace(self.settings, seed=seed)
+        self.settings = replace(self.settings, sampling=replace(self.settings.sampling, seed=seed))
         self.generator = make_generator(seed)

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 from lstm_repl.atomic import atomic_file
-from lstm_repl.config import MAX_SEED, MIN_SEED
+from lstm_repl.config import MAX_SEED, MIN_SEED, SampleConfig
 from lstm_repl.errors import ConfigError, LstmReplError
 from lstm_repl.shell.views import PanelSettings
+from lstm_repl.session.intervention_parser import parse_unit_list
 from lstm_repl.session.session import Session
 from lstm_repl.session.session_trace import trace_header, trace_tokens
 
@@ -24,7 +25,7 @@ HELP = {
     ":topp P": "sample only from the smallest set of tokens whose probability reaches P",
     ":len N": "tokens streamed by Enter",
     ":layer N": "show layer N (1 = nearest the input)",
-    ":units A B C": "pin these units in the bar charts (no numbers: back to the units that changed most)",
+    ":units A B-C": "pin these units in the bar charts (no units: back to the units that changed most)",
     ":find FEATURE": "rank units on the text so far against a feature (in-quotes, in-brackets, line-position, "
                      "indent, word-start, uppercase, digit, newline, or /regex/) and pin the best",
     ":clamp L:U=V": "hold unit U of layer L's cell state at V at every step",
@@ -91,8 +92,8 @@ def run_command(shell: Shell, line: str) -> CommandResult:
 MAX_NUMBER_TEXT = 64  # characters: a longer argument is no number a command takes
 
 
-def _number(arg: str, kind: type, name: str, low: float, high: float | None = None):
-    """`arg` as a finite int or float from low to high (or up), else a CommandError."""
+def _number(arg: str, kind: type, name: str, low: float = -math.inf, high: float = math.inf):
+    """`arg` as a finite int or float from low to high, else a CommandError."""
     shown = arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
     wanted = f"{name} needs a {'whole' if kind is int else 'finite'} number"
     try:
@@ -101,20 +102,25 @@ def _number(arg: str, kind: type, name: str, low: float, high: float | None = No
         value = math.nan
     if not math.isfinite(value):
         raise CommandError(f"{wanted}, got {shown or 'nothing'!r}")
-    if not (low <= value and (high is None or value <= high)):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise CommandError(f"{name} must be {bound}, got {shown}")
+    if not low <= value <= high:
+        raise CommandError(f"{name} must be {_bound(low, high)}, got {shown}")
     return value
 
 
-def _set(shell: Shell, **changes) -> None:
-    """Change sampling settings, checked by the rules the CLI's options meet (SampleConfig)."""
-    settings = replace(shell.session.settings, **changes)
+def _bound(low: float, high: float) -> str:
+    if high == math.inf:
+        return f"at least {low}"
+    return f"at most {high}" if low == -math.inf else f"between {low} and {high}"
+
+
+def _set(shell: Shell, **changes) -> SampleConfig:
+    """Change sampling settings, checked once, by the rules the CLI's options meet (SampleConfig)."""
+    settings = shell.session.settings
     try:
-        settings.sample_config()
+        shell.session.settings = replace(settings, sampling=replace(settings.sampling, **changes))
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
-    shell.session.settings = settings
+    return shell.session.settings.sampling
 
 
 def _help(shell: Shell, arg: str) -> CommandResult:
@@ -125,26 +131,20 @@ def _help(shell: Shell, arg: str) -> CommandResult:
 
 
 def _temp(shell: Shell, arg: str) -> CommandResult:
-    _set(shell, temperature=_number(arg, float, ":temp", 0.0))  # the top is SampleConfig's, as for --temperature
-    return CommandResult(f"temperature {shell.session.settings.temperature}")
+    return CommandResult(f"temperature {_set(shell, temperature=_number(arg, float, ':temp')).temperature}")
 
 
 def _topk(shell: Shell, arg: str) -> CommandResult:
-    _set(shell, top_k=_number(arg, int, ":topk", 0, len(shell.session.vocab)))
-    return CommandResult(f"top-k {shell.session.settings.top_k or 'off'}")
+    top_k = _number(arg, int, ":topk", high=len(shell.session.vocab))  # a model's bound, beside SampleConfig's
+    return CommandResult(f"top-k {_set(shell, top_k=top_k).top_k or 'off'}")
 
 
 def _topp(shell: Shell, arg: str) -> CommandResult:
-    value = _number(arg, float, ":topp", 0.0, 1.0)
-    if value == 0:
-        raise CommandError(":topp must be above 0")
-    _set(shell, top_p=value)
-    return CommandResult(f"top-p {value}")
+    return CommandResult(f"top-p {_set(shell, top_p=_number(arg, float, ':topp')).top_p}")
 
 
 def _len(shell: Shell, arg: str) -> CommandResult:
-    _set(shell, length=_number(arg, int, ":len", 1, 100_000))
-    return CommandResult(f"Enter streams {shell.session.settings.length} tokens")
+    return CommandResult(f"Enter streams {_set(shell, length=_number(arg, int, ':len')).length} tokens")
 
 
 def _layer(shell: Shell, arg: str) -> CommandResult:
@@ -154,8 +154,10 @@ def _layer(shell: Shell, arg: str) -> CommandResult:
 
 
 def _units(shell: Shell, arg: str) -> CommandResult:
-    hidden = shell.session.model.config.hidden
-    units = [_number(a, int, ":units", 0, hidden - 1) for a in arg.replace(",", " ").split()]
+    try:
+        units = parse_unit_list(arg, shell.session.model.config.hidden, ":units")
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
     shell.panel.units = units or None
     return CommandResult(
         f"pinned units {' '.join(map(str, units))}" if units else "showing the units that changed most"

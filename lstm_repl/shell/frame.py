@@ -55,7 +55,7 @@ class Frame:
 
     def status_fragments(self):
         owner = self.owner
-        s, name, stream = owner.shell.session.settings, owner.shell.session.loaded.name, owner.stream
+        s, name, stream = owner.shell.session.settings.sampling, owner.shell.session.loaded.name, owner.stream
         rate = f" · {stream.rate:,.0f} tok/s" if stream.task is not None else ""
         extra = "".join(f" · {text}" for text in owner.hooks.fire("status_extra") if text)
         left = (f" {name}{extra} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}"

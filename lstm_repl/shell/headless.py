@@ -21,6 +21,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput, Output
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.session.session import Session, Settings
 from lstm_repl.shell.app import ShellApp
@@ -263,7 +264,7 @@ def shell_on(loaded, settings: Settings | None = None, prefix: str = "", **optio
     """A shell on a loaded checkpoint with `prefix` already read (its transcript), seeded."""
     from lstm_repl.model import checkpoint
 
-    session = Session(loaded, settings or Settings(seed=1))
+    session = Session(loaded, settings or Settings(SampleConfig(seed=1)))
     shell = Shell(session, load_checkpoint=checkpoint.load, **options)
     if prefix:
         session.edit(0, prefix)

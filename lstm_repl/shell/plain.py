@@ -28,7 +28,7 @@ def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: Bi
     if logits is None:
         return  # nothing but whitespace came in: nothing to continue
     try:
-        for token in continue_from(model, logits, state, Sampler(settings.sample_config()), settings.length):
+        for token in continue_from(model, logits, state, Sampler(settings.sampling), settings.sampling.length):
             out.write(terminal_safe(vocab.token_text(token)))
             out.flush()
     finally:  # Ctrl-C too: the text so far ends its line

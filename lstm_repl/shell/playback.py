@@ -16,6 +16,7 @@ from typing import Callable, ContextManager
 
 from prompt_toolkit.output import Output
 
+from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model.checkpoint import Checkpoint
 from lstm_repl.model.interventions import Interventions
@@ -35,7 +36,8 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     from lstm_repl.model import checkpoint
 
     header, start = recording.header, recording.header.start
-    settings = Settings(**{name: header.settings[name] for name in SETTINGS_FIELDS if name in header.settings})
+    sampling = SampleConfig(**{name: header.settings[name] for name in SETTINGS_FIELDS if name in header.settings})
+    settings = Settings(sampling)
     session = Session(loaded, settings)
     shell = Shell(session, load_checkpoint=checkpoint.load, writes_files=False)
     if start.transcript:

@@ -61,7 +61,7 @@ class SessionRecorder:
                  clock: Callable[[], float] = time.monotonic):
         """Sampling restarts from `seed` here, so the replay, which starts from it, streams the same."""
         shell.session.reseed(seed)
-        settings = {name: getattr(shell.session.settings, name) for name in SETTINGS_FIELDS}
+        settings = {name: getattr(shell.session.settings.sampling, name) for name in SETTINGS_FIELDS}
         start = start_state(shell, message)
         header = Header(model=model_id(shell), settings=settings, columns=columns, rows=rows, start=start)
         self.writer = RecordingWriter(path, header)
@@ -104,7 +104,7 @@ class ShellRecording:
         if not path:
             return f"recording saved to {previous}" if previous else "not recording (:record FILE starts)"
         (columns, rows), target = self.terminal_size(), Path(path).expanduser()
-        seed = self.shell.session.settings.seed
+        seed = self.shell.session.settings.sampling.seed
         seed = secrets.randbelow(2**31) if seed is None else seed  # sampling is seeded, or no replay streams the same
         message = f"recording to {target} (seed {seed}) · :record alone stops"
         self.recorder = SessionRecorder(target, self.shell, columns, rows, seed, message)

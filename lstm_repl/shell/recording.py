@@ -27,6 +27,7 @@ from typing import TextIO
 from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError, LstmReplError
 from lstm_repl.safe_read import MB, parse_json, read_text, typed_object
+from lstm_repl.session.session import Settings
 
 FORMAT = "lstm-repl-recording"
 FORMAT_VERSION = 1
@@ -237,11 +238,11 @@ def _header(path: Path, data: dict) -> Header:
 
 
 def _settings(settings: dict, where: str) -> dict:
-    """The sampling settings, of their types and then through the sampler's own checks
-    (SampleConfig.check, which the command line's options and the shell's :set go through too)."""
+    """The sampling settings, of their types and then through the shell's own checks (Settings,
+    whose SampleConfig the command line's options and the shell's :temp, :len ... go through too)."""
     _fields(settings, _SETTINGS_FIELDS, where)
     try:
-        SampleConfig(**settings)
+        Settings(SampleConfig(**settings))
         return settings
     except ConfigError as exc:
         raise _broken(where, str(exc).rstrip(".")) from None
