@@ -6,17 +6,11 @@ from __future__ import annotations
 import pytest
 
 from lstm_repl.config import SampleConfig
-from lstm_repl.model import checkpoint
 from lstm_repl.session.session import Settings
 from lstm_repl.shell.headless import Headless, ShellTiming, drive
 from lstm_repl.shell.hooks import EVENTS, ShellHooks
 
 ENTER = "\r"
-
-
-@pytest.fixture
-def loaded(tiny_run):
-    return checkpoint.load(tiny_run)
 
 
 def test_hooks_call_back_in_order_and_refuse_an_unknown_event():
