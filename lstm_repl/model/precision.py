@@ -199,13 +199,7 @@ def resolve_training_precision(name: str, device: torch.device, cell: str = "lst
         fast = [p for p, x in speedups.items() if x >= MIN_SPEEDUP]
         # bf16 first: it needs no loss scaling, so fp16 must be clearly faster to be chosen
         return next((p for p in fast if speedups[p] >= 0.9 * max(speedups.values())), "fp32")
-    result = probe(device, name, cell)
-    if not result.works:
-        raise ConfigError(
-            f"--precision {name}: {device_description(device)} cannot train the {cell} in {_long(name)} "
-            f"({result.why}); use --precision fp32 or auto"
-        )
-    return name
+    return _runs_here(name, device, cell, probe, f"train the {cell}")
 
 
 def resolve_generation_precision(name: str, device: torch.device, cell: str = "lstm",
@@ -214,13 +208,15 @@ def resolve_generation_precision(name: str, device: torch.device, cell: str = "l
     token, arithmetic in fp32, the same bits per character), else fp32."""
     if name == "auto":
         return "fp16" if device.type == "cpu" and probe(device, "fp16", cell).works else "fp32"
-    if name != "fp32":
-        result = probe(device, name, cell)
-        if not result.works:
-            raise ConfigError(
-                f"--precision {name}: {device_description(device)} cannot generate in {_long(name)} "
-                f"({result.why}); use --precision fp32 or auto"
-            )
+    return name if name == "fp32" else _runs_here(name, device, cell, probe, "generate")
+
+
+def _runs_here(name: str, device: torch.device, cell: str, probe: Prober, doing: str) -> str:
+    """`name`, once the probe found that it runs here; else a one-line refusal."""
+    result = probe(device, name, cell)
+    if not result.works:
+        raise ConfigError(f"--precision {name}: {device_description(device)} cannot {doing} in {_long(name)} "
+                          f"({result.why}); use --precision fp32 or auto")
     return name
 
 
