@@ -44,7 +44,7 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     ids = encode_cached(corpus, vocab, progress)
     train_ids = split_ids(ids, config.val_fraction)[0]
     layer = output_layer(model_args.get("softmax", "auto"), config.level, train_ids, len(vocab))
-    config, model_args, plan = _planned(config, {**model_args, **layer}, planned, len(train_ids), len(vocab), ranks)
+    config, model_args, plan = _planned(config, {**model_args, **layer}, planned, train_ids, len(vocab), ranks)
     model = new_model(len(vocab), model_args, config.seed)
     if ranks.leader:
         checkpoint.remove_stale_temporaries(out_dir)
@@ -54,20 +54,21 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
                    precision=plan.precision, plan=plan)
 
 
-def _planned(config: TrainConfig, model_args: dict, planned: frozenset[str], train_tokens: int, vocab_size: int,
+def _planned(config: TrainConfig, model_args: dict, planned: frozenset[str], train_ids, vocab_size: int,
              ranks: Ranks) -> tuple[TrainConfig, dict, Plan]:
-    """plan.make_plan with its rates timed on a trial model of these settings (then dropped: the
-    run's model is made afresh from the seed, as it would be were the plan's settings given)."""
+    """plan.make_plan with its rates timed on a trial model of these settings, reading the
+    training text (then dropped: the run's model is made afresh from the seed, as it would be
+    were the plan's settings given)."""
     trial = new_model(vocab_size, model_args, config.seed).to(device_for(ranks, resolve_device(config.device)))
-    precision, rates = choose_training_precision(config, trial, ranks)
+    precision, rates = choose_training_precision(config, trial, ranks, text_ids=train_ids)
 
     def rate_at(batch_size: int) -> float:
         if batch_size == config.batch_size:
             return rates[precision]
         return choose_training_precision(replace(config, batch_size=batch_size, precision=precision), trial,
-                                         ranks)[1][precision]
+                                         ranks, text_ids=train_ids)[1][precision]
 
-    return make_plan(config, model_args, planned, train_tokens, precision, rate_at)
+    return make_plan(config, model_args, planned, len(train_ids), precision, rate_at)
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
