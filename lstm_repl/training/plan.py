@@ -73,7 +73,7 @@ class Plan:
         """What train says of it before it starts."""
         shown = {name: value for name, value in self.chosen.items() if value or name == "dropout"}
         chosen = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in shown.items()) or "nothing"
-        return (f"plan: about {self.passes:.3g} passes over {self.train_tokens:,} training tokens ({self.bound} at "
+        return (f"plan: about {self.passes:.2g} passes over {self.train_tokens:,} training tokens ({self.bound} at "
                 f"{self.tokens_per_s:,.0f} tokens/s measured here, {self.precision}): {self.regime}; set {chosen}")
 
     def record(self) -> dict:
