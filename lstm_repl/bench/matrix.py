@@ -182,5 +182,9 @@ def _margin(value) -> str:
 
 
 def _passes(row: dict) -> str:
-    plan = row["sides"].get("lstm-repl", {}).get("plan") or {}
+    """The passes lstm-repl made over its training tokens (its plan's estimate where that is all)."""
+    side = row["sides"].get("lstm-repl", {})
+    plan = side.get("plan") or {}
+    if all(_number(x) for x in (side.get("tokens_per_s"), side.get("seconds"), plan.get("train_tokens"))):
+        return f"{side['tokens_per_s'] * side['seconds'] / plan['train_tokens']:.2g}"
     return f"{plan['passes']:.2g}" if _number(plan.get("passes")) else "–"
