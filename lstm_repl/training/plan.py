@@ -31,7 +31,7 @@ class Regime:
 
 CHAR_REGIMES = (
     Regime(1.5, "under two passes: no dropout", {"dropout": 0.0, "batch_size": 32}),
-    Regime(4.0, "a few passes: light dropout", {"dropout": 0.1, "batch_size": 32}),
+    Regime(5.0, "a few passes: light dropout", {"dropout": 0.1, "batch_size": 32}),
     Regime(10.0, "many passes: dropout", {"dropout": 0.2, "output_dropout": 0.1, "batch_size": 64}),
     Regime(30.0, "tens of passes: AWD-LSTM's dropouts",
            {"dropout": 0.3, "output_dropout": 0.2, "weight_drop": 0.2, "batch_size": 64}),
