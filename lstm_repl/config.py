@@ -30,6 +30,7 @@ MIN_SEED, MAX_SEED = 0, (1 << 64) - 1  # torch.manual_seed takes these (and maps
 # most): a hand-edited config asking for 100,000 layers is refused at once, not built for minutes.
 MAX_LAYERS = 256
 MAX_WIDTH = 1 << 16  # hidden and embed
+DROPOUTS = ("dropout", "input_dropout", "output_dropout", "embed_dropout", "weight_drop")  # ModelConfig's
 MAX_VOCAB = 1 << 24  # tokens; a character vocabulary holds at most 1,114,112
 
 
@@ -53,6 +54,12 @@ class ModelConfig:
     hidden: int = 512  # units per layer (size of h and c)
     embed: int = 64  # size of the token embedding fed to layer 0
     dropout: float = 0.0  # between layers, as nn.LSTM's; training only
+    # AWD-LSTM's regularisers (model/regularise.py), training only: locked dropout on the embedded
+    # input and on the top layer's output, whole tokens dropped from the embedding, DropConnect on W_hh
+    input_dropout: float = 0.0
+    output_dropout: float = 0.0
+    embed_dropout: float = 0.0
+    weight_drop: float = 0.0
     tie_weights: bool = False  # decoder shares the embedding matrix (needs embed == hidden)
     softmax: str = "full"  # output layer, one of SOFTMAX_KINDS (model/output_head.py)
     cutoffs: list[int] = field(default_factory=list)  # adaptive: where the head and each tail cluster end
@@ -67,8 +74,9 @@ class ModelConfig:
             raise ConfigError(f"a model of {self.layers:,} layers, hidden {self.hidden:,}, embed {self.embed:,} and "
                               f"{self.vocab_size:,} tokens is beyond what this tool builds (at most {MAX_LAYERS} "
                               f"layers, {MAX_WIDTH:,} units or embedding dimensions, {MAX_VOCAB:,} tokens)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in DROPOUTS:
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be in [0, 1), got {getattr(self, name)}")
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(f"--tie-weights needs --embed equal to --hidden ({self.embed} != {self.hidden})")
         self._check_softmax()

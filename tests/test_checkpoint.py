@@ -70,7 +70,8 @@ def test_folder_holds_config_json_and_model_safetensors(saved):
     assert config["format"] == FORMAT_NAME
     assert config["format_version"] == 1  # a full softmax: version-1 readers take it (adaptive: 2)
     assert config["model"] == {"vocab_size": len(vocab), "cell": "lstm", "layers": 2, "hidden": 8, "embed": 6,
-                               "dropout": 0.1, "tie_weights": False, "softmax": "full", "cutoffs": [],
+                               "dropout": 0.1, "input_dropout": 0.0, "output_dropout": 0.0, "embed_dropout": 0.0,
+                               "weight_drop": 0.0, "tie_weights": False, "softmax": "full", "cutoffs": [],
                                "div_value": 4.0}
     assert config["vocab"] == vocab.to_json()
     assert config["training"]["seq_len"] == 16 and config["training"]["batch_size"] == 4

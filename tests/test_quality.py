@@ -24,8 +24,9 @@ def test_both_sides_train_the_same_steps_and_are_scored_on_the_held_out_text(tmp
     corpus.write_text(TINY_TEXT * 100, "utf-8")
     config = TrainConfig(batch_size=4, seq_len=16, max_steps=6, precision="fp32", eval_interval=3)
     lines = []
-    split, project, reference = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), TINY_RECIPE,
-                                                6, None, curve_points=2, report=lines.append)
+    split, sides = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), TINY_RECIPE,
+                                   6, None, curve_points=2, report=lines.append)
+    project, reference = sides["lstm-repl"], sides["reference"]
     assert len(split.held_out) == len(TINY_TEXT * 100) - len(split.train_text) > 1000
     assert project.steps == reference.steps == 6
     assert [point[0] for point in project.curve] == [point[0] for point in reference.curve] == [3, 6]
@@ -84,15 +85,77 @@ def test_word_level_sides_share_the_vocabulary_and_train_the_same_steps(tmp_path
     corpus.write_text(TINY_TEXT * 100, "utf-8")
     config = TrainConfig(level="word", batch_size=4, seq_len=16, max_steps=6, precision="fp32", eval_interval=3)
     recipe = dataclasses.replace(EXAMPLES_WORD, embed=8, hidden=16, batch_size=4, seq_len=16)
-    split, project, reference = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), recipe, 6, None)
+    split, sides = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), recipe, 6, None)
+    project, reference = sides["lstm-repl"], sides["reference"]
     assert project.steps == reference.steps == 6
     assert all(math.isfinite(side.bpc) and 0 < side.bpc < 8 for side in (project, reference))
-    _, only, none = compare_quality([str(corpus)], dataclasses.replace(config, max_steps=2), dict(hidden=16, embed=8),
-                                    recipe, 2, None, sides=("lstm-repl",))
-    assert only.steps == 2 and none is None
+    _, only = compare_quality([str(corpus)], dataclasses.replace(config, max_steps=2), dict(hidden=16, embed=8),
+                              recipe, 2, None, sides=("lstm-repl",))
+    assert list(only) == ["lstm-repl"] and only["lstm-repl"].steps == 2
 
 
 def test_without_a_corpus_it_asks_for_the_default_one(tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_REPL_CORPORA", str(tmp_path))
     result = CliRunner().invoke(cli, ["bench", "quality", "--steps", "1"])
+    one_line_error(result, "corpus get shakespeare")
+
+
+def test_the_gpt_scores_every_held_out_character_once_with_half_a_block_of_context():
+    from lstm_repl.bench.gpt import CharGPT, GPTRecipe, held_out_bits
+
+    recipe = GPTRecipe(layers=1, heads=2, width=16, block=8)
+    model = CharGPT(5, recipe).eval()
+    for length in (2, 8, 9, 13, 100):
+        ids = np.arange(length) % 5
+        bits, scored = held_out_bits(model, ids, recipe.block, batch=3)
+        assert scored == length - 1 and bits > 0
+
+
+def test_the_gpt_trains_beside_the_lstm_on_the_same_split(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TINY_TEXT * 100, "utf-8")
+    config = TrainConfig(batch_size=4, seq_len=16, max_steps=3, precision="fp32", eval_interval=3)
+    _, sides = compare_quality([str(corpus)], config, dict(hidden=16, embed=8), TINY_RECIPE, 3, None,
+                               sides=("lstm-repl", "gpt"))
+    assert sides["gpt"].steps == 3 and 0 < sides["gpt"].bpc < 8 and "reference" not in sides
+
+
+def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
+    from lstm_repl.bench import matrix
+
+    def row(cell, ours, ref, gpt=None):
+        corpus, level, minutes = cell.split("/")
+        sides = {"lstm-repl": {"bpc": ours, "plan": {"passes": 3.2}}, "reference": {"bpc": ref}}
+        if gpt:
+            sides["gpt"] = {"bpc": gpt}
+        return {"cell": cell, "corpus": corpus, "level": level, "minutes": float(minutes[:-1]), "sides": sides}
+
+    results = tmp_path / "r.jsonl"
+    matrix.append_result(results, row("shakespeare/char/10m", 2.0, 2.2, 2.1))
+    matrix.append_result(results, row("python/char/10m", 2.0, 1.98))
+    matrix.append_result(results, row("python/char/10m", 2.0, 2.01))  # run again: the newest counts
+    results.open("a").write("not json\n")
+    table = matrix.table(matrix.read_results(results)).splitlines()
+    assert len(table) == 4
+    assert "| shakespeare | char | 10 min | 3.2 | 2.000 | 2.200 | 2.100 | **+0.100** |" in table
+    assert "| python | char | 10 min | 3.2 | 2.000 | 2.010 | – | +0.010 |" in table
+
+
+def test_matrix_cells_are_chosen_by_pattern_and_the_hour_only_when_named():
+    from lstm_repl.bench import matrix
+
+    cells = matrix.default_cells()
+    assert all(c.minutes < 60 for c in matrix.select(cells, []))
+    assert [c.name for c in matrix.select(cells, ["wikitext-2/word/60m"])] == ["wikitext-2/word/60m"]
+    assert {c.level for c in matrix.select(cells, ["*/word/*"])} == {"word"}
+    assert {c.corpus for c in cells} >= {"shakespeare", "wikitext-2", "python", "paradise-lost"}
+    assert {m for c in cells for m in [c.minutes]} >= {2.0, 10.0}
+    assert all("gpt" in c.sides for c in cells if c.corpus in ("shakespeare", "python") and c.level == "char")
+
+
+def test_a_matrix_cell_without_its_corpus_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTM_REPL_CORPORA", str(tmp_path))
+    result = CliRunner().invoke(cli, ["bench", "matrix", "wikitext-2/char/2m", "--results", str(tmp_path / "r")])
+    one_line_error(result, "wikitext-2", "--corpus wikitext-2=PATH")
+    result = CliRunner().invoke(cli, ["bench", "matrix", "shakespeare/char/2m", "--results", str(tmp_path / "r")])
     one_line_error(result, "corpus get shakespeare")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,13 +20,14 @@ from lstm_repl.model import checkpoint
 from lstm_repl.training import runs
 from lstm_repl.config import ModelConfig, TrainConfig, level_defaults
 from lstm_repl.data.corpus import read_corpus, split_ids
-from lstm_repl.errors import CorpusError
+from lstm_repl.errors import ConfigError, CorpusError
 from lstm_repl.training.evaluation import evaluate_text, summed_loss
 from lstm_repl.model import LanguageModel
+from lstm_repl.bench.gpt import GPTRecipe, held_out_bits, train_gpt
 from lstm_repl.bench.reference import Recipe, train_reference
 from lstm_repl.data.vocab import build_vocab
 
-SIDES = ("lstm-repl", "reference")
+SIDES = ("lstm-repl", "reference")  # what `bench quality` trains unless told; "gpt" (bench/gpt.py) on request
 CURVE_CHARS = 100_000  # held-out characters scored at each point of a curve (the final score uses all)
 
 
@@ -48,6 +48,7 @@ class Side:
     tokens_per_s: float = 0.0
     bpc: float = math.nan  # on the whole held-out text
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, held-out bpc)
+    plan: dict | None = None  # lstm-repl's: what its plan chose (plan.Plan.record)
 
 
 def make_split(paths: list[str], workdir: Path, held_out: float = 0.1, chars: int | None = None) -> Split:
@@ -68,10 +69,13 @@ def score(model: LanguageModel, vocab, text: str) -> float:
 
 
 def run_project(split: Split, config: TrainConfig, model_args: dict, out: Path, curve_every: int | None,
-                report: Callable[[str], None]) -> Side:
-    """`lstm-repl train` on the first part, as a user would run it; its best/ scored on the rest."""
-    trainer = runs.new_run([str(split.train_file)], config, model_args, out, overwrite=True)
-    side = Side("lstm-repl", trainer.precision)
+                report: Callable[[str], None], planned: frozenset[str] = frozenset()) -> Side:
+    """`lstm-repl train` on the first part, as a user would run it (planning `planned` as train
+    plans what it is not given); its best/ scored on the rest."""
+    trainer = runs.new_run([str(split.train_file)], config, model_args, out, overwrite=True, planned=planned)
+    if trainer.plan is not None:
+        report("  " + trainer.plan.line())
+    side = Side("lstm-repl", trainer.precision, plan=trainer.plan.record() if trainer.plan else None)
     curve_text = split.held_out[:CURVE_CHARS]
 
     def on_event(event) -> None:
@@ -117,6 +121,26 @@ def run_reference(split: Split, recipe: Recipe, max_steps: int | None, time_limi
     return side
 
 
+def run_gpt(split: Split, recipe: GPTRecipe, max_steps: int | None, time_limit_s: float | None,
+            config: TrainConfig) -> Side:
+    """nanoGPT's small character GPT on the tokens lstm-repl trains on, scored over the whole
+    held-out text with at least half a block of context for each character."""
+    if config.level != "char":
+        raise ConfigError("the GPT reference is a character model; run it at char level")
+    vocab = build_vocab(split.train_text, "char", config.vocab_size, config.min_count)
+    train_ids = split_ids(vocab.encode_array(split.train_text), config.val_fraction)[0]
+    side = Side("gpt")
+
+    def on_step(step: int, seconds: float, model) -> None:
+        side.steps, side.seconds = step, seconds
+
+    model = train_gpt(train_ids, len(vocab), recipe, max_steps, time_limit_s, on_step)
+    side.tokens_per_s = side.steps * recipe.batch_size * recipe.block / max(side.seconds, 1e-9)
+    bits, _ = held_out_bits(model, vocab.encode_array(split.held_out), recipe.block)
+    side.bpc = bits / max(len(split.held_out) - 1, 1)
+    return side
+
+
 def as_language_model(reference, vocab_size: int, recipe: Recipe) -> LanguageModel:
     """The reference's weights in a LanguageModel (same names), so both are scored by one code path."""
     config = ModelConfig(vocab_size=vocab_size, hidden=recipe.hidden, embed=recipe.embed, layers=recipe.layers,
@@ -129,8 +153,8 @@ def as_language_model(reference, vocab_size: int, recipe: Recipe) -> LanguageMod
 def project_settings(recipe: str, precision: str, max_steps: int | None,
                      time_limit_s: float | None, level: str = "char") -> tuple[TrainConfig, dict]:
     """What lstm-repl trains with: its defaults at that level (as `lstm-repl train FILE --level
-    LEVEL` has them), or the char reference's own settings, for the per-step check of the
-    training loop itself."""
+    LEVEL` has them, before its plan: pass plan.PLANNED to compare_quality for that), or the char
+    reference's own settings, for the per-step check of the training loop itself."""
     bounds = dict(max_steps=max_steps, time_limit_s=time_limit_s, precision=precision, level=level)
     if recipe == "defaults":
         defaults = level_defaults(level)
@@ -147,22 +171,25 @@ def compare_quality(paths: list[str], config: TrainConfig, model_args: dict, rec
                     max_steps: int | None, time_limit_s: float | None, chars: int | None = None,
                     curve_points: int = 0, keep: Path | None = None,
                     report: Callable[[str], None] = lambda line: None,
-                    sides: tuple[str, ...] = SIDES) -> tuple[Split, Side | None, Side | None]:
-    """Train the project (config, model_args) and the reference, one after the other (or only
-    those in `sides`: on a shared machine each may run as its own command; None for the other)."""
-    project = reference = None
+                    sides: tuple[str, ...] = SIDES, planned: frozenset[str] = frozenset(),
+                    ) -> tuple[Split, dict[str, Side]]:
+    """Train the project (config, model_args, planning `planned`), the reference and, if asked,
+    the GPT, one after the other (only those in `sides`: on a shared machine each may run as its
+    own command). -> the split, and each side trained by its name."""
+    trained: dict[str, Side] = {}
     with tempfile.TemporaryDirectory(prefix="lstm-repl-quality-") as scratch:
         split = make_split(paths, Path(scratch), chars=chars)
         curve_every = max(1, max_steps // curve_points) if curve_points and max_steps else None
         if curve_every:
             config = TrainConfig(**{**config.__dict__, "eval_interval": curve_every})
         report(f"{split.name}: {len(split.train_text):,} characters to train on, {len(split.held_out):,} held out")
-        started = time.perf_counter()
         if "lstm-repl" in sides:
-            project = run_project(split, config, model_args, keep or Path(scratch) / "run", curve_every, report)
-            report(f"lstm-repl: {project.steps} steps, held-out bpc {project.bpc:.4f} "
-                   f"({time.perf_counter() - started:.0f} s with validation)")
+            trained["lstm-repl"] = run_project(split, config, model_args, keep or Path(scratch) / "run", curve_every,
+                                               report, planned)
         if "reference" in sides:
-            reference = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report, config)
-            report(f"reference: {reference.steps} steps, held-out bpc {reference.bpc:.4f}")
-    return split, project, reference
+            trained["reference"] = run_reference(split, recipe, max_steps, time_limit_s, curve_every, report, config)
+        if "gpt" in sides:
+            trained["gpt"] = run_gpt(split, GPTRecipe(), max_steps, time_limit_s, config)
+        for side in trained.values():
+            report(f"{side.name}: {side.steps} steps, held-out bpc {side.bpc:.4f}")
+    return split, trained

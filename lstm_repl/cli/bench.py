@@ -235,8 +235,9 @@ DEFAULT_QUALITY_CHARS = 1_115_000  # about tinyshakespeare's size
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep lstm-repl's run in this folder.")
 @click.option("--level", type=click.Choice(["char", "word"]), default="char", show_default=True,
               help="word: lstm-repl's word-level defaults against pytorch/examples' word_language_model recipe.")
-@click.option("--side", type=click.Choice(["both", "lstm-repl", "reference"]), default="both", show_default=True,
-              help="Train one side only (on a shared machine, each in its own command).")
+@click.option("--side", type=click.Choice(["both", "lstm-repl", "reference", "gpt", "all"]), default="both",
+              show_default=True, help="Train one side only (on a shared machine, each in its own command); "
+              "gpt: nanoGPT's small character GPT; all: the three.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curve_points, keep, level, side,
                           as_json) -> None:
@@ -249,6 +250,7 @@ def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curv
 
     from lstm_repl.bench.quality import SIDES, compare_quality, project_settings
     from lstm_repl.bench.reference import recipe_for
+    from lstm_repl.training.plan import PLANNED
 
     if recipe == "reference" and level == "word":
         raise click.UsageError("--recipe reference is the char-level per-step check; use --recipe defaults")
@@ -257,11 +259,13 @@ def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curv
         paths, chars = [str(_default_quality_corpus())], chars or DEFAULT_QUALITY_CHARS
     time_limit = None if steps else minutes * 60
     config, model_args = project_settings(recipe, precision, steps, time_limit, level)
-    split, project, reference = compare_quality(paths, config, model_args, recipe_for(level), steps, time_limit,
-                                                chars, curve_points if steps else 0, Path(keep) if keep else None,
-                                                report=lambda line: click.echo(line, err=True),
-                                                sides=SIDES if side == "both" else (side,))
-    present = [s for s in (project, reference) if s is not None]
+    wanted = {"both": SIDES, "all": (*SIDES, "gpt")}.get(side, (side,))
+    split, sides = compare_quality(paths, config, model_args, recipe_for(level), steps, time_limit,
+                                   chars, curve_points if steps else 0, Path(keep) if keep else None,
+                                   report=lambda line: click.echo(terminal_line(line), err=True), sides=wanted,
+                                   planned=frozenset(PLANNED) if recipe == "defaults" else frozenset())
+    project, reference = sides.get("lstm-repl"), sides.get("reference")
+    present = list(sides.values())
     result = {"corpus": split.name, "level": level, "bound": f"{steps} steps" if steps else f"{minutes:g} minutes",
               "recipe": recipe, "precision": project.precision if project else "fp32",
               "sides": {s.name: s.__dict__ for s in present}}
@@ -277,6 +281,53 @@ def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curv
     if "difference_bpc" in result:
         better = "lstm-repl better" if result["difference_bpc"] > 0 else "the reference better"
         click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
+
+
+@bench.command("matrix")
+@click.argument("cells", nargs=-1)
+@click.option("--corpus", "given", multiple=True, metavar="NAME=PATH",
+              help="Where a corpus of the matrix lies (wikitext-2 has no catalogue entry: give its file).")
+@click.option("--results", type=click.Path(dir_okay=False), default="bench-matrix.jsonl", show_default=True,
+              help="Each cell's figures are appended here as it ends.")
+@click.option("--list", "listing", is_flag=True, help="List the cells and stop.")
+@click.option("--table", "as_table", is_flag=True, help="Print the results file as the README's table and stop.")
+def bench_matrix_command(cells, given, results, listing, as_table) -> None:
+    """The defaults against the plain references (and nanoGPT's small GPT) on several kinds of text,
+    at 2 and 10 minutes, char and word level: CELLS are names or patterns such as
+    'shakespeare/char/*' (default: every cell under an hour; wikitext-2/word/60m only when named).
+    Each cell trains its sides one after the other for equal time and appends a row to --results."""
+    from pathlib import Path
+
+    from lstm_repl.bench import matrix
+    from lstm_repl.data import catalogue as corpora
+
+    chosen = matrix.select(matrix.default_cells(), list(cells))
+    if listing:
+        for cell in chosen:
+            click.echo(f"{cell.name:<28} {', '.join(cell.sides)}")
+        return
+    if as_table:
+        click.echo(matrix.table(matrix.read_results(Path(results))))
+        return
+    paths_given = dict(_name_and_path(item) for item in given)
+
+    def locate(name: str):
+        path = corpora.target_path(corpora.find(corpora.load_catalogue(), name))
+        return path if path.is_file() else None
+
+    for cell in chosen:
+        paths, chars = matrix.corpus_paths(cell, paths_given, locate)
+        click.echo(f"{cell.name}: {', '.join(cell.sides)}, {cell.minutes:g} minutes each", err=True)
+        row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True))
+        matrix.append_result(Path(results), row)
+        click.echo(terminal_line(matrix.table([row]).splitlines()[-1]))
+
+
+def _name_and_path(item: str) -> tuple[str, str]:
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+        raise click.BadParameter(f"{item!r}: write NAME=PATH, e.g. wikitext-2=wiki.valid.txt", param_hint="--corpus")
+    return name, path
 
 
 def _default_quality_corpus():

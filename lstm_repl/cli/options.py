@@ -30,9 +30,11 @@ from lstm_repl.config import (
     level_defaults,
 )
 from lstm_repl.training.cutoffs import ADAPTIVE_FROM
+from lstm_repl.training.plan import PLANNED
 
 # ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
-MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "tie_weights", "softmax")
+MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "input_dropout", "output_dropout", "embed_dropout",
+                "weight_drop", "tie_weights", "softmax")
 
 
 def default(config_class: type, name: str):
@@ -96,7 +98,10 @@ def _model(name: str, *flags: str, **kwargs):
 
 def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs):
     """An option defaulting to the dataclass's value; where word level has its own
-    (config.WORD_DEFAULTS), no default is set here and split_settings fills in the level's."""
+    (config.WORD_DEFAULTS) or train's plan chooses it (plan.PLANNED), no default is set here and
+    split_settings fills in the level's."""
+    if name in PLANNED:
+        return click.option(*flags, default=None, help=f"{help} [default: train plans it]".strip(), **kwargs)
     if name not in WORD_DEFAULTS:
         return click.option(*flags, default=default(config_class, name), show_default=True, help=help, **kwargs)
     shown = f"[default: {default(config_class, name):g}; word level: {WORD_DEFAULTS[name]:g}]"
@@ -115,8 +120,15 @@ TRAINING_OPTIONS = [
     _model("layers", "--layers", type=COUNT),
     _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
     _model("embed", "--embed", type=COUNT, help="Embedding size."),
-    _model("dropout", "--dropout", type=FRACTION,
-           help="Dropout between layers, as nn.LSTM's; for long runs that overfit."),
+    _model("dropout", "--dropout", type=FRACTION, help="Dropout between layers, as nn.LSTM's."),
+    _model("input_dropout", "--input-dropout", type=FRACTION,
+           help="Locked dropout on the embedded input (AWD-LSTM's dropouti)."),
+    _model("output_dropout", "--output-dropout", type=FRACTION,
+           help="Locked dropout on the top layer's output (AWD-LSTM's dropout)."),
+    _model("embed_dropout", "--embed-dropout", type=FRACTION,
+           help="Whole tokens dropped from the embedding (AWD-LSTM's dropoute)."),
+    _model("weight_drop", "--weight-drop", type=FRACTION,
+           help="DropConnect on the recurrent matrices W_hh (AWD-LSTM's wdrop)."),
     click.option("--tie-weights", is_flag=True,
                  help="Share the embedding and decoder matrices (needs --embed = --hidden)."),
     click.option("--softmax", type=click.Choice(["auto", *SOFTMAX_KINDS]), default="auto", show_default=True,
@@ -172,12 +184,17 @@ def with_options(options: list) -> Callable:
 TRAIN_NAMES = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+def left_to_plan(opts: dict) -> frozenset[str]:
+    """The settings of plan.PLANNED not given on the command line: train's plan chooses them."""
+    return frozenset(name for name in PLANNED if name in opts and opts[name] is None)
+
+
 def split_settings(opts: dict) -> tuple[dict, dict]:
     """A command's parsed options -> (TrainConfig fields, ModelConfig fields); others are left out.
     An option left unset (None) with a level-specific default takes its level's (or the dataclass's)."""
     by_level = level_defaults(opts.get("level") or "char")
     opts = {name: by_level.get(name, default(TrainConfig if name in TRAIN_NAMES else ModelConfig, name))
-            if value is None and name in WORD_DEFAULTS else value for name, value in opts.items()}
+            if value is None and (name in WORD_DEFAULTS or name in PLANNED) else value for name, value in opts.items()}
     train_names = TRAIN_NAMES
     train = {name: value for name, value in opts.items() if name in train_names}
     model = {name: opts[name] for name in MODEL_FIELDS if name in opts}

@@ -11,6 +11,7 @@ from lstm_repl.cli.options import (
     CELL_OPTION,
     POSITIVE,
     TRAINING_OPTIONS,
+    left_to_plan,
     parse_duration,
     split_settings,
     with_options,
@@ -91,7 +92,7 @@ def _assemble(ctx: click.Context, corpus, folder, resume_dir, overwrite, ranks, 
         out = ctx.params["out_dir"]  # given again: it must be the run's own folder
         return runs.resumed_run(resume_dir, list(corpus), overrides, restated, out, ranks, progress)
     config, model_args = _settings(opts)
-    return runs.new_run(list(corpus), config, model_args, folder, overwrite, ranks, progress)
+    return runs.new_run(list(corpus), config, model_args, folder, overwrite, ranks, progress, left_to_plan(opts))
 
 
 def _run_quietly(trainer) -> None:
@@ -140,6 +141,8 @@ def _run_with_display(trainer) -> None:
     from lstm_repl.terminal_text import terminal_line
 
     reporter = RichReporter(Console(stderr=True)) if sys.stderr.isatty() else PlainReporter(sys.stderr)
+    if trainer.plan is not None:
+        click.echo(terminal_line(trainer.plan.line()), err=True)
     try:
         summary = trainer.run(reporter)
     finally:

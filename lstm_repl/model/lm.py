@@ -17,6 +17,7 @@ from lstm_repl.config import ModelConfig
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.model.base import Gates, State
 from lstm_repl.model.output_head import make_head
+from lstm_repl.model.regularise import embedding_dropout, locked_dropout, run_with_weight_drop
 
 
 class LanguageModel(nn.Module):
@@ -56,7 +57,11 @@ class LanguageModel(nn.Module):
         """Fused path without the decoder, for reading text whose logits are not all wanted (a
         T x V tensor is hundreds of MB at word level). tokens: (B, T) -> top h (B, T, H), state."""
         assert tokens.dim() == 2, f"tokens must be (batch, time), got {tuple(tokens.shape)}"
-        return self.rnn.run(self.embedding(tokens), state)
+        config, training = self.config, self.training
+        x = locked_dropout(embedding_dropout(self.embedding, tokens, config.embed_dropout, training),
+                           config.input_dropout, training)
+        out, state = run_with_weight_drop(self.rnn, x, state, config.weight_drop, training)
+        return locked_dropout(out, config.output_dropout, training), state
 
     def step(
         self, token: torch.Tensor, state: State | None = None, precision: str = "fp32",

@@ -189,17 +189,30 @@ def probe_generation(device: torch.device, precision: str, cell: str = "lstm") -
 # ---------------------------------------------------------------- deciding
 
 
+Rates = Callable[[tuple[str, ...]], dict[str, float]]  # precisions -> training tokens a second in each
+
+
 def resolve_training_precision(name: str, device: torch.device, cell: str = "lstm",
                                probe: Prober = probe_training) -> str:
+    """decide_training_precision on the probe's stand-in model alone."""
+    return decide_training_precision(name, device, cell, None, probe)[0]
+
+
+def decide_training_precision(name: str, device: torch.device, cell: str, rates_of: Rates | None,
+                              probe: Prober = probe_training) -> tuple[str, dict[str, float]]:
     """auto: a lower precision that ran here and measured at least MIN_SPEEDUP times as fast as
-    fp32 (bf16 unless fp16 is clearly faster), else fp32. An explicit precision that does not
-    run is refused in one line."""
-    if name == "auto":
-        speedups = {p: r.speedup or 0.0 for p in TRAINING_CANDIDATES if (r := probe(device, p, cell)).works}
-        fast = [p for p, x in speedups.items() if x >= MIN_SPEEDUP]
-        # bf16 first: it needs no loss scaling, so fp16 must be clearly faster to be chosen
-        return next((p for p in fast if speedups[p] >= 0.9 * max(speedups.values())), "fp32")
-    return _runs_here(name, device, cell, probe, f"train the {cell}")
+    fp32 (bf16 unless fp16 is clearly faster), else fp32. rates_of times the model being trained
+    in the precisions that run (step_rate); without it, the probe's stand-in speedups decide. An
+    explicit precision that does not run is refused in one line. -> (precision, rates measured)."""
+    if name != "auto":
+        chosen = _runs_here(name, device, cell, probe, f"train the {cell}")
+        return chosen, rates_of((chosen,)) if rates_of else {}
+    working = [p for p in TRAINING_CANDIDATES if probe(device, p, cell).works]
+    rates = rates_of(("fp32", *working)) if rates_of else {}
+    speedups = {p: rates[p] / rates["fp32"] if rates else probe(device, p, cell).speedup or 0.0 for p in working}
+    fast = [p for p, x in speedups.items() if x >= MIN_SPEEDUP]
+    # bf16 first: it needs no loss scaling, so fp16 must be clearly faster to be chosen
+    return next((p for p in fast if speedups[p] >= 0.9 * max(speedups.values())), "fp32"), rates
 
 
 def resolve_generation_precision(name: str, device: torch.device, cell: str = "lstm",

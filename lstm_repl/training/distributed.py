@@ -86,6 +86,15 @@ def agree(ranks: Ranks, *flags: bool) -> list[bool]:
     return [bool(v) for v in values.tolist()]
 
 
+def from_leader(ranks: Ranks, values: list[float]) -> list[float]:
+    """The first process's values on every process (a measured speed, so all plan alike)."""
+    if not ranks.active:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    dist.broadcast(tensor, src=0)
+    return tensor.tolist()
+
+
 def mean(ranks: Ranks, value: torch.Tensor) -> torch.Tensor:
     """The mean over processes (of a loss: then every process decides alike whether it is finite)."""
     if not ranks.active:

@@ -54,7 +54,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"# {name}",
         "",
         f"A {level}-level {model['cell'].upper()} language model, {model['layers']} layers x {model['hidden']} units "
-        f"(embedding {model['embed']}, dropout {model['dropout']}), trained by `lstm-repl train` itself.",
+        f"(embedding {model['embed']}, {_regularisers(model)}), trained by `lstm-repl train` itself.",
         "",
         "| | |",
         "| --- | --- |",
@@ -68,6 +68,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         f"| parameters | {parameters['total']:,} (embedding {parameters['embedding']:,}, "
         f"recurrent {parameters['rnn']:,}, decoder {parameters['decoder']:,}) |",
         f"| vocabulary | {len(loaded.vocab):,} tokens |",
+        *_plan_row(info.get("plan")),
         *_held_out_row(loaded, corpus, corpus_paths),
         "",
         "## Learning curve",
@@ -86,6 +87,23 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
         "",
     ]
     return "\n".join(lines)
+
+
+def _regularisers(model: dict) -> str:
+    """'dropout 0.2' and AWD-LSTM's regularisers where they were on."""
+    named = {"dropout": "dropout", "input_dropout": "input dropout", "output_dropout": "output dropout",
+             "embed_dropout": "embedding dropout", "weight_drop": "weight drop"}
+    return ", ".join(f"{shown} {model.get(key, 0)}" for key, shown in named.items()
+                     if key == "dropout" or model.get(key))
+
+
+def _plan_row(plan) -> list[str]:
+    """What train planned (training/plan.py), as config.json recorded it."""
+    if not isinstance(plan, dict) or not all(isinstance(plan.get(k), (int, float)) for k in ("passes", "tokens_per_s")):
+        return []
+    words = {k: plan.get(k) if isinstance(plan.get(k), str) else "?" for k in ("bound", "regime")}
+    return [f"| plan | about {plan['passes']:.3g} passes over the training tokens ({words['bound']} at "
+            f"{plan['tokens_per_s']:,.0f} tokens/s): {words['regime']} |"]
 
 
 def _figure(metrics: dict, key: str) -> float:

@@ -30,6 +30,7 @@ class RunSetup:
     corpus_paths: list[str]  # where its files lie: kept in last/ for --resume alone
     device: torch.device
     precision: str
+    plan: dict | None = None  # what the planner chose and why (plan.Plan.record), kept across resumes
 
 
 def metric_names(level: str) -> str:
@@ -58,7 +59,8 @@ def start_record(setup: RunSetup, model: LanguageModel, train_tokens: int, val_t
     return {"device": setup.device.type, "device_name": device_name(setup.device),
             "precision": setup.precision, "parameters": count_parameters(model)["total"],
             "train_tokens": train_tokens, "val_tokens": val_tokens,
-            "vocab_size": len(setup.vocab), "out_dir": str(setup.out_dir), "resumed_at": resumed_at}
+            "vocab_size": len(setup.vocab), "out_dir": str(setup.out_dir), "resumed_at": resumed_at,
+            "plan": setup.plan}
 
 
 def step_record(pos: Position, bounds: Bounds, chunks_per_epoch: int, lr: float, train_loss: float | None,
@@ -78,7 +80,8 @@ def checkpoint_info(setup: RunSetup, model: LanguageModel, pos: Position) -> dic
                f"best_val_{metric_names(level)}": None if best is None else quality(level, best)}
     return {"corpus": setup.corpus_info, "metrics": metrics, "parameters": count_parameters(model),
             "train_time_s": round(pos.elapsed_s, 2), "device": setup.device.type,
-            "device_name": device_name(setup.device), "precision": setup.precision}
+            "device_name": device_name(setup.device), "precision": setup.precision,
+            **({"plan": setup.plan} if setup.plan else {})}
 
 
 def corpus_names(paths: list[str], files: list[Path]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from lstm_repl.model import checkpoint
@@ -19,7 +20,10 @@ from lstm_repl.data.corpus import (
     split_ids,
     tail_pieces,
 )
-from lstm_repl.training.distributed import Ranks
+from lstm_repl.model.devices import resolve_device
+from lstm_repl.training.distributed import Ranks, device_for
+from lstm_repl.training.plan import Plan, make_plan
+from lstm_repl.training.step_rate import choose_training_precision
 from lstm_repl.errors import CheckpointError, ConfigError, CorpusError, LstmReplError
 from lstm_repl.training.run_records import corpus_names
 from lstm_repl.safe_read import read_json
@@ -27,10 +31,12 @@ from lstm_repl.training.trainer import LOG_FILE, Trainer, check_writable, new_mo
 
 
 def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_dir: Path, overwrite: bool,
-            ranks: Ranks = Ranks(), progress: Progress = no_progress) -> Trainer:
+            ranks: Ranks = Ranks(), progress: Progress = no_progress, planned: frozenset[str] = frozenset()) -> Trainer:
     """A fresh run. model_args: the ModelConfig fields other than vocab_size. ranks: this process
     among several (torchrun): only the first one looks at and tidies the run folder. progress:
-    told how far the streaming passes over the corpus have come."""
+    told how far the streaming passes over the corpus have come. planned: the settings (of
+    plan.PLANNED) the plan chooses, by the passes this machine makes in the budget; the others
+    are as given. The plan, and the precision timed on the model, are recorded in the run."""
     if ranks.leader:
         _check_fresh(out_dir, overwrite)
     corpus = scan(corpus_paths, config.encoding, progress)
@@ -38,12 +44,31 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
     ids = encode_cached(corpus, vocab, progress)
     train_ids = split_ids(ids, config.val_fraction)[0]
     layer = output_layer(model_args.get("softmax", "auto"), config.level, train_ids, len(vocab))
-    model = new_model(len(vocab), {**model_args, **layer}, config.seed)
+    config, model_args, plan = _planned(config, {**model_args, **layer}, planned, train_ids, len(vocab), ranks)
+    model = new_model(len(vocab), model_args, config.seed)
     if ranks.leader:
         checkpoint.remove_stale_temporaries(out_dir)
     recorded = _corpus_info(corpus, corpus_names(corpus_paths, corpus.files), len(ids))
     return Trainer(model, vocab, ids, config, out_dir, recorded, ranks=ranks, corpus_paths=_located(corpus),
-                   val_pieces=_held_out_pieces(corpus, vocab, len(ids), config.val_fraction))
+                   val_pieces=_held_out_pieces(corpus, vocab, len(ids), config.val_fraction),
+                   precision=plan.precision, plan=plan)
+
+
+def _planned(config: TrainConfig, model_args: dict, planned: frozenset[str], train_ids, vocab_size: int,
+             ranks: Ranks) -> tuple[TrainConfig, dict, Plan]:
+    """plan.make_plan with its rates timed on a trial model of these settings, reading the
+    training text (then dropped: the run's model is made afresh from the seed, as it would be
+    were the plan's settings given)."""
+    trial = new_model(vocab_size, model_args, config.seed).to(device_for(ranks, resolve_device(config.device)))
+    precision, rates = choose_training_precision(config, trial, ranks, text_ids=train_ids)
+
+    def rate_at(batch_size: int) -> float:
+        if batch_size == config.batch_size:
+            return rates[precision]
+        return choose_training_precision(replace(config, batch_size=batch_size, precision=precision), trial,
+                                         ranks, text_ids=train_ids)[1][precision]
+
+    return make_plan(config, model_args, planned, len(train_ids), precision, rate_at)
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
@@ -73,7 +98,7 @@ def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, resta
     ids = encode_cached(corpus, saved.vocab, progress)
     trainer = Trainer(saved.model, saved.vocab, ids, config, out_dir, _names_only(corpus_info), resume=saved.resume,
                       val_pieces=_held_out_pieces(corpus, saved.vocab, len(ids), config.val_fraction),
-                      ranks=ranks, corpus_paths=_located(corpus))
+                      ranks=ranks, corpus_paths=_located(corpus), plan=saved.info.get("plan"))
     # best/ may be newer than last/ (last/ failed to save after it, a full disk): never let a worse
     # model replace it because last/ remembers an older best
     trainer.position.best_val_loss = min(trainer.position.best_val_loss, _best_saved(out_dir))

@@ -30,7 +30,7 @@ from lstm_repl.errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from lstm_repl.training.evaluation import summed_loss, validation_extent
 from lstm_repl.training.events import Event, Report
 from lstm_repl.model import LanguageModel, State
-from lstm_repl.model.precision import autocast, resolve_training_precision
+from lstm_repl.model.precision import autocast
 from lstm_repl.training import resume_state
 from lstm_repl.training.run_files import RunFolder
 from lstm_repl.training.run_records import (
@@ -45,6 +45,8 @@ from lstm_repl.training.run_records import (
 from lstm_repl.training.runlog import LOG_FILE, RunLog, Throughput
 from lstm_repl.session.sampling import generate
 from lstm_repl.training.schedule import Bounds, Position, learning_rate
+from lstm_repl.training.plan import Plan
+from lstm_repl.training.step_rate import choose_training_precision
 from lstm_repl.data.vocab import Vocab
 
 __all__ = ["LOG_FILE", "Event", "Trainer", "check_writable", "metric_names", "new_model", "quality"]
@@ -67,18 +69,24 @@ def detach(state: State) -> State:
 class Trainer:
     def __init__(self, model: LanguageModel, vocab: Vocab, ids: np.ndarray, config: TrainConfig, out_dir: Path,
                  corpus_info: dict, resume: dict | None = None, val_pieces: list[str] | None = None,
-                 ranks: Ranks = Ranks(), corpus_paths: list[str] | None = None):
+                 ranks: Ranks = Ranks(), corpus_paths: list[str] | None = None, precision: str | None = None,
+                 plan: Plan | dict | None = None):
         """ids: the corpus's token ids, in memory or memory-mapped from a token file (only each
         step's window is read and turned into int64); corpus_info: the corpus as checkpoints
         record it (file names, sha256, sizes); val_pieces: the text as written of the held-out
         tokens a validation reads (capped_validation), for exact characters and words; ranks: this
         process among several (distributed.py), each with config.batch_size streams; corpus_paths:
-        where its files lie, kept in last/ for --resume alone."""
+        where its files lie, kept in last/ for --resume alone; precision: as already chosen (by
+        the plan), else config.precision resolved on this model; plan: what the planner chose (a
+        resumed run: as its checkpoint recorded it)."""
         self.config, self.vocab, self.out_dir, self.ranks = config, vocab, out_dir, ranks
         self.device = device_for(ranks, resolve_device(config.device))
-        self.precision = resolve_training_precision(config.precision, self.device, model.config.cell)
-        self.setup = RunSetup(config, vocab, out_dir, corpus_info, corpus_paths or [], self.device, self.precision)
         self.model = model.to(self.device).train()
+        self.precision = precision or choose_training_precision(config, self.model, ranks)[0]
+        self.plan = plan if isinstance(plan, Plan) else None  # made for this run (train says it)
+        recorded_plan = plan.record() if isinstance(plan, Plan) else plan if isinstance(plan, dict) else None
+        self.setup = RunSetup(config, vocab, out_dir, corpus_info, corpus_paths or [], self.device, self.precision,
+                              recorded_plan)
         train_ids, val_ids = split_ids(ids, config.val_fraction)
         self.val_ids = capped_validation(val_ids)
         self.val_extent = validation_extent(vocab, self.val_ids, val_pieces)  # characters, word starts
