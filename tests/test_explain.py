@@ -10,32 +10,18 @@ import torch
 from click.testing import CliRunner
 
 from lstm_repl.analysis.explain import explain_unit
-from lstm_repl.cells import cell_kinds
 from lstm_repl.cli.main import cli
-from lstm_repl.config import TrainConfig
 from lstm_repl.data.vocab import UNK_ID
 from lstm_repl.model import checkpoint
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.session.session import Session
 from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
-from lstm_repl.training import runs
 
 from helpers import one_line_error
 
 TEXT = "Before we proceed any further, hear me"
 ORDER = {"lstm": "figo", "peephole": "figo", "coupled": "fgo", "gru": "rzn", "rnn": "h"}  # as the README lists them
 BLOCKS = {"lstm": "ifgo", "peephole": "ifgo", "coupled": "fgo", "gru": "rzn", "rnn": "h"}
-
-
-@pytest.fixture(scope="module", params=cell_kinds())
-def kind_run(request, tiny_corpus, tmp_path_factory):
-    """(kind, run folder) of a 2 x 16 model of each kind, trained 40 steps."""
-    config = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_interval=40, log_interval=10,
-                         precision="fp32", lr=0.01, warmup=0.1)
-    model_args = {"cell": request.param, "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
-    trainer = runs.new_run([str(tiny_corpus)], config, model_args, tmp_path_factory.mktemp(request.param), False)
-    trainer.run()
-    return request.param, trainer.out_dir
 
 
 def _expected(model, ids: list[int], layer: int, unit: int) -> dict:
