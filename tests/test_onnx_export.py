@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from lstm_repl.cli.main import cli
 from lstm_repl.model import checkpoint
 
-from helpers import TINY_TEXT, one_line_error
+from helpers import TINY_TEXT, one_line_error, train_tiny
 
 STEPS = 300
 
@@ -69,14 +69,16 @@ def test_without_the_onnx_package_export_onnx_is_one_line_naming_the_extra(tiny_
     assert "scripts/setup" in line and not (tmp_path / "model").exists()
 
 
-def test_a_word_model_exports_too(tiny_word_run, tmp_path):
-    assert _export(tiny_word_run, tmp_path / "model", "--onnx").exit_code == 0
+def test_a_word_model_with_the_adaptive_softmax_exports_too(tiny_corpus, tmp_path):
+    run = train_tiny(tiny_corpus, tmp_path / "run", "--level", "word", "--softmax", "adaptive", steps=60)
+    assert _export(run, tmp_path / "model", "--onnx").exit_code == 0
     session = onnxruntime.InferenceSession(str(tmp_path / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
     loaded = checkpoint.load(tmp_path / "model")
-    ids = loaded.vocab.encode("Speak, speak. You are all resolved")
+    assert loaded.model.config.softmax == "adaptive"
+    ids = loaded.vocab.encode(TINY_TEXT)
     state = [s.numpy() for s in loaded.model.zero_state(1)]
     with torch.inference_mode():
-        fused, _ = loaded.model.eval()(torch.tensor([ids]))
+        fused, _ = loaded.model.eval()(torch.tensor([ids]))  # log-probabilities, as the ONNX step gives them
     for t, token in enumerate(ids):
         logits, *state = session.run(None, {"token": np.array([token], dtype=np.int64), "h": state[0], "c": state[1]})
         np.testing.assert_allclose(logits[0], fused[0, t].numpy(), atol=1e-4)
