@@ -11,6 +11,7 @@ import numpy as np
 
 from lstm_repl.analysis.heatmap import grid_html
 from lstm_repl.data.vocab import Vocab
+from lstm_repl.errors import ConfigError
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.quantities import Quantity
@@ -52,8 +53,6 @@ class Trace:
     def __getitem__(self, symbol: str) -> np.ndarray:
         """One quantity of every layer: (layers, T, hidden)."""
         if symbol not in self.layers[0]:
-            from lstm_repl.errors import ConfigError
-
             raise ConfigError(f"a {self.cell} trace has {', '.join(self.layers[0])}, not {symbol!r}")
         return np.stack([layer[symbol] for layer in self.layers])
 
