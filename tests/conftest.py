@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from helpers import TINY_TEXT, train_tiny
+from lstm_repl.cells import cell_kinds
 
 # Caches and user state go to a temporary folder, never the user's home.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="lstm-repl-tests-"))
@@ -41,6 +42,20 @@ def tiny_run(tiny_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_word_run(tiny_corpus, tmp_path_factory) -> Path:
     return train_tiny(tiny_corpus, tmp_path_factory.mktemp("runs") / "tiny-word", "--level", "word", steps=100)
+
+
+@pytest.fixture(scope="session", params=cell_kinds())
+def kind_run(request, tiny_corpus, tmp_path_factory):
+    """(kind, run folder) of a 2 x 16 model of each cell kind, trained for 40 steps."""
+    from lstm_repl.config import TrainConfig
+    from lstm_repl.training import runs
+
+    config = TrainConfig(batch_size=4, seq_len=16, max_steps=40, eval_interval=40, log_interval=10,
+                         precision="fp32", lr=0.01, warmup=0.1)
+    model_args = {"cell": request.param, "layers": 2, "hidden": 16, "embed": 8, "dropout": 0.0, "tie_weights": False}
+    trainer = runs.new_run([str(tiny_corpus)], config, model_args, tmp_path_factory.mktemp(request.param), False)
+    trainer.run()
+    return request.param, trainer.out_dir
 
 
 @pytest.fixture

@@ -76,6 +76,23 @@ def _span(rgb, text: str) -> str:
     return f'<span style="background:rgb{rgb}">{html.escape(text)}</span>'
 
 
+def grid_html(title: str, columns: list[str], rows: list[str], values: np.ndarray, signed: bool) -> str:
+    """A self-contained HTML fragment (a notebook's cell output): a table with a column per token
+    and a row per unit, each cell coloured by values[row, column], its value in the tooltip. Every
+    title, token and label is escaped: they are data."""
+    head = "".join(f'<th style="{_CELL}writing-mode:vertical-rl">{html.escape(c)}</th>' for c in columns)
+    body = []
+    for label, row in zip(rows, values.tolist()):
+        cells = "".join(f'<td title="{v:.4g}" style="{_CELL}background:rgb{colour(v, signed)}"></td>' for v in row)
+        body.append(f'<tr><th style="{_CELL}text-align:right">{html.escape(label)}</th>{cells}</tr>')
+    return (f'<div style="overflow-x:auto"><p style="font-family:sans-serif">{html.escape(title)}</p>'
+            f'<table style="border-collapse:collapse;font-family:monospace;font-size:11px">'
+            f"<tr><th></th>{head}</tr>{''.join(body)}</table>{_LEGEND}</div>")
+
+
+_CELL = "padding:0;min-width:0.9em;height:0.9em;border:0;"
+
+
 _HEAD = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>

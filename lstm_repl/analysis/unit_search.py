@@ -73,9 +73,14 @@ def gate_symbols(model: LanguageModel) -> list[str]:
 
 def saturation(model: LanguageModel, vocab: Vocab, text: str) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
     """(layer, gate) -> per unit (share of tokens below 0.1, share above 0.9)."""
+    return saturation_of_ids(model, tokenize(vocab, text).ids)
+
+
+def saturation_of_ids(model: LanguageModel, ids: np.ndarray) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
+    """saturation() of token ids. Leaves the model in eval mode (the caller restores training)."""
     gates = set(gate_symbols(model))
     accumulators: dict[tuple[int, str], SaturationAccumulator] = {}
-    for chunk in trace_units(model, tokenize(vocab, text).ids):
+    for chunk in trace_units(model, ids):
         for (layer, symbol), values in chunk.values.items():
             if symbol in gates:
                 accumulators.setdefault((layer, symbol), SaturationAccumulator(model.config.hidden)).add(values)

@@ -15,13 +15,11 @@ import click
 def evaluate(ckpt, corpus, encoding, as_json) -> None:
     """Bits per character and perplexity per word of CKPT on CORPUS (for char and word models
     alike, so they compare), the loss per token, the unknown-token rate, and speed."""
-    from lstm_repl.model import checkpoint
+    from lstm_repl.api import load
     from lstm_repl.data.corpus import read_corpus
-    from lstm_repl.training.evaluation import evaluate_text
 
-    loaded = checkpoint.load(ckpt)
-    text = read_corpus(list(corpus), encoding).text
-    result = evaluate_text(loaded.model, loaded.vocab, text)
+    model = load(ckpt)
+    result = model.evaluation(read_corpus(list(corpus), encoding).text)
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -12,12 +12,14 @@ import click
 @click.argument("dest", type=click.Path())
 @click.option("--command", "command", required=True, help="The exact command that trained it (for the card).")
 @click.option("--prompt", default="", help="Prompt for the card's sample.")
-def export(run, dest, command, prompt) -> None:
+@click.option("--onnx", is_flag=True, help="Also write model.onnx: the one-token step, its state (h, c per layer) "
+                                          "an input and an output (needs the onnx extra).")
+def export(run, dest, command, prompt, onnx) -> None:
     """Copy RUN's best checkpoint to DEST with a model card (README.md).
 
     DEST must be a new or empty folder, or hold exactly an earlier export, which is replaced."""
     from lstm_repl.training.modelcard import export_run
     from lstm_repl.terminal_text import terminal_line
 
-    path = export_run(Path(run), Path(dest), command, prompt)
+    path = export_run(Path(run), Path(dest), command, prompt, onnx)
     click.echo(terminal_line(f"exported {path}"))

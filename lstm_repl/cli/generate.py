@@ -42,13 +42,12 @@ MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument 
 def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, raw, clamp, ablate,
              force) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
-    from lstm_repl.model import checkpoint
+    from lstm_repl.api import load
     from lstm_repl.config import SampleConfig
     from lstm_repl.data.piped_input import binary, read_piped
-    from lstm_repl.session.sampling import generate_text
 
-    loaded = checkpoint.load(ckpt)
-    edits = interventions_from(loaded.model, clamp, ablate, force)
+    model = load(ckpt)
+    edits = interventions_from(model.network, clamp, ablate, force)
     if prompt is None and not sys.stdin.isatty():
         prompt = read_piped(binary(sys.stdin), MAX_PIPED_PROMPT, "a prompt is shorter (`lstm-repl repl CKPT` reads "
                             "a piped text of any length and continues it)")
@@ -59,7 +58,7 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
     if echo and prompt:
         write(prompt)
     try:
-        for piece in generate_text(loaded.model, loaded.vocab, prompt, config, edits):
+        for piece in model.generate(prompt, config, edits):
             write(piece)
     finally:  # Ctrl-C too: the text so far ends its line
         write("\n")

@@ -16,31 +16,46 @@ from lstm_repl.cli.options import INTERVENTION_OPTIONS, interventions_from, with
 @click.option("--units", default="0-5", show_default=True, help="Units shown in the table, e.g. 0-7 or 3,17,42.")
 @click.option("--layer", type=click.IntRange(min=1), default=1, show_default=True,
               help="Layer shown in the table, 1 = nearest the input (as the shell starts).")
+@click.option("--explain", metavar="L:U",
+              help="Instead of the table, the equations of unit U of layer L at the last token, with the numbers.")
 @with_options(INTERVENTION_OPTIONS)
-def trace(ckpt, text, as_json, top_k, units, layer, clamp, ablate, force) -> None:
+def trace(ckpt, text, as_json, top_k, units, layer, explain, clamp, ablate, force) -> None:
     """Trace TEXT through checkpoint CKPT, token by token, via the gate path."""
-    from lstm_repl.model import checkpoint
+    from lstm_repl.api import load
     from lstm_repl.terminal_text import terminal_json
-    from lstm_repl.session.tracing import trace_ids, trace_json
 
-    loaded = checkpoint.load(ckpt)
-    pieces = loaded.vocab.split(text)
-    if not pieces:
+    model = load(ckpt)
+    if not model.vocab.split(text):
         raise click.BadParameter("the text is empty", param_hint="TEXT")
-    ids = loaded.vocab.encode(text)
-    edits = interventions_from(loaded.model, clamp, ablate, force)
-    traces, _, _ = trace_ids(loaded.model, ids, top_k, edits=edits)
-    document = trace_json(loaded.model, loaded.vocab, traces, loaded.name, pieces, edits)
+    if explain:
+        if clamp or ablate or force:
+            raise click.UsageError("--explain shows the equations as the weights have them; it takes no "
+                                   "--clamp, --ablate or --force")
+        _explain(model, text, explain)
+        return
+    edits = interventions_from(model.network, clamp, ablate, force)
+    document = model.trace(text, top_k, edits).to_json()
     if as_json:
         click.echo(terminal_json(document))
         return
     from lstm_repl.cli.trace_table import print_trace_table
 
-    layers = loaded.model.config.layers
+    layers = model.network.config.layers
     chosen_layer = layer - 1
     if chosen_layer >= layers:
         raise click.BadParameter(f"the model has {layers} layers (1-{layers})", param_hint="--layer")
-    print_trace_table(document, chosen_layer, parse_units(units, loaded.model.config.hidden))
+    print_trace_table(document, chosen_layer, parse_units(units, model.network.config.hidden))
+
+
+def _explain(model, text: str, spec: str) -> None:
+    from lstm_repl.errors import ConfigError
+    from lstm_repl.terminal_text import terminal_safe
+
+    try:
+        explanation = model.explain(text, spec)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--explain") from None
+    click.echo(terminal_safe("\n".join(explanation.lines())))
 
 
 def parse_units(text: str, hidden: int) -> list[int]:

@@ -33,8 +33,11 @@ DEFAULT_TIME = "10m"  # with no bound given
 @click.option("--time", "time_limit",
               help=f"Stop after this long, e.g. 90s, 10m, 1h (default {DEFAULT_TIME} if no bound).")
 @click.option("--epochs", type=POSITIVE, help="Stop after this many passes.")
+@click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write loss, validation bits per character, learning rate and gate saturation as "
+                   "TensorBoard events in this folder (needs the tensorboard extra).")
 @click.pass_context
-def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) -> None:
+def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, tensorboard, **opts) -> None:
     """Train an LSTM language model (or a variant: --cell) on CORPUS (files or folders of UTF-8 text)."""
     from lstm_repl.training import distributed
 
@@ -42,19 +45,25 @@ def train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, **opts) ->
     distributed.start(ranks, gpu=opts.get("device") != "cpu" and _has_gpu())
     ended_well = False
     try:
-        _train(ctx, corpus, out_dir, resume_dir, overwrite, ranks, opts)
+        _train(ctx, corpus, out_dir, resume_dir, overwrite, ranks, opts, tensorboard)
         ended_well = True
     finally:
         distributed.finish(ranks, ended_well)
 
 
-def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict) -> None:
+def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, opts: dict,
+           tensorboard: Path | None = None) -> None:
     from contextlib import nullcontext
 
     from rich.console import Console
 
     from lstm_repl.training import run_lock
     from lstm_repl.cli.progress import CorpusPassBar
+
+    if tensorboard and ranks.leader:
+        from lstm_repl.cli.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before the corpus is read
 
     folder = _run_folder(corpus, out_dir, resume_dir, overwrite, opts)
     with run_lock.holding(folder) if ranks.leader and folder else nullcontext():  # before the folder is touched
@@ -64,7 +73,7 @@ def _train(ctx: click.Context, corpus, out_dir, resume_dir, overwrite, ranks, op
         finally:
             bar.close()
         if ranks.leader:
-            _run_with_display(trainer)
+            _run_with_display(trainer, tensorboard)
         else:
             _run_quietly(trainer)
 
@@ -133,7 +142,7 @@ def _resume_settings(ctx: click.Context, opts: dict) -> tuple[dict, dict]:
     return overrides, restated
 
 
-def _run_with_display(trainer) -> None:
+def _run_with_display(trainer, tensorboard: Path | None = None) -> None:
     from rich.console import Console
 
     from lstm_repl.cli.progress import PlainReporter, RichReporter
@@ -143,6 +152,10 @@ def _run_with_display(trainer) -> None:
     reporter = RichReporter(Console(stderr=True)) if sys.stderr.isatty() else PlainReporter(sys.stderr)
     if trainer.plan is not None:
         click.echo(terminal_line(trainer.plan.line()), err=True)
+    if tensorboard:
+        from lstm_repl.cli.tensorboard import TensorBoardReporter, summary_writer
+
+        reporter = TensorBoardReporter(summary_writer(tensorboard), trainer, reporter)
     try:
         summary = trainer.run(reporter)
     finally:

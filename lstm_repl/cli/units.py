@@ -46,34 +46,29 @@ def units(ckpt, files, feature, regex, top, json_out, save, limit) -> None:
     Binary features by AUROC (1.0: the unit is always higher inside the feature than outside;
     units that are low inside are listed with 1 - AUROC), numeric ones by correlation.
     """
-    from lstm_repl.model import checkpoint
+    from lstm_repl.api import load
     from lstm_repl.analysis.features import find_feature, regex_feature
     from lstm_repl.training.run_records import recorded_name
     from lstm_repl.analysis.unit_labels import save_labels
-    from lstm_repl.analysis.unit_search import score_units
     from lstm_repl.cli.unit_views import ranking_lines
 
     if bool(feature) == bool(regex):
         raise click.UsageError("give one of --feature NAME or --regex PATTERN")
     chosen = regex_feature(regex) if regex else find_feature(feature)
-    loaded = checkpoint.load(ckpt)
+    model = load(ckpt)
     text = _read(files, limit)
-    result = score_units(loaded.model, loaded.vocab, text, chosen)
-    if chosen.binary and result.positives in (0, result.tokens):
-        where = "inside" if result.positives == 0 else "outside"
-        raise click.ClickException(f"no token of the text is {where} {chosen.name}: nothing to score; "
-                                   "give a text that has both")
+    result = model.unit_scores(text, chosen)
     share = f"; {result.positives / max(result.tokens, 1):.1%} of tokens inside" if chosen.binary else ""
-    click.echo(terminal_line(f"{loaded.name} on {len(text):,} characters ({result.tokens:,} tokens): "
+    click.echo(terminal_line(f"{model.name} on {len(text):,} characters ({result.tokens:,} tokens): "
                              f"{chosen.name}, {chosen.describe}{share}"))
     ranking = result.ranked()
     click.echo("\n".join(ranking_lines(ranking, chosen.binary, top)))
     if json_out:
-        _write_json(json_out, _scores_document(loaded.name, chosen, result, len(text)))
+        _write_json(json_out, _scores_document(model.name, chosen, result, len(text)))
         click.echo(terminal_line(f"every unit's score: {json_out}"))
     if save:
         names = ", ".join(recorded_name(f) for f in files)  # a checkpoint is shared: no path of this machine
-        path = save_labels(loaded.path, chosen, ranking, f"{len(text):,} characters of {names}")
+        path = save_labels(model.path, chosen, ranking, f"{len(text):,} characters of {names}")
         click.echo(terminal_line(f"labels saved: {path}"))
 
 

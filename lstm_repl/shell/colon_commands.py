@@ -32,6 +32,7 @@ HELP = {
     ":ablate L:U": "zero unit U of layer L at every step",
     ":force L G=V": "hold gate G of every unit of layer L at V (:force 1 f=1: layer 1 never forgets)",
     ":clear": "remove every :clamp, :ablate and :force",
+    ":explain L:U": "the equations of unit U of layer L at the last token, with the numbers",
     ":seed N": "seed the sampler (same seed, same text); ':seed' alone unseeds it",
     ":reset": "forget all text read so far",
     ":load CKPT": "open another checkpoint (folder or bundled name)",
@@ -255,6 +256,28 @@ def _find(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(f"{feature.name} on {result.tokens:,} tokens: layer {layer + 1} {found} · pinned")
 
 
+def _explain(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.analysis.explain import explain_unit
+    from lstm_repl.session.intervention_parser import parse_layer_unit
+
+    session = shell.session
+    config = session.model.config
+    if not arg:
+        raise CommandError(":explain needs LAYER:UNIT, e.g. :explain 1:42")
+    try:
+        layer, unit = parse_layer_unit(arg, config.layers, config.hidden, ":explain")
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    ids = session.ids.tolist()
+    if not ids:
+        raise CommandError(":explain explains the last token read: type some text first")
+    explanation = explain_unit(session.model, session.vocab, ids, layer, unit, session.state(len(ids) - 1))
+    lines = explanation.lines()
+    if session.interventions:
+        lines.append("  (the equations as the weights have them: the :clamp, :ablate and :force set are not applied)")
+    return CommandResult(f"layer {layer + 1} unit {unit} explained above", "\n".join(lines))
+
+
 def _info(shell: Shell, arg: str) -> CommandResult:
     from lstm_repl.model.describe import describe, summary_lines
 
@@ -298,4 +321,5 @@ _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
     ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
     ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
+    ":explain": _explain,
 }

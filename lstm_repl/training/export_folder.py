@@ -1,9 +1,9 @@
 """The folder `lstm-repl export` writes, and what it may replace. Export never deletes or
 overwrites anything it did not write: DEST must be new, an empty folder, or a folder that holds
-exactly an earlier export (its three files, config.json an lstm-repl checkpoint's), which is then
-replaced atomically. DEST may not be the run, lie inside it or hold it, be the working folder or
-one of its ancestors, be a file or a symbolic link. Every check is made before anything is
-written, and again just before the swap."""
+exactly an earlier export (its three files, and model.onnx when it was made with --onnx;
+config.json an lstm-repl checkpoint's), which is then replaced atomically. DEST may not be the
+run, lie inside it or hold it, be the working folder or one of its ancestors, be a file or a
+symbolic link. Every check is made before anything is written, and again just before the swap."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from typing import Callable
 
 from lstm_repl.atomic import aside_path, atomic_folder
 from lstm_repl.model import checkpoint
+from lstm_repl.model.onnx_export import ONNX_FILE
 from lstm_repl.errors import CheckpointError, ConfigError, LstmReplError
 from lstm_repl.safe_read import MB, file_kind, read_json
 
 CARD_FILE = "README.md"
 EXPORT_FILES = frozenset({checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, CARD_FILE})
+OPTIONAL_EXPORT_FILES = frozenset({ONNX_FILE})  # written with --onnx
 CONFIG_LIMIT = 64 * MB  # far above a 100,000-word vocabulary's config.json
 
 
@@ -86,7 +88,7 @@ def _empty_or_export(folder: Path) -> bool:
         raise ConfigError(f"{folder}: cannot look inside it ({exc.strerror}); give a new folder") from None
     if not entries:
         return True
-    if set(entries) != EXPORT_FILES or not all(entries.values()):
+    if not EXPORT_FILES <= set(entries) <= EXPORT_FILES | OPTIONAL_EXPORT_FILES or not all(entries.values()):
         return False
     try:
         config = read_json(folder / checkpoint.CONFIG_FILE, CONFIG_LIMIT, CheckpointError, "checkpoint config")
@@ -98,13 +100,13 @@ def _empty_or_export(folder: Path) -> bool:
 def _listing(folder: Path) -> str:
     """The names in `folder` that are not an export's (all of them, when those are all an export's)."""
     names = sorted(os.listdir(folder))
-    names = [name for name in names if name not in EXPORT_FILES] or names
+    names = [name for name in names if name not in EXPORT_FILES | OPTIONAL_EXPORT_FILES] or names
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _discard_export(folder: Path) -> None:
     """Remove an export set aside: its own files, then the folder if nothing else is in it."""
-    for name in EXPORT_FILES:
+    for name in EXPORT_FILES | OPTIONAL_EXPORT_FILES:
         try:
             (folder / name).unlink(missing_ok=True)
         except OSError:

@@ -10,6 +10,7 @@ from lstm_repl.config import SampleConfig, to_dict
 from lstm_repl.errors import CheckpointError, LstmReplError
 from lstm_repl.training.export_folder import CARD_FILE, check_destination, write_export
 from lstm_repl.model import count_parameters
+from lstm_repl.model.onnx_export import ONNX_FILE, require_onnx, write_onnx
 from lstm_repl.training.text_report import format_duration, loss_curve
 from lstm_repl.training.runlog import read_log
 from lstm_repl.training.runs import saved_corpus_location
@@ -17,9 +18,12 @@ from lstm_repl.session.sampling import generate_text
 from lstm_repl.training.trainer import LOG_FILE
 
 
-def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "") -> Path:
-    """Copy the run's best checkpoint (weights and config only) to dest and write its card.
-    Nothing but an earlier export is ever replaced (export_folder says what may be)."""
+def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "", onnx: bool = False) -> Path:
+    """Copy the run's best checkpoint (weights and config only) to dest and write its card; with
+    `onnx`, the model's one-token step as model.onnx too (model/onnx_export.py). Nothing but an
+    earlier export is ever replaced (export_folder says what may be)."""
+    if onnx:
+        require_onnx()
     check_destination(run_dir, dest)  # before the slow part, and again before the swap
     best = checkpoint.resolve(run_dir)
     history = read_log(run_dir / LOG_FILE)
@@ -32,9 +36,22 @@ def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "")
         copied = checkpoint.load(folder)  # checks the copy; the card describes exactly it
         corpus_paths = saved_corpus_location(run_dir, copied.info.get("corpus", {}))
         card = model_card(copied, dest.resolve().name, command, history, sample_prompt, corpus_paths)
+        if onnx:
+            write_onnx(copied.model, folder / ONNX_FILE)
+            card += ONNX_CARD
         (folder / CARD_FILE).write_text(card, "utf-8")
 
     return write_export(run_dir, dest, fill)
+
+
+ONNX_CARD = f"""
+## ONNX ({ONNX_FILE})
+
+The one-token step, for any ONNX runtime: inputs `token` (batch,) int64 and the state `h` (and `c`
+for the LSTM kinds), each (layers, batch, hidden) float32, zeros to start; outputs `logits`
+(batch, vocab) and the state after the token, `h_out` (and `c_out`), to feed to the next step.
+The tokens are config.json's vocabulary ("vocab"), id 0 the unknown token.
+"""
 
 
 def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str,
