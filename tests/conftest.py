@@ -43,6 +43,13 @@ def tiny_word_run(tiny_corpus, tmp_path_factory) -> Path:
     return train_tiny(tiny_corpus, tmp_path_factory.mktemp("runs") / "tiny-word", "--level", "word", steps=100)
 
 
+@pytest.fixture(scope="session")
+def tiny_bpe_run(tiny_corpus, tmp_path_factory) -> Path:
+    """A tiny byte-level BPE run: 300 tokens (the 256 bytes, <unk> and 43 merges)."""
+    return train_tiny(tiny_corpus, tmp_path_factory.mktemp("runs") / "tiny-bpe", "--level", "bpe",
+                      "--vocab-size", "300", steps=100)
+
+
 @pytest.fixture
 def loaded(tiny_run):
     """The tiny char model, loaded afresh for each test (a test may change its weights or settings)."""
@@ -56,3 +63,10 @@ def word_loaded(tiny_word_run):
     from lstm_repl.model import checkpoint
 
     return checkpoint.load(tiny_word_run)
+
+
+@pytest.fixture
+def bpe_loaded(tiny_bpe_run):
+    from lstm_repl.model import checkpoint
+
+    return checkpoint.load(tiny_bpe_run)

@@ -18,7 +18,7 @@ from lstm_repl.errors import CheckpointError, ConfigError, LstmReplError
 from lstm_repl.safe_read import MB, file_kind, read_json
 
 CARD_FILE = "README.md"
-EXPORT_FILES = frozenset({checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, CARD_FILE})
+EXPORT_FILES = frozenset({checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.TOKENIZER_FILE, CARD_FILE})
 CONFIG_LIMIT = 64 * MB  # far above a 100,000-word vocabulary's config.json
 
 
