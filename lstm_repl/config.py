@@ -15,7 +15,7 @@ from lstm_repl.cells import cell_kinds
 from lstm_repl.errors import ConfigError
 from lstm_repl.safe_read import typed_object
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # of a training step: autocast to bf16 or fp16 (loss-scaled)
 INFERENCE_PRECISIONS = ("auto", "fp16", "fp32")  # of the weights a generation step reads
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -101,7 +101,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     level: str = "char"  # tokenizer level, one of LEVELS
-    vocab_size: int = 20000  # word level: cap on the vocabulary, <unk> included
+    vocab_size: int = 20000  # word level: cap on the vocabulary; bpe: its size (BPE_DEFAULTS); <unk> included
     min_count: int = 1  # word level: drop words seen fewer times than this
     seq_len: int = 100  # tokens per truncated-BPTT chunk
     batch_size: int = 32  # parallel contiguous streams
@@ -147,6 +147,8 @@ class TrainConfig:
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (self.vocab_size >= 2, "--vocab-size must be at least 2"),
+            (self.level != "bpe" or BPE_MIN_VOCAB <= self.vocab_size <= BPE_MAX_VOCAB,
+             f"--vocab-size must be from {BPE_MIN_VOCAB} (<unk> and the 256 bytes) to {BPE_MAX_VOCAB:,} at bpe level"),
             (self.min_count >= 1, "--min-count must be at least 1"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
         ]
@@ -192,9 +194,15 @@ class SampleConfig:
 WORD_DEFAULTS = {"hidden": 256, "embed": 128, "dropout": 0.2, "batch_size": 32, "seq_len": 35, "lr": 3e-3}
 
 
+# A byte-level BPE vocabulary: <unk> and the 256 bytes at least, and its size when none is given
+# (provisional: issue 25 point 4 chooses it by measurement).
+BPE_MIN_VOCAB, BPE_MAX_VOCAB = 257, 1 << 20
+BPE_DEFAULTS = {"vocab_size": 2048}
+
+
 def level_defaults(level: str) -> dict:
     """The ModelConfig and TrainConfig fields whose default differs at this level."""
-    return dict(WORD_DEFAULTS) if level == "word" else {}
+    return dict(WORD_DEFAULTS) if level == "word" else dict(BPE_DEFAULTS) if level == "bpe" else {}
 
 
 def to_dict(config: Any) -> dict:

@@ -24,10 +24,14 @@ _UNSURE_WIDTH = {"Mn", "Mc", "Me", "Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 def shown_char(ch: str) -> str:
     """One unsafe character as it is shown: '\\x1b' for a C0 control or DEL, 'U+009B' for a C1
-    control, 'U+D800' for a lone surrogate."""
+    control, '‹e2›' for a byte that is no whole UTF-8 character (Python's surrogate escape of it:
+    a BPE token holding part of a character, an argument that is not UTF-8), 'U+D800' for another
+    lone surrogate."""
     code = ord(ch)
     if code < 0x20 or code == 0x7F:
         return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"‹{code - 0xDC00:02x}›"
     return f"U+{code:04X}"
 
 

@@ -58,6 +58,13 @@ def kind_run(request, tiny_corpus, tmp_path_factory):
     return request.param, trainer.out_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_bpe_run(tiny_corpus, tmp_path_factory) -> Path:
+    """A tiny byte-level BPE run: 300 tokens (the 256 bytes, <unk> and 43 merges)."""
+    return train_tiny(tiny_corpus, tmp_path_factory.mktemp("runs") / "tiny-bpe", "--level", "bpe",
+                      "--vocab-size", "300", steps=100)
+
+
 @pytest.fixture
 def loaded(tiny_run):
     """The tiny char model, loaded afresh for each test (a test may change its weights or settings)."""
@@ -71,3 +78,10 @@ def word_loaded(tiny_word_run):
     from lstm_repl.model import checkpoint
 
     return checkpoint.load(tiny_word_run)
+
+
+@pytest.fixture
+def bpe_loaded(tiny_bpe_run):
+    from lstm_repl.model import checkpoint
+
+    return checkpoint.load(tiny_bpe_run)

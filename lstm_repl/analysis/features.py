@@ -152,5 +152,6 @@ def find_feature(name: str) -> Feature:
 
 
 def per_token(values: np.ndarray, token_ends: np.ndarray) -> np.ndarray:
-    """A per-character feature at each token's last character (word level: one value per word)."""
-    return values[token_ends - 1]
+    """A per-character feature at each token's last character (word level: one value per word; a
+    bpe token that completes no character: the one before it)."""
+    return values[np.maximum(token_ends, 1) - 1]

@@ -20,7 +20,7 @@ from lstm_repl.analysis.unit_scores import (
     ranked,
 )
 from lstm_repl.analysis.unit_trace import trace_units
-from lstm_repl.data.vocab import UNK_ID, Vocab
+from lstm_repl.data.vocab import Vocab
 
 
 UNBOUNDED = ("c",)  # a cell state can grow past any range; the others are gates, tanh or their product
@@ -33,8 +33,8 @@ class Tokens:
 
 
 def tokenize(vocab: Vocab, text: str) -> Tokens:
-    pieces = vocab.split(text)
-    ids = np.fromiter((vocab.ids.get(p, UNK_ID) for p in pieces), dtype=np.int64, count=len(pieces))
+    token_ids, pieces = vocab.tokenize(text)
+    ids = np.asarray(token_ids, dtype=np.int64)
     return Tokens(ids, np.cumsum([len(p) for p in pieces], dtype=np.int64))
 
 

@@ -23,6 +23,7 @@ from lstm_repl.config import (
     PRECISIONS,
     SCHEDULES,
     SOFTMAX_KINDS,
+    BPE_DEFAULTS,
     WORD_DEFAULTS,
     ModelConfig,
     SampleConfig,
@@ -115,7 +116,9 @@ COUNT = WholeNumber(min=1)
 # What a training run is made of, shared by train and compare (each adds its own bounds and folders).
 TRAINING_OPTIONS = [
     _train("level", "--level", type=click.Choice(LEVELS)),
-    _train("vocab_size", "--vocab-size", type=WholeNumber(min=2), help="Word level: vocabulary cap."),
+    click.option("--vocab-size", type=WholeNumber(min=2), default=None,
+                 help=f"Word level: vocabulary cap [default: {default(TrainConfig, 'vocab_size')}]. "
+                      f"bpe: its size [default: {BPE_DEFAULTS['vocab_size']}]."),
     _train("min_count", "--min-count", type=COUNT, help="Word level: drop rarer words."),
     _model("layers", "--layers", type=COUNT),
     _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
@@ -182,6 +185,7 @@ def with_options(options: list) -> Callable:
 
 
 TRAIN_NAMES = {f.name for f in dataclasses.fields(TrainConfig)}
+LEVEL_SPECIFIC = {*WORD_DEFAULTS, *BPE_DEFAULTS}  # options whose default depends on --level
 
 
 def left_to_plan(opts: dict) -> frozenset[str]:
@@ -194,7 +198,7 @@ def split_settings(opts: dict) -> tuple[dict, dict]:
     An option left unset (None) with a level-specific default takes its level's (or the dataclass's)."""
     by_level = level_defaults(opts.get("level") or "char")
     opts = {name: by_level.get(name, default(TrainConfig if name in TRAIN_NAMES else ModelConfig, name))
-            if value is None and (name in WORD_DEFAULTS or name in PLANNED) else value for name, value in opts.items()}
+            if value is None and (name in LEVEL_SPECIFIC or name in PLANNED) else value for name, value in opts.items()}
     train_names = TRAIN_NAMES
     train = {name: value for name, value in opts.items() if name in train_names}
     model = {name: opts[name] for name in MODEL_FIELDS if name in opts}

@@ -27,6 +27,7 @@ from lstm_repl.errors import CorpusError, LstmReplError
 from lstm_repl.safe_read import read_json, stat_regular
 from lstm_repl.data.token_file import open_tokens, token_dtype, write_tokens
 from lstm_repl.data.tokenize_stream import count_vocab, encode_chunks, word_pieces
+from lstm_repl.data.bpe import BpeVocab, bpe_from_json
 from lstm_repl.data.vocab import Vocab, vocab_from_json
 
 # Held-out tokens a validation reads at most (the last ones of the held-out part): on a huge
@@ -158,17 +159,26 @@ def load_vocab_cached(corpus: Corpus | CorpusScan, level: str, max_size: int, mi
     for the same corpus and settings."""
     path = cache_dir() / f"vocab-{_key(corpus.sha256, level, str(max_size), str(min_count))}.json"
     try:
-        return vocab_from_json(read_json(path, MAX_VOCAB_CACHE_BYTES, CorpusError, "vocabulary cache"))
+        return _cached_vocab(path, level)
     except (LstmReplError, OSError, ValueError):  # missing, damaged, a FIFO: counted again
         vocab = count_vocab(_chunks(corpus, "counting", progress), level, max_size, min_count)
-        write_json_quietly(path, vocab.to_json())  # a cache: a read-only or full disk must not stop training
+        # a cache: a read-only or full disk must not stop training
+        write_json_quietly(path, json.loads(vocab.tokenizer_json()) if isinstance(vocab, BpeVocab) else vocab.to_json())
         return vocab
+
+
+def _cached_vocab(path: Path, level: str) -> Vocab:
+    """A vocabulary cache file: the vocabulary's JSON, or for bpe the tokenizer's (checked as a
+    checkpoint's is)."""
+    document = read_json(path, MAX_VOCAB_CACHE_BYTES, CorpusError, "vocabulary cache")
+    return bpe_from_json(document) if level == "bpe" else vocab_from_json(document)
 
 
 def token_file_path(corpus: Corpus | CorpusScan, vocab: Vocab) -> Path:
     """Where the corpus's ids under this vocabulary are cached: keyed by the corpus sha256 and the
-    vocabulary (which holds its level)."""
-    vocab_hash = _key(json.dumps(vocab.to_json(), ensure_ascii=False))
+    vocabulary (which holds its level; bpe: the tokenizer's merges too)."""
+    spelled = vocab.tokenizer_json() if isinstance(vocab, BpeVocab) else json.dumps(vocab.to_json(), ensure_ascii=False)
+    vocab_hash = _key(spelled)
     return cache_dir() / f"ids-{_key(corpus.sha256, vocab_hash)}.{token_dtype(len(vocab)).name}"
 
 
@@ -196,6 +206,8 @@ def tail_pieces(corpus: Corpus | CorpusScan, vocab: Vocab, count: int) -> list[s
     """The text of the corpus's last `count` tokens as written (an <unk> as its own spelling)."""
     if count <= 0:
         return []
+    if isinstance(vocab, BpeVocab):
+        raise ValueError("a BPE vocabulary spells its tokens exactly: take the pieces of their ids (vocab.pieces)")
     if corpus.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         return _tail_pieces_streamed(corpus, vocab, count)
     size = 8 * count

@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from lstm_repl.data.bpe import BpeVocab, encode_pieces, learn_bpe
 from lstm_repl.data.token_file import token_dtype
 from lstm_repl.data.vocab import UNK_ID, WORD_PATTERN, CharVocab, Vocab, WordVocab
 
@@ -30,7 +31,10 @@ def word_pieces(chunks: Iterable[str]) -> Iterator[list[str]]:
 
 
 def count_vocab(chunks: Iterable[str], level: str, max_size: int = 20000, min_count: int = 1) -> Vocab:
-    """The vocabulary build_vocab would make of the joined chunks, in one pass over them."""
+    """The vocabulary build_vocab would make of the joined chunks, in one pass over them (bpe:
+    learned, max_size tokens)."""
+    if level == "bpe":
+        return learn_bpe(chunks, max_size)
     if level == "char":
         seen = np.zeros(MAX_CODE_POINT + 1, bool)
         for chunk in chunks:
@@ -45,6 +49,9 @@ def count_vocab(chunks: Iterable[str], level: str, max_size: int = 20000, min_co
 def encode_chunks(chunks: Iterable[str], vocab: Vocab) -> Iterator[np.ndarray]:
     """vocab.encode of the joined chunks, an array per chunk, in token_dtype(len(vocab))."""
     dtype = token_dtype(len(vocab))
+    if isinstance(vocab, BpeVocab):
+        yield from encode_pieces(chunks, vocab, dtype)
+        return
     if vocab.level == "char":
         table = _code_point_table(vocab, dtype)
         for chunk in chunks:

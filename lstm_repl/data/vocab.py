@@ -49,9 +49,19 @@ class Vocab:
     def encode_array(self, text: str) -> np.ndarray:
         return np.fromiter((self.ids.get(p, UNK_ID) for p in self.split(text)), dtype=np_dtype(len(self)))
 
+    def tokenize(self, text: str) -> tuple[list[int], list[str]]:
+        """Text -> its token ids and each token's piece of the text (their join is the text)."""
+        pieces = self.split(text)
+        ids = self.ids
+        return [ids.get(piece, UNK_ID) for piece in pieces], pieces
+
     def decode(self, ids: Iterable[int]) -> str:
         tokens = self.tokens
         return "".join(tokens[i] for i in ids)
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        """The text of each token as the vocabulary spells it (an <unk> as its own spelling)."""
+        return [self.tokens[i] for i in ids]
 
     def token_text(self, token_id: int) -> str:
         return self.tokens[token_id]

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -24,7 +24,8 @@ from lstm_repl.bundled import bundled_dir
 from lstm_repl.config import ModelConfig, TrainConfig, from_dict, to_dict
 from lstm_repl.errors import CheckpointError, ConfigError
 from lstm_repl.model import LanguageModel
-from lstm_repl.safe_read import MB, read_bytes, read_json, typed_object
+from lstm_repl.safe_read import MB, parse_json, read_bytes, read_json, typed_object
+from lstm_repl.data.bpe import bpe_from_json
 from lstm_repl.data.vocab import Vocab, vocab_from_json
 
 FORMAT_NAME = "lstm-repl-checkpoint"
@@ -33,8 +34,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 RESUME_TENSORS_FILE = "resume.safetensors"
 RESUME_JSON_FILE = "resume.json"
+TOKENIZER_FILE = "tokenizer.json"  # a BPE model's tokenizer, in tokenizers' own JSON format
 BUNDLED_DIR = bundled_dir("checkpoints")
 CONFIG_LIMIT = 64 * MB  # config.json holds the vocabulary: a million words take about 20 MB
+TOKENIZER_LIMIT = 64 * MB  # tokenizer.json: a million BPE tokens and their merges take about 40 MB
 RESUME_JSON_LIMIT = CONFIG_LIMIT  # resume.json: a few kB, or as much as config.json once it lists corpus paths
 
 _NUMBER_OR_NULL = (float, type(None))
@@ -47,7 +50,7 @@ INFO_FIELDS = {
     "metrics": {"step": int, "tokens_seen": int, "best_val_loss": _NUMBER_OR_NULL, "best_val_bpc": _NUMBER_OR_NULL,
                 "best_val_ppl": _NUMBER_OR_NULL},
     "parameters": {"embedding": int, "rnn": int, "decoder": int, "total": int},
-    "files": {WEIGHTS_FILE: _FILE_DIGEST, RESUME_TENSORS_FILE: _FILE_DIGEST},
+    "files": {WEIGHTS_FILE: _FILE_DIGEST, RESUME_TENSORS_FILE: _FILE_DIGEST, TOKENIZER_FILE: _FILE_DIGEST},
 }
 
 
@@ -140,7 +143,7 @@ def save(
                               "free some space or choose a writable --out") from None
     try:
         with writing as tmp:
-            _write_files(tmp, weights, config, resume)
+            _write_files(tmp, weights, config, resume, getattr(vocab, "tokenizer_json", None))
     except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
         reason = exc.strerror if isinstance(exc, OSError) else str(exc).rpartition(": ")[2]
         raise CheckpointError(
@@ -150,10 +153,17 @@ def save(
     return path
 
 
-def _write_files(folder: Path, weights: dict, config: dict, resume: dict | None) -> None:
+def _write_files(folder: Path, weights: dict, config: dict, resume: dict | None,
+                 tokenizer: Callable[[], str] | None = None) -> None:
     save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
     _fsync(folder / WEIGHTS_FILE)
     config["files"] = {WEIGHTS_FILE: _file_digest(folder / WEIGHTS_FILE)}
+    if tokenizer is not None:
+        with open(folder / TOKENIZER_FILE, "w", encoding="utf-8") as f:
+            f.write(tokenizer())
+            f.flush()
+            os.fsync(f.fileno())
+        config["files"][TOKENIZER_FILE] = _file_digest(folder / TOKENIZER_FILE)
     if resume is not None:
         save_file(resume["tensors"], str(folder / RESUME_TENSORS_FILE))
         _fsync(folder / RESUME_TENSORS_FILE)
@@ -248,7 +258,8 @@ def _load_folder(path: Path, device: str | torch.device, for_resume: bool) -> Ch
     except (TypeError, KeyError, ConfigError) as exc:
         raise CheckpointError(f"{path}: the model config is malformed ({exc}); the checkpoint is broken") from None
     try:
-        vocab = vocab_from_json(config["vocab"])
+        bpe = config["vocab"].get("level") == "bpe"
+        vocab = _read_tokenizer(path, config) if bpe else vocab_from_json(config["vocab"])
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     if len(vocab) != model_config.vocab_size:
@@ -288,6 +299,23 @@ def _read_config(path: Path) -> dict:
     except CheckpointError as exc:
         raise CheckpointError(f"{exc}; the checkpoint is broken") from None
     return config
+
+
+def _read_tokenizer(path: Path, config: dict) -> Vocab:
+    """A BPE model's tokenizer.json: a regular file of at most TOKENIZER_LIMIT bytes whose sha256 is
+    the one recorded, parsed with bounded nesting and checked token by token (bpe_from_json)."""
+    file = path / TOKENIZER_FILE
+    if not os.path.lexists(file):
+        raise CheckpointError(f"{TOKENIZER_FILE} is missing; the checkpoint is incomplete")
+    contents = read_bytes(file, TOKENIZER_LIMIT, CheckpointError, "tokenizer file")
+    if _digest_of(contents) != config.get("files", {}).get(TOKENIZER_FILE):
+        raise CheckpointError(f"{TOKENIZER_FILE}: contents do not match the sha256 in config.json (truncated, "
+                              "corrupted or replaced); retrain or restore it")
+    vocab = bpe_from_json(parse_json(contents, CheckpointError, TOKENIZER_FILE))
+    if config["vocab"].get("tokens") != len(vocab):
+        raise CheckpointError(f"{TOKENIZER_FILE} holds {len(vocab)} tokens, config.json says "
+                              f"{str(config['vocab'].get('tokens'))[:20]}; the checkpoint is broken")
+    return vocab
 
 
 HEADER_ROOM = 1 << 20  # bytes of a safetensors header: ~100 a tensor, for names, dtypes, shapes, offsets

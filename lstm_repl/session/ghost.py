@@ -24,12 +24,12 @@ def ghost_pieces(session: Session, max_tokens: int | None = None) -> list[str]:
         token = torch.tensor([session.vocab.ids[word]], device=session.model.device)
         logits, state, _ = session.model.step(token, state, edits=session.interventions or None)
         logits = logits[0]
+    tokens = []
     for token in greedy_ids(session.model, logits, state, limit - len(out), session.interventions or None):
-        piece = session.vocab.token_text(token)
-        if "\n" in piece:
+        if "\n" in session.vocab.token_text(token):
             break
-        out.append(piece)
-    return out
+        tokens.append(token)
+    return out + session.read.spelled_after(tokens)  # bpe: the characters the tokens complete
 
 
 def ghost(session: Session, max_tokens: int | None = None) -> str:

@@ -124,8 +124,7 @@ class Session:
         tokens from the first changed one on are read again, from the nearest kept state."""
         read = self.read
         first = read.first_token_touched(start)
-        pieces, partial = read.split(read.text_between(first, start) + tail)
-        new_ids = [self.vocab.ids.get(p, UNK_ID) for p in pieces]
+        new_ids, pieces, partial = read.tokenize(read.text_between(first, start) + tail)
         keep = first + read.same_tokens(first, new_ids, pieces)
         if keep == len(read) == first + len(new_ids) and partial == read.partial:
             return self.snapshot
@@ -250,7 +249,7 @@ class Session:
         probability = float(self.read.probs[n - 1]) if n else None
         return Snapshot(
             position=n,
-            token=self.piece(n - 1) if n else None,
+            token=self.read.shown(n - 1) if n else None,
             probability=probability,
             surprisal_bits=surprisal_bits(probability),
             top=self.predictions(),
@@ -301,7 +300,7 @@ class Session:
             yield " "
         for _ in range(config.length):
             token = choose(self.logits(len(self.read)), config, self.generator)
-            piece = self.vocab.token_text(token)
+            piece = self.read.spelled(token)
             logits = self._step(token, piece)
             self._changed()  # the snapshot is built when someone looks: a stream draws ~30 tokens a second
             self._logits_cache = (len(self.read), logits)

@@ -18,6 +18,7 @@ from lstm_repl.session.sampling import Sampler, continue_from
 from lstm_repl.session.session import Settings
 from lstm_repl.terminal_text import terminal_safe
 from lstm_repl.session.token_text import WORD
+from lstm_repl.data.bpe import BpeVocab, safe_cut
 from lstm_repl.data.vocab import Vocab
 
 MAX_TOKENS_PER_CALL = 4096  # tokens per fused call
@@ -27,9 +28,14 @@ def run_plain(model: LanguageModel, vocab: Vocab, settings: Settings, source: Bi
     state, logits = read_all(model, vocab, source)
     if logits is None:
         return  # nothing but whitespace came in: nothing to continue
+    pending = b""  # bpe: bytes of a character begun by one token and finished by the next
     try:
         for token in continue_from(model, logits, state, Sampler(settings.sampling), settings.sampling.length):
-            out.write(terminal_safe(vocab.token_text(token)))
+            if isinstance(vocab, BpeVocab):
+                (piece,), pending = vocab.spell([token], pending)
+            else:
+                piece = vocab.token_text(token)
+            out.write(terminal_safe(piece))
             out.flush()
     finally:  # Ctrl-C too: the text so far ends its line
         out.write("\n")
@@ -45,14 +51,23 @@ def read_all(model: LanguageModel, vocab: Vocab, source: BinaryIO) -> tuple[Stat
     logits, seen_text, carried = None, False, ""
     for text in decoded_blocks(source):
         seen_text = seen_text or bool(text.strip())
-        pieces = vocab.split(carried + text)
-        carried = pieces.pop() if vocab.level == "word" and pieces and _may_go_on(pieces[-1]) else ""
-        ids = [vocab.ids.get(p, 0) for p in pieces]
+        ids, carried = _block_ids(vocab, carried + text)
         for start in range(0, len(ids), MAX_TOKENS_PER_CALL):
             state, logits = _read(model, ids[start : start + MAX_TOKENS_PER_CALL], state)
     if carried:  # the last word of the input
-        state, logits = _read(model, [vocab.ids.get(carried, 0)], state)
+        state, logits = _read(model, vocab.tokenize(carried)[0], state)
     return state, logits if seen_text else None
+
+
+def _block_ids(vocab: Vocab, text: str) -> tuple[list[int], str]:
+    """A block's token ids, and the text at its end that may go on in the next block (a word;
+    at bpe level all after the last safe cut)."""
+    if isinstance(vocab, BpeVocab):
+        cut = safe_cut(text, 0, len(text))
+        return vocab.encode(text[:cut]), text[cut:]
+    pieces = vocab.split(text)
+    carried = pieces.pop() if vocab.level == "word" and pieces and _may_go_on(pieces[-1]) else ""
+    return [vocab.ids.get(p, 0) for p in pieces], carried
 
 
 def _may_go_on(piece: str) -> bool:

@@ -35,8 +35,8 @@ def evaluate_text(model: LanguageModel, vocab: Vocab, text: str, batch_size: int
     character over the characters of the scored tokens, and perplexity per word (the text's nats
     over its words, the spaces between them not counted as words), for char and word models alike;
     word level also gives perplexity per token (spaces counted)."""
-    pieces = vocab.split(text)
-    ids = np.fromiter((vocab.ids.get(p, UNK_ID) for p in pieces), dtype=np.int64, count=len(pieces))
+    token_ids, pieces = vocab.tokenize(text)
+    ids = np.asarray(token_ids, dtype=np.int64)
     if len(ids) < 2:
         raise CorpusError("the corpus holds fewer than 2 tokens; give it more text")
     model.eval()
@@ -75,11 +75,14 @@ def token_extent(vocab: Vocab, text: str, pieces: list[str]) -> tuple[np.ndarray
     lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
     if vocab.level == "word":
         return lengths, np.fromiter((not p.isspace() for p in pieces), dtype=np.int64, count=len(pieces))
-    starts = np.zeros(len(text), dtype=np.int64)
+    starts = np.zeros(len(text) + 1, dtype=np.int64)
     for match in WORD_PATTERN.finditer(text):
         if not match.group().isspace():
-            starts[match.start()] = 1
-    return lengths, starts
+            starts[match.start() + 1] = 1
+    if vocab.level == "char":
+        return lengths, starts[1:]
+    covered = np.cumsum(starts)[np.cumsum(lengths)]  # word starts up to each token's end (bpe)
+    return lengths, np.diff(covered, prepend=0)
 
 
 def scored_sum(per_token: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None) -> int:
@@ -90,5 +93,5 @@ def scored_sum(per_token: np.ndarray, batch_size: int, seq_len: int, max_tokens:
 def validation_extent(vocab: Vocab, ids: np.ndarray, pieces: list[str] | None = None) -> tuple[np.ndarray, ...]:
     """token_extent of held-out tokens: from their text as written when given, else as the
     vocabulary spells them (an <unk> then counts as its own 5 characters)."""
-    pieces = pieces if pieces is not None else [vocab.token_text(int(i)) for i in ids]
+    pieces = pieces if pieces is not None else vocab.pieces(int(i) for i in ids)
     return token_extent(vocab, "".join(pieces), pieces)

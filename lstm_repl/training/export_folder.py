@@ -20,7 +20,7 @@ from lstm_repl.safe_read import MB, file_kind, read_json
 
 CARD_FILE = "README.md"
 EXPORT_FILES = frozenset({checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, CARD_FILE})
-OPTIONAL_EXPORT_FILES = frozenset({ONNX_FILE})  # written with --onnx
+OPTIONAL_EXPORT_FILES = frozenset({ONNX_FILE, checkpoint.TOKENIZER_FILE})  # written with --onnx; a BPE model's
 CONFIG_LIMIT = 64 * MB  # far above a 100,000-word vocabulary's config.json
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def export_run(run_dir: Path, dest: Path, command: str, sample_prompt: str = "",
     history = read_log(run_dir / LOG_FILE)
 
     def fill(folder: Path) -> None:
-        for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+        for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.TOKENIZER_FILE):
+            if name == checkpoint.TOKENIZER_FILE and not os.path.lexists(best / name):
+                continue  # a char or word model has none
             if not (best / name).is_file():
                 raise CheckpointError(f"{best / name}: missing; the checkpoint is incomplete")
             shutil.copyfile(best / name, folder / name)

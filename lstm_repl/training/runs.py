@@ -126,9 +126,12 @@ def _best_saved(out_dir: Path) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0 else math.inf
 
 
-def _held_out_pieces(corpus, vocab, n_tokens: int, val_fraction: float) -> list[str]:
+def _held_out_pieces(corpus, vocab, n_tokens: int, val_fraction: float) -> list[str] | None:
     """The text as written of the held-out tokens a validation reads (split_ids holds out the
-    last ones, capped_validation keeps the last of those)."""
+    last ones, capped_validation keeps the last of those). None at bpe level: there the ids
+    spell the text exactly (validation_extent spells them)."""
+    if vocab.level == "bpe":
+        return None
     held_out = int(n_tokens * val_fraction)
     return tail_pieces(corpus, vocab, len(capped_validation(range(held_out))))
 
