@@ -114,6 +114,19 @@ def test_open_of_a_huge_file_is_refused_before_reading(loaded, tmp_path):
         run_command(shell_on(loaded), f":open {path}")
 
 
+def test_the_piped_shell_ends_at_a_stop_string_and_takes_the_penalty(tiny_run):
+    args = ["repl", str(tiny_run), "--length", "300", "--seed", "1", "--temperature", "1"]
+    free = CliRunner().invoke(cli, args, input="To be\n").output
+    stop = free[40:42]
+    stopped = CliRunner().invoke(cli, [*args, "--stop", stop, "--repeat-penalty", "1", "--min-p", "0"],
+                                 input="To be\n")
+    assert stopped.exit_code == 0 and stopped.output == free[: free.find(stop) + len(stop)] + "\n"
+    penalised = CliRunner().invoke(cli, [*args, "--repeat-penalty", "50", "--repeat-last-n", "8"], input="To be\n")
+    assert penalised.exit_code == 0 and penalised.output != free
+    bad = CliRunner().invoke(cli, [*args, "--repeat-penalty", "0.5"], input="To be\n")
+    assert bad.exit_code != 0 and bad.output.count("\n") == 1
+
+
 def test_prompt_file_in_the_piped_shell_is_read_before_the_input(tiny_run, tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("To be\n", encoding="utf-8")
@@ -184,19 +197,18 @@ def test_a_history_that_is_a_fifo_or_a_folder_or_unwritable_never_stops_the_shel
     history = PersistentHistory(fifo)
     history.store_string("x")  # not a regular file: never written, never blocks
     assert not history.writable
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        monkeypatch.setenv("LSTM_REPL_HISTORY", str(locked / "sub" / "history"))
+    blocked = tmp_path / "a-file"  # a folder cannot be made under a file (as root, a mode 500 folder would be written)
+    blocked.write_text("x")
+    monkeypatch.setenv("LSTM_REPL_HISTORY", str(blocked / "sub" / "history"))
 
-        async def script(d: Driver):
-            await d.command(":len 3")
-            assert d.session.settings.sampling.length == 3
+    async def script(d: Driver):
+        await d.command(":len 3")
+        await d.command(":topk 2")
+        d.send("\x1b[A")  # Up recalls the line kept in memory
+        await d.until(lambda: d.buffer.text == ":topk 2", "Up")
 
-        drive(loaded, script)
-    finally:
-        locked.chmod(0o700)
+    drive(loaded, script)
+    assert blocked.read_text() == "x"
 
 
 def test_two_shells_writing_history_at_once_keep_every_line(tmp_path):
