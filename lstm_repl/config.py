@@ -25,6 +25,9 @@ SCHEDULES = ("wsd", "cosine", "constant")  # of the learning rate after warm-up 
 # Beyond these, logits / temperature leaves float32 (1e-40 overflowed, 1e300 became inf): as
 # greedy as 0 below, as uniform as it gets above
 MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
+MAX_REPEAT_PENALTY = 1e3  # a recently seen token at most this many times less likely: beyond, it is simply banned
+MAX_REPEAT_WINDOW = 1 << 20  # tokens looked back over for the repetition penalty
+MAX_STOPS, MAX_STOP_CHARS = 16, 256  # stop strings, and characters in each
 MIN_SEED, MAX_SEED = 0, (1 << 64) - 1  # torch.manual_seed takes these (and maps negative ones onto them)
 # Far beyond any model this tool trains, and cheap to build on the meta device (0.2 s at the
 # most): a hand-edited config asking for 100,000 layers is refused at once, not built for minutes.
@@ -164,15 +167,33 @@ class SampleConfig:
     top_p: float = 1.0  # keep the smallest set whose probability reaches p
     length: int = 200  # tokens to generate
     seed: int | None = None  # same seed, same text
-    stop: str | None = None  # stop once the output ends with this
+    # stop once the output ends with this string, or with any of these (older callers and
+    # recordings give one string; a list is kept as a tuple)
+    stop: str | tuple[str, ...] | None = None
     precision: str = "auto"  # weights read per token: fp32, fp16 (arithmetic in fp32), auto
+    min_p: float = 0.0  # drop tokens less likely than min_p times the most likely one; 0 keeps all
+    repeat_penalty: float = 1.0  # a token among the last repeat_window ones is this many times less likely
+    repeat_window: int = 64  # tokens (the prompt's included) the penalty looks back over
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, list):
+            self.stop = tuple(self.stop)
         self.check()
 
+    @property
+    def stops(self) -> tuple[str, ...]:
+        """Every stop string (none, one, or several)."""
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else self.stop
+
+    @property
+    def penalises(self) -> bool:
+        return self.repeat_penalty != 1.0 and self.repeat_window > 0
+
     def check(self) -> None:
-        """Raise ConfigError unless every setting is one a sampler can use (the CLI's options and
-        the shell's :temp, :topk, :topp, :len come through here)."""
+        """Raise ConfigError unless every setting is one a sampler can use (the CLI's options,
+        the shell's :set and a recording's header come through here)."""
         if self.precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}")
         if not (self.temperature == 0 or MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE):
@@ -182,10 +203,29 @@ class SampleConfig:
             raise ConfigError("top-k must be 0 (off) or more")
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError("top-p must be in (0, 1]")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise ConfigError(f"min-p must be from 0 (off) to 1; got {self.min_p}")
+        if not 1.0 <= self.repeat_penalty <= MAX_REPEAT_PENALTY:
+            raise ConfigError(f"the repeat penalty must be from 1 (off) to {MAX_REPEAT_PENALTY:g}; "
+                              f"got {self.repeat_penalty}")
+        if not 0 <= self.repeat_window <= MAX_REPEAT_WINDOW:
+            raise ConfigError(f"the repeat window must be from 0 (off) to {MAX_REPEAT_WINDOW:,} tokens; "
+                              f"got {self.repeat_window}")
         if self.length < 0:
             raise ConfigError("length must be 0 or more")
         if not seed_ok(self.seed):
             raise ConfigError(SEED_RULE)
+        self._check_stops()
+
+    def _check_stops(self) -> None:
+        stop = self.stop
+        if not (stop is None or isinstance(stop, str) or (isinstance(stop, tuple) and
+                                                          all(isinstance(s, str) for s in stop))):
+            raise ConfigError("stop must be a string or a list of strings")
+        if len(self.stops) > MAX_STOPS:
+            raise ConfigError(f"at most {MAX_STOPS} stop strings; got {len(self.stops)}")
+        if any(not s or len(s) > MAX_STOP_CHARS for s in self.stops):
+            raise ConfigError(f"a stop string must have from 1 to {MAX_STOP_CHARS} characters")
 
 
 # Where word level differs from the dataclasses' defaults (chosen by measurement: README, "Word

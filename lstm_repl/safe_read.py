@@ -117,6 +117,19 @@ def parse_json(text: str | bytes, error: type[LstmReplError] = LstmReplError, wh
         raise error(f"{where}: not valid JSON ({_short(exc)}); it is not a {what}") from None
 
 
+def parse_json_at(text: str, start: int, error: type[LstmReplError] = LstmReplError, where: str = "input",
+                  what: str = "JSON document") -> tuple[Any, int]:
+    """The one JSON value that begins at text[start], checked as parse_json checks, and where it
+    ends: for reading the head of a document too large to parse whole."""
+    decoder = json.JSONDecoder(parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
+    try:
+        return decoder.raw_decode(text, start)
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply; it is not a {what}") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError; so is an int of 5,000 digits
+        raise error(f"{where}: not valid JSON ({_short(exc)}); it is not a {what}") from None
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):

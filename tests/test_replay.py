@@ -268,6 +268,11 @@ HOSTILE_RECORDINGS = [
     ("length below 0", {"settings__length": -1}, TYPED, 1.0, ["length"]),
     ("seed a float", {"settings__seed": 1.5}, TYPED, 1.0, ["'seed' should be an integer or null"]),
     ("a setting the CLI has not", {"settings__shown": 3}, TYPED, 1.0, ["unknown field 'shown'"]),
+    ("min_p above 1", {"settings__min_p": 2.0}, TYPED, 1.0, ["min-p must be from 0"]),
+    ("a repeat penalty below 1", {"settings__repeat_penalty": 0.5}, TYPED, 1.0, ["repeat penalty"]),
+    ("a repeat window a string", {"settings__repeat_window": "x"}, TYPED, 1.0, ["'repeat_window' should be"]),
+    ("a stop list of numbers", {"settings__stop": [1]}, TYPED, 1.0, ["'stop[0]' should be a string"]),
+    ("an empty stop string", {"settings__stop": [""]}, TYPED, 1.0, ["stop string must have"]),
     ("transcript a number", {"start__transcript": 5}, TYPED, 1.0, ["'transcript' should be a string"]),
     ("layer a string", {"start__layer": "2"}, TYPED, 1.0, ["'layer' should be an integer"]),
     ("units of strings", {"start__units": ["a"]}, TYPED, 1.0, ["'units[0]' should be an integer"]),
@@ -408,3 +413,24 @@ def test_the_largest_terminal_casts_within_a_memory_cap(recorded, tmp_path):
     assert result.returncode == 0, result.stderr
     header, events = parse_cast(out.read_text("utf-8"))
     assert (header["width"], header["height"]) == (1000, 500) and events
+
+
+def test_a_recording_keeps_min_p_the_penalty_and_stops_and_one_without_them_still_reads(recorded, tmp_path):
+    from lstm_repl.config import SampleConfig
+    from lstm_repl.shell.recording import SETTINGS_FIELDS
+
+    def sampling(path: Path) -> SampleConfig:  # as playback.build_shell makes it
+        settings = read_recording(path).header.settings
+        return SampleConfig(**{name: settings[name] for name in SETTINGS_FIELDS if name in settings})
+
+    recorded_settings = json.loads(recorded.path.read_text("utf-8").split("\n", 1)[0])["settings"]
+    assert {"min_p", "repeat_penalty", "repeat_window", "stop"} <= set(recorded_settings)
+    header = header_of(recorded, settings__min_p=0.1, settings__repeat_penalty=1.5, settings__repeat_window=8,
+                       settings__stop=["\n\n", "END"])
+    new = sampling(write_recording(tmp_path / "new.jsonl", header, TYPED, 1.0))
+    assert (new.min_p, new.repeat_penalty, new.repeat_window, new.stop) == (0.1, 1.5, 8, ("\n\n", "END"))
+    old = header_of(recorded)
+    for name in ("min_p", "repeat_penalty", "repeat_window", "stop"):
+        old["settings"].pop(name)
+    assert sampling(write_recording(tmp_path / "old.jsonl", old, TYPED, 1.0)) == SampleConfig(
+        **{name: old["settings"][name] for name in ("temperature", "top_k", "top_p", "length", "seed")})

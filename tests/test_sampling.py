@@ -131,3 +131,122 @@ def test_the_shell_and_the_cli_sample_by_the_same_rules_and_defaults(loaded):
     with pytest.raises(CommandError, match="temperature must be 0 \\(greedy\\) or from 0.001 to 1000"):
         run_command(shell, f":temp {MAX_TEMPERATURE * 1.01:g}")
     assert shell.session.settings.sampling.temperature == MAX_TEMPERATURE
+
+
+# ---------------------------------------------------------------- min-p, repetition penalty, stop strings
+
+
+def tiny_logits(loaded, prompt: str = "To be, or not"):
+    from lstm_repl.session.sampling import read_prompt
+
+    with torch.inference_mode():
+        logits, _ = read_prompt(loaded.model, loaded.vocab.encode(prompt))
+    return logits.float()
+
+
+def plain_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(logits / T) over every token but <unk>: what sampling draws from with no filter."""
+    masked = logits.clone()
+    masked[UNK_ID] = float("-inf")
+    return (masked / temperature).softmax(-1)
+
+
+@pytest.mark.parametrize("min_p", [0.05, 0.3])
+def test_min_p_removes_exactly_the_tokens_under_min_p_times_the_most_likely(loaded, min_p):
+    logits = tiny_logits(loaded)
+    before = plain_probabilities(logits, 1.0)
+    after = Sampler(SampleConfig(temperature=1.0, min_p=min_p)).probabilities(logits)
+    kept = before >= min_p * before.max()
+    assert 1 < int(kept.sum()) < int((before > 0).sum())  # the tiny model's spread makes the cut bite
+    assert torch.equal(after > 0, kept)
+    assert torch.allclose(after[kept], before[kept] / before[kept].sum(), atol=1e-6)  # the rest renormalised
+    drawn = draws(SampleConfig(temperature=1.0, min_p=min_p, seed=3), 3000, logits)
+    assert set(drawn.tolist()) <= set(kept.nonzero()[:, 0].tolist())
+
+
+@pytest.mark.parametrize("penalty", [1.5, 4.0])
+def test_the_repeat_penalty_makes_recent_tokens_exactly_that_many_times_less_likely(loaded, penalty):
+    logits, vocab = tiny_logits(loaded), loaded.vocab
+    before = plain_probabilities(logits, 0.7)
+    recent = before.topk(2).indices.tolist()  # the two likeliest tokens were just seen
+    sampler = Sampler(SampleConfig(temperature=0.7, repeat_penalty=penalty, repeat_window=2))
+    sampler.saw([*vocab.encode("To be"), recent[0], recent[1], recent[0]])  # a window of 2: the last two only
+    assert sorted(set(sampler.recent)) == sorted(recent)
+    after = sampler.probabilities(logits)
+    seen = torch.zeros_like(before, dtype=torch.bool)
+    seen[recent] = True
+    odds_before = before[seen] / before[~seen].sum()
+    odds_after = after[seen] / after[~seen].sum()
+    assert torch.allclose(odds_after, odds_before / penalty, rtol=1e-4)
+    unseen = ~seen & (before > 0)
+    assert torch.allclose(after[unseen] / after[unseen].sum(), before[unseen] / before[unseen].sum(), atol=1e-6)
+    # and the draws follow it
+    n = 4000
+    plain = draws(SampleConfig(temperature=0.7, seed=5), n, logits)
+    penalised = torch.tensor([_draw_after(logits, recent, penalty, seed) for seed in range(n)])
+    share = lambda drawn: float(sum((drawn == t).sum() for t in recent)) / n  # noqa: E731
+    expected = float(after[seen].sum())
+    assert abs(share(penalised) - expected) < 0.03 and share(plain) > share(penalised) + 0.05
+
+
+def _draw_after(logits, recent, penalty, seed):
+    sampler = Sampler(SampleConfig(temperature=0.7, repeat_penalty=penalty, repeat_window=8, seed=seed))
+    sampler.saw(recent)
+    return sampler.choose(logits)
+
+
+def test_greedy_with_a_repeat_penalty_passes_over_the_recent_best(loaded):
+    logits = tiny_logits(loaded)
+    best = choose(logits, SampleConfig(temperature=0), None)
+    penalised = choose(logits, SampleConfig(temperature=0, repeat_penalty=1e3), None, recent=[best])
+    assert penalised != best and penalised != UNK_ID
+
+
+def test_a_generation_ends_at_the_first_stop_string_and_writes_nothing_past_it(loaded):
+    from lstm_repl.session.sampling import generate_text
+
+    config = SampleConfig(temperature=1.0, seed=4, length=400)
+    free = "".join(generate_text(loaded.model, loaded.vocab, "To be", config))
+    stops = ("e,", "\n")
+    first_end = min(free.find(s) + len(s) for s in stops if s in free)
+    stopped = "".join(generate_text(loaded.model, loaded.vocab, "To be", SampleConfig(
+        temperature=1.0, seed=4, length=400, stop=stops)))
+    assert stopped == free[:first_end]
+
+
+def test_stop_text_cuts_a_piece_that_runs_past_the_stop():
+    from lstm_repl.session.sampling import StopText
+
+    watch = StopText(("ab", "xyz"))
+    assert watch.cut("..x") == ("..x", False)
+    assert watch.cut("yz and more") == ("yz", True)  # 'xyz' spans two pieces
+    assert StopText(()).cut("anything") == ("anything", False)
+
+
+def test_sample_settings_are_checked_once_by_sample_config():
+    for bad in (dict(min_p=-0.1), dict(min_p=1.5), dict(min_p=float("nan")), dict(repeat_penalty=0.5),
+                dict(repeat_penalty=float("inf")), dict(repeat_window=-1), dict(stop=""), dict(stop=("a", "")),
+                dict(stop=("x" * 300,)), dict(stop=tuple("abcdefghijklmnopq")), dict(stop=(1,))):
+        with pytest.raises(ConfigError):
+            SampleConfig(**bad)
+    assert SampleConfig(stop="ab").stops == ("ab",) and SampleConfig(stop=["a", "b"]).stop == ("a", "b")
+
+
+def test_generate_n_writes_k_reproducible_samples_with_derived_seeds(tiny_run):
+    from click.testing import CliRunner
+
+    from lstm_repl.cli.main import cli
+    from lstm_repl.session.sampling import derived_seed
+
+    args = ["generate", str(tiny_run), "--prompt", "To", "--length", "30", "--seed", "9", "--n", "3",
+            "--min-p", "0.05", "--repeat-penalty", "1.3", "--repeat-last-n", "16", "--stop", "zz", "--stop", "q"]
+    first, again = (CliRunner().invoke(cli, args) for _ in range(2))
+    assert first.exit_code == 0, first.output
+    assert first.output == again.output
+    heads = [line for line in first.output.split("\n") if line.startswith("── sample")]
+    seeds = [derived_seed(9, j) for j in range(3)]
+    assert heads == [f"── sample {j + 1} of 3 · seed {seed} ──" for j, seed in enumerate(seeds)]
+    # sample 2 is what --seed (its derived seed) alone writes
+    alone = CliRunner().invoke(cli, [*args[:7], str(seeds[1]), *args[10:]])
+    second = first.output.split(heads[1] + "\n")[1].split("\n── sample")[0]
+    assert alone.output.rstrip("\n") == second.rstrip("\n")

@@ -259,7 +259,7 @@ def test_save_writes_the_committed_text(loaded, tmp_path):
         await d.until(lambda: d.shell_app.streaming is None and d.shell_app.shell.history, "a stream")
         history = d.shell_app.shell.history
         message = await d.command(f":save {path}")
-        assert message == f"saved {len(history)} tokens with their traces to {path}"
+        assert message == f"saved the session, {len(history)} tokens with their traces, to {path}"
         document = json.loads(path.read_text("utf-8"))
         assert document["text"] == history
         assert len(document["tokens"]) == len(history)
@@ -283,7 +283,7 @@ def test_save_of_a_long_session_keeps_gates_for_its_end(loaded, tmp_path, monkey
         d.send(ENTER)
         await d.until(lambda: d.shell_app.streaming is None and d.shell.history, "a stream")
         message = await d.command(f":save {path}")
-        assert message == f"saved 300 tokens with their traces, gates for the last 50 to {path}"
+        assert message == f"saved the session, 300 tokens with their traces, gates for the last 50, to {path}"
         document = json.loads(path.read_text("utf-8"))
         assert document["gates_from"] == 250 and len(document["tokens"]) == 300
         assert [t["layers"] is None for t in document["tokens"]] == [True] * 250 + [False] * 50

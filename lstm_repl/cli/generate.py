@@ -9,6 +9,7 @@ import click
 
 from lstm_repl.cli.options import (
     INTERVENTION_OPTIONS,
+    MORE_SAMPLING_OPTIONS,
     SEED,
     SAMPLING,
     TEMPERATURE,
@@ -28,8 +29,11 @@ MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument 
 @click.option("--temperature", type=TEMPERATURE, default=SAMPLING.temperature, show_default=True, help="0 is greedy.")
 @click.option("--top-k", type=WholeNumber(min=0), default=SAMPLING.top_k, show_default=True, help="0 keeps all tokens.")
 @click.option("--top-p", type=TOP_P, default=SAMPLING.top_p, show_default=True)
-@click.option("--seed", type=SEED, help="Same seed and settings (precision included), same text.")
-@click.option("--stop", help="Stop once the output ends with this string.")
+@click.option("--seed", type=SEED, help="Same seed and settings (precision included), same text; with --n, "
+                                         "sample j's seed is derived from it.")
+@with_options(MORE_SAMPLING_OPTIONS)
+@click.option("--n", "samples", type=WholeNumber(1, 10_000), default=1, show_default=True,
+              help="Samples to write, each headed by its number and seed.")
 @click.option("--precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto", show_default=True,
               help="Weights read per token: fp16 halves the bytes (arithmetic stays fp32); auto picks fp16 "
                    "on CPUs with fbgemm (x86), else fp32, the weights as trained, as `trace` and the shell "
@@ -39,8 +43,8 @@ MAX_PIPED_PROMPT = 1 << 20  # bytes: eight times what one command-line argument 
               help="Write the exact text, control characters and escape sequences included. Without it they "
                    "are shown as \\x1b, U+009B and the like, so no text a model learned can act on the terminal.")
 @with_options(INTERVENTION_OPTIONS)
-def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precision, echo, raw, clamp, ablate,
-             force) -> None:
+def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, min_p, repeat_penalty, repeat_window, stop,
+             samples, precision, echo, raw, clamp, ablate, force) -> None:
     """Generate text from checkpoint CKPT (a folder or a bundled model name)."""
     from lstm_repl.api import load
     from lstm_repl.config import SampleConfig
@@ -52,16 +56,34 @@ def generate(ckpt, prompt, length, temperature, top_k, top_p, seed, stop, precis
         prompt = read_piped(binary(sys.stdin), MAX_PIPED_PROMPT, "a prompt is shorter (`lstm-repl repl CKPT` reads "
                             "a piped text of any length and continues it)")
     prompt = prompt or ""
-    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed, stop=stop,
-                          precision=precision)
+    config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed,
+                          stop=stop or None, precision=precision, min_p=min_p, repeat_penalty=repeat_penalty,
+                          repeat_window=repeat_window)
     write = _exact_writer() if raw else _safe_writer()
-    if echo and prompt:
-        write(prompt)
-    try:
-        for piece in model.generate(prompt, config, edits):
-            write(piece)
-    finally:  # Ctrl-C too: the text so far ends its line
-        write("\n")
+    for index, sample_config in enumerate(sample_configs(config, samples)):
+        if samples > 1:
+            write(("\n" if index else "") + f"── sample {index + 1} of {samples} · seed {sample_config.seed} ──\n")
+        if echo and prompt:
+            write(prompt)
+        try:
+            for piece in model.generate(prompt, sample_config, edits):
+                write(piece)
+        finally:  # Ctrl-C too: the text so far ends its line
+            write("\n")
+
+
+def sample_configs(config, count: int):
+    """`count` configs, the first with the seed given, the others with seeds derived from it (a
+    random one when none is given and there are several), so `--seed S --n K` is reproducible."""
+    import secrets
+    from dataclasses import replace
+
+    from lstm_repl.session.sampling import derived_seed
+
+    if count == 1:
+        return [config]
+    seed = secrets.randbelow(1 << 63) if config.seed is None else config.seed
+    return [replace(config, seed=derived_seed(seed, index)) for index in range(count)]
 
 
 def _safe_writer() -> Callable[[str], None]:

@@ -17,6 +17,8 @@ from lstm_repl.cells import cell_kinds
 from lstm_repl.config import (
     DEVICES,
     LEVELS,
+    MAX_REPEAT_PENALTY,
+    MAX_REPEAT_WINDOW,
     MAX_SEED,
     MAX_TEMPERATURE,
     MIN_SEED,
@@ -163,6 +165,20 @@ SAMPLING = SampleConfig()  # the sampler's defaults, which the shell's and gener
 TEMPERATURE = FiniteFloat(0, MAX_TEMPERATURE)  # and 0 or at least MIN_TEMPERATURE: SampleConfig says so
 TOP_P = FiniteFloat(0, 1, min_open=True)
 
+# Sampling beyond temperature, top-k and top-p, as generate, the shell and the piped shell take it
+MORE_SAMPLING_OPTIONS = [
+    click.option("--min-p", type=FiniteFloat(0, 1), default=SAMPLING.min_p, show_default=True,
+                 help="Drop tokens less likely than MIN_P times the most likely one (0 keeps all)."),
+    click.option("--repeat-penalty", type=FiniteFloat(1, MAX_REPEAT_PENALTY), default=SAMPLING.repeat_penalty,
+                 show_default=True, help="Make each token seen among the last --repeat-last-n this many times "
+                                         "less likely (1 is off)."),
+    click.option("--repeat-last-n", "repeat_window", type=WholeNumber(0, MAX_REPEAT_WINDOW),
+                 default=SAMPLING.repeat_window, show_default=True,
+                 help="Tokens (the prompt's included) the repeat penalty looks back over."),
+    click.option("--stop", multiple=True, help="Stop once the output reaches this string; it is written, nothing "
+                                               "after it (repeatable)."),
+]
+
 SHELL_OPTIONS = [
     click.option("--temperature", type=TEMPERATURE, default=SAMPLING.temperature, show_default=True,
                  help="0 is greedy."),
@@ -170,6 +186,7 @@ SHELL_OPTIONS = [
     click.option("--top-p", type=TOP_P, default=SAMPLING.top_p, show_default=True),
     click.option("--length", type=COUNT, default=SAMPLING.length, show_default=True, help="Tokens Enter streams."),
     click.option("--seed", type=SEED, help="Seed the sampler."),
+    *MORE_SAMPLING_OPTIONS,
 ]
 
 

@@ -1,8 +1,12 @@
-"""Choosing the next token (temperature, top-k, top-p) and generating text as a stream."""
+"""Choosing the next token (temperature, repetition penalty, top-k, top-p, min-p) and generating
+text as a stream that ends at a stop string."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import hashlib
+import math
+from collections import deque
+from typing import Iterable, Iterator
 
 import torch
 
@@ -14,8 +18,12 @@ from lstm_repl.model.precision import resolve_generation_precision
 from lstm_repl.data.vocab import UNK_ID, Vocab
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Mask (to -inf) every token outside the top-k and outside the top-p nucleus. logits: (V,)"""
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> torch.Tensor:
+    """Mask (to -inf) every token outside the top-k, outside the top-p nucleus, and less likely
+    than min_p times the most likely token. logits: (V,)"""
+    if min_p > 0:  # a ratio of probabilities: the same before or after the other filters renormalise
+        probabilities = logits.softmax(-1)
+        logits = logits.masked_fill(probabilities < min_p * probabilities.max(), float("-inf"))
     if top_k > 0 and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -30,9 +38,20 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def penalise(logits: torch.Tensor, recent: Iterable[int], penalty: float) -> torch.Tensor:
+    """logits (V,) less log(penalty) at each token among `recent` (once, however often it came):
+    under softmax, each of those tokens is exactly `penalty` times less likely relative to the
+    others. (llama.cpp's --repeat-penalty divides a positive logit and multiplies a negative one,
+    so its effect on a probability depends on the logit's scale; this one does not.)"""
+    seen = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    seen[torch.tensor(sorted(set(recent)), dtype=torch.long, device=logits.device)] = True
+    return logits - math.log(penalty) * seen
+
+
 class Sampler:
     """Chooses each next token of one generation: greedy at temperature 0, else a draw from
-    softmax(logits / T) kept to the top-k / top-p tokens; never <unk>.
+    softmax(logits / T), each token among the last `repeat_window` seen made `repeat_penalty`
+    times less likely, kept to the top-k / top-p / min-p tokens; never <unk>.
 
     The rule is pick_token (model/packed.py), one uniform number a token, so that a packed model
     can apply it itself, token after token, given the uniforms (PackedLSTM.decode)."""
@@ -44,19 +63,49 @@ class Sampler:
         self.block = block
         self._uniforms: list[float] = []
         self._masks: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self.recent: deque[int] = deque(maxlen=config.repeat_window)  # the tokens the penalty looks back over
 
     @property
     def filters(self) -> bool:
-        """True when a choice needs the logits filtered first (top-k, top-p)."""
-        return self.config.temperature > 0 and bool(self.config.top_k or self.config.top_p < 1.0)
+        """True when a choice needs every logit shaped first (penalty, top-k, top-p, min-p)."""
+        c = self.config
+        return c.penalises or (c.temperature > 0 and bool(c.top_k or c.top_p < 1.0 or c.min_p > 0))
+
+    def saw(self, ids: Iterable[int]) -> None:
+        """Tokens read before the first choice (the prompt): the repetition penalty counts them."""
+        if self.config.penalises:
+            self.recent.extend(ids)
 
     def choose(self, logits: torch.Tensor) -> int:
         """One token id from logits (V,)."""
-        temperature, mask = self.config.temperature, self.mask(logits.shape[-1], logits.device)
-        if self.filters:  # <unk> out and temperature in first: the nucleus is of what can be chosen
-            logits = filter_logits((logits.float() + mask) / temperature, self.config.top_k, self.config.top_p)
-            temperature = 1.0
-        return pick_token(logits, mask, temperature, self.uniforms(1)[0])
+        shaped, temperature = self.shaped(logits)
+        token = pick_token(shaped, self.mask(logits.shape[-1], logits.device), temperature, self.uniforms(1)[0])
+        if self.config.penalises:
+            self.recent.append(token)
+        return token
+
+    def shaped(self, logits: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The logits (V,) a choice reads, and the temperature it reads them at: as given, or
+        (when filters) with <unk> out, over the temperature, the recent tokens penalised, and
+        what top-k, top-p and min-p drop at -inf."""
+        config, mask = self.config, self.mask(logits.shape[-1], logits.device)
+        temperature = config.temperature
+        if not self.filters:
+            return logits, temperature
+        logits = (logits.float() + mask) / (temperature or 1.0)  # the nucleus is of what can be chosen
+        if config.penalises and self.recent:
+            logits = penalise(logits, self.recent, config.repeat_penalty)
+        if temperature == 0:
+            return logits, 0.0
+        return filter_logits(logits, config.top_k, config.top_p, config.min_p), 1.0
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """(V,): the probability choose() picks each token with now (one-hot at temperature 0)."""
+        shaped, temperature = self.shaped(logits)
+        shaped = shaped.float() + self.mask(logits.shape[-1], logits.device)
+        if temperature == 0:
+            return torch.nn.functional.one_hot(shaped.argmax(), shaped.shape[-1]).float()
+        return (shaped / temperature).softmax(-1)
 
     def uniforms(self, count: int) -> list[float]:
         """The next `count` numbers in [0, 1) of this generation's stream (zeros when greedy)."""
@@ -80,11 +129,24 @@ class Sampler:
         return self._masks[key]
 
 
-def choose(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator | None) -> int:
-    """One token id from logits (V,), for a caller that keeps its own generator (greedy needs none)."""
+def choose(logits: torch.Tensor, config: SampleConfig, generator: torch.Generator | None,
+           recent: Iterable[int] = ()) -> int:
+    """One token id from logits (V,), for a caller that keeps its own generator (greedy needs
+    none) and its own text (`recent`: the tokens before, for the repetition penalty)."""
     if generator is None and config.temperature > 0:
         raise ValueError("choose() draws from the caller's generator: pass one, or keep a Sampler")
-    return Sampler(config, generator, block=1).choose(logits)
+    sampler = Sampler(config, generator, block=1)
+    sampler.saw(recent)
+    return sampler.choose(logits)
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of sample `index` (0-based) of several drawn with `seed`: the first is `seed`
+    itself, the others come from a hash of both, so no two samples share a stream."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -135,7 +197,9 @@ def generate(
     if logits is None:
         logits, state, _ = model.step(torch.tensor([start_id], device=model.device), state, precision, edits)
         logits = logits[0]
-    yield from _continue(model, logits, state, Sampler(config), config.length, precision, edits)
+    sampler = Sampler(config)
+    sampler.saw(prompt_ids[-config.repeat_window:] if prompt_ids else [start_id])
+    yield from _continue(model, logits, state, sampler, config.length, precision, edits)
 
 
 @torch.inference_mode()
@@ -157,8 +221,8 @@ def continue_from(model: LanguageModel, logits: torch.Tensor, state: State, samp
 def _continue(model: LanguageModel, logits: torch.Tensor, state: State, sampler: Sampler, length: int,
               precision: str, edits: Interventions | None = None) -> Iterator[int]:
     """`length` tokens chosen after logits (V,) and state. A kind with a packed form generates
-    stretches of DECODE_CHUNK tokens without returning to Python, unless top-k/top-p need every
-    logit; otherwise a step per token."""
+    stretches of DECODE_CHUNK tokens without returning to Python, unless the penalty or
+    top-k/top-p/min-p need every logit; otherwise a step per token."""
     if length <= 0:
         return
     token = sampler.choose(logits)
@@ -184,14 +248,34 @@ def _decode(packed, token: int, state: State, sampler: Sampler, length: int, voc
         token, length = chosen[-1], length - len(chosen)
 
 
+class StopText:
+    """Watches generated text for the stop strings: the piece that completes one is cut just
+    after it, and generation ends there (the stop string is written, nothing past it)."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = stops
+        self.keep = max((len(s) for s in stops), default=1) - 1  # characters a stop may start before a piece
+        self.tail = ""
+
+    def cut(self, piece: str) -> tuple[str, bool]:
+        """-> (what of `piece` to write, whether a stop string ended in it)."""
+        if not self.stops:
+            return piece, False
+        text = self.tail + piece
+        ends = [text.find(stop) + len(stop) for stop in self.stops if stop in text]
+        if ends:
+            return piece[: min(ends) - len(self.tail)], True
+        self.tail = text[len(text) - self.keep :] if self.keep else ""
+        return piece, False
+
+
 def generate_text(model: LanguageModel, vocab: Vocab, prompt: str, config: SampleConfig,
                   edits: Interventions | None = None) -> Iterator[str]:
-    """Yield the text of each generated token; stop early once the output ends with config.stop."""
-    produced = ""
+    """Yield the text of each generated token; stop early once the output reaches a stop string
+    (config.stops), cut just after it."""
+    stops = StopText(config.stops)
     for token in generate(model, vocab.encode(prompt), config, start_id=vocab.primer_id(), edits=edits):
-        piece = vocab.token_text(token)
+        piece, stopped = stops.cut(vocab.token_text(token))
         yield piece
-        if config.stop:
-            produced = (produced + piece)[-len(config.stop) - 64 :]
-            if produced.endswith(config.stop):
-                return
+        if stopped:
+            return

@@ -22,7 +22,7 @@ from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.model import State
-from lstm_repl.session.sampling import choose, make_generator
+from lstm_repl.session.sampling import Sampler, StopText, make_generator
 from lstm_repl.snapshot import Snapshot
 from lstm_repl.session.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.session.token_text import TokenText, common_prefix_length
@@ -216,6 +216,11 @@ class Session:
             self.store.put(n, state, gates_to_numpy(gates))
         self._changed()
 
+    def interventions_from(self) -> int:
+        """Characters of the text read plainly before the interventions set took over (a saved
+        session restores them there)."""
+        return self.read.end(self._edits_from + 1) if len(self.read) else 0
+
     @torch.inference_mode()
     def logits(self, position: int) -> torch.Tensor:
         """Next-token logits (V,) after `position` tokens: the decoder of the state's top h."""
@@ -293,18 +298,33 @@ class Session:
 
     @torch.inference_mode()
     def stream(self, length: int | None = None) -> Iterator[str]:
-        """Sample a continuation token by token; each token is read into the session as it comes."""
+        """Sample a continuation token by token; each token is read into the session as it comes.
+        A stop string ends it: the text is cut just after the stop (a word token is read again cut)."""
         config = self.settings.sample_config(length)
         if self.partial:  # finish the word being typed first
             self.edit(self.text_length(), " ")
             yield " "
+        sampler, stops = Sampler(config, self.generator, block=1), StopText(config.stops)
+        sampler.saw(self.ids[-config.repeat_window:].tolist() if config.penalises else [])
         for _ in range(config.length):
-            token = choose(self.logits(len(self.read)), config, self.generator)
+            token = sampler.choose(self.logits(len(self.read)))
             piece = self.read.spelled(token)
             logits = self._step(token, piece)
             self._changed()  # the snapshot is built when someone looks: a stream draws ~30 tokens a second
             self._logits_cache = (len(self.read), logits)
-            yield piece
+            kept, stopped = stops.cut(piece)
+            if len(kept) < len(piece):
+                self.edit(self.text_length() - len(piece) + len(kept), "")
+            yield kept
+            if stopped:
+                return
+
+    def fresh_seed(self) -> int:
+        """Reseed with a seed drawn from the sampler's own stream (a seeded session, or its
+        replay, draws the same one) -> that seed."""
+        seed = int(torch.randint(0, 1 << 62, (1,), generator=self.generator))
+        self.reseed(seed)
+        return seed
 
     def reseed(self, seed: int | None) -> None:
         self.settings = replace(self.settings, sampling=replace(self.settings.sampling, seed=seed))

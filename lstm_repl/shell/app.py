@@ -25,6 +25,7 @@ from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.layout.controls import BufferControl
 from prompt_toolkit.layout.processors import AppendAutoSuggestion, BeforeInput
 from prompt_toolkit.renderer import print_formatted_text
+from prompt_toolkit.widgets import SearchToolbar
 
 from lstm_repl.shell.collector import Collector, paced_collection
 from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, Shell, run_command
@@ -42,6 +43,9 @@ from lstm_repl.shell.style import shell_style, uses_colour
 from lstm_repl.shell.timing import ShellTiming
 from lstm_repl.terminal_text import terminal_safe
 
+BLOCK = '"""'  # begins and ends a block of lines
+
+
 class ShellApp:
     def __init__(self, shell: Shell, color: bool | None = None, timing: ShellTiming = ShellTiming(),
                  hooks: ShellHooks | None = None, history: bool = True):
@@ -53,6 +57,8 @@ class ShellApp:
                                  "→ ghost · :help")
         self.stream, self.typing, self.enter_keys = Stream(self), Typing(self), EnterKeys(self)
         self.collector: Collector | None = None  # while running
+        self.in_block = False  # between triple quotes: Enter starts a new line, the closing quotes stream
+        self.search = SearchToolbar()  # Ctrl-R: shown while searching the history
         self.buffer = Buffer(
             multiline=False,
             history=file_history() if history else InMemoryHistory(),
@@ -68,11 +74,12 @@ class ShellApp:
         self.typing.refresh_ghost()
 
     def _build(self) -> Application:
-        line = BufferControl(self.buffer, input_processors=[BeforeInput(self._prompt), AppendAutoSuggestion()])
+        line = BufferControl(self.buffer, input_processors=[BeforeInput(self._prompt), AppendAutoSuggestion()],
+                             search_buffer_control=self.search.control)
         input_window = Window(line, height=1, wrap_lines=False)
         below = PanelArea(self.frame.lines_below_input)
         app = Application(
-            layout=Layout(HSplit([input_window, below]), focused_element=input_window),
+            layout=Layout(HSplit([input_window, self.search, below]), focused_element=input_window),
             key_bindings=shell_key_bindings(self),
             style=self.style,
             full_screen=False,
@@ -85,6 +92,8 @@ class ShellApp:
         return app
 
     def _prompt(self):
+        if self.in_block:
+            return [("class:prompt", "… ")]
         return [("class:prompt", "> ")] if not self.buffer.text.startswith(":") else [("class:prompt.command", "  ")]
 
     def _terminal_size(self) -> tuple[int, int]:
@@ -124,10 +133,35 @@ class ShellApp:
         text = self.buffer.text
         if text.strip() and len(text) <= HISTORY_LINE_MAX:
             self.buffer.append_to_history()
-        if text.startswith(":"):
+        if text.startswith(":") and not self.in_block:
             self._run_command(text)
-        else:
+        elif not self._block_line(text):
             self.stream.start()
+
+    def _block_line(self, text: str) -> bool:
+        """Lines between triple quotes (as ollama reads them): Enter ends a line without streaming,
+        the line that ends with the closing quotes streams. -> whether Enter is taken by a block."""
+        if not self.in_block and not text.lstrip().startswith(BLOCK):
+            return False
+        if not self.in_block:
+            text = text.lstrip()[len(BLOCK) :]
+            self.in_block = True
+            self.message = f'a block of lines: Enter starts a new line · a line ending with {BLOCK} streams'
+        if text.rstrip().endswith(BLOCK):
+            self.in_block = False
+            self.reader.replace_line(text.rstrip()[: -len(BLOCK)])
+            self.typing.sync()
+            return False
+        self.reader.replace_line(text)
+        if text:
+            self.reader.newline()
+        self.typing.sync()
+        return True
+
+    def new_line(self) -> None:
+        """Alt-Enter: the line so far goes above, as text, and nothing streams."""
+        self.reader.newline()
+        self.typing.sync()
 
     def _run_command(self, line: str) -> None:
         self.hooks.fire("command", line)
@@ -146,9 +180,13 @@ class ShellApp:
         if result.quit:
             self.app.exit()
             return
-        if not self.shell.history:  # :reset or :load cleared the transcript with the session
+        if not self.shell.history or result.transcript_replaced:  # :reset, :load, :undo, :open of a session
             self.reader.forget()
+        if result.paste is not None:
+            self.reader.paste(result.paste)
         self.typing.sync()
+        if result.stream:
+            self.stream.start()
 
     def print_above(self, text: str, generated: str = "") -> None:
         """Print above the prompt, the app redrawn below. This app's own loop does it (not the

@@ -23,7 +23,14 @@ HELP = {
     ":temp T": "sampling temperature (0 = greedy)",
     ":topk K": "sample only from the K most likely tokens (0 = all)",
     ":topp P": "sample only from the smallest set of tokens whose probability reaches P",
+    ":minp P": "drop tokens less likely than P times the most likely one (0 = off)",
     ":len N": "tokens streamed by Enter",
+    ":stop TEXT": "end a stream once it writes TEXT (\\n is a newline; repeatable); ':stop' alone removes them",
+    ":set NAME VALUE": "change a setting (temp, topk, topp, minp, repeat-penalty, repeat-window, len, seed, stop)",
+    ":show": "the model, the settings, the panel's layer and units, and the interventions",
+    ":regen": "take back the last stream and sample it again with a new seed",
+    ":undo": "take back the last stream (the text returns to before it)",
+    ":open FILE": "read a text file in as a paste, or restore a session :save wrote",
     ":layer N": "show layer N (1 = nearest the input)",
     ":units A B-C": "pin these units in the bar charts (no units: back to the units that changed most)",
     ":find FEATURE": "rank units on the text so far against a feature (in-quotes, in-brackets, line-position, "
@@ -37,7 +44,8 @@ HELP = {
     ":reset": "forget all text read so far",
     ":load CKPT": "open another checkpoint (folder or bundled name)",
     ":info": "what the model is and how it was trained",
-    ":save FILE": "save the session's text and per-token traces as JSON",
+    ":save FILE": "save the session (text, settings, layer, units, interventions) and its per-token traces as "
+                  "JSON; :open or repl --session restores it",
     ":record FILE": "record keys, commands and streams with their times (lstm-repl replay FILE plays them); "
                     "':record' alone stops",
     ":quit": "leave (Ctrl-D too)",
@@ -58,6 +66,7 @@ class Shell:
     history: str = ""  # text committed above the prompt, read by the model before the buffer
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
     writes_files: bool = True  # False while replaying: :save and :record write nothing
+    streams: list[int] = field(default_factory=list)  # where each stream began in `history` (:undo, :regen)
 
     def __post_init__(self) -> None:
         if not self.panel.labels:
@@ -78,6 +87,9 @@ class CommandResult:
     output: str = ""  # printed above the prompt
     quit: bool = False
     record: str | None = None  # :record's file, for the shell to start recording into ("": stop)
+    paste: str | None = None  # text to read in as a paste (:open)
+    stream: bool = False  # start a stream (:regen)
+    transcript_replaced: bool = False  # the text above the prompt is another now (:undo, :open of a session)
 
 
 def run_command(shell: Shell, line: str) -> CommandResult:
@@ -125,27 +137,11 @@ def _set(shell: Shell, **changes) -> SampleConfig:
 
 
 def _help(shell: Shell, arg: str) -> CommandResult:
-    lines = [f"  {usage:<14} {text}" for usage, text in HELP.items()]
-    keys = ("  Enter streams a continuation · → accepts the ghost text · Tab its next token · "
-            "Ctrl-C stops · Ctrl-D quits")
+    lines = [f"  {usage:<16} {text}" for usage, text in HELP.items()]
+    keys = ("  Enter streams a continuation · Alt-Enter (Esc Enter) starts a new line without streaming · "
+            '""" on a line of its own starts and ends a block of lines · → accepts the ghost text · Tab its next '
+            "token · Up/Down and Ctrl-R recall lines · Ctrl-C stops · Ctrl-D quits")
     return CommandResult("commands listed above", "\n".join(["commands:", *lines, keys]))
-
-
-def _temp(shell: Shell, arg: str) -> CommandResult:
-    return CommandResult(f"temperature {_set(shell, temperature=_number(arg, float, ':temp')).temperature}")
-
-
-def _topk(shell: Shell, arg: str) -> CommandResult:
-    top_k = _number(arg, int, ":topk", high=len(shell.session.vocab))  # a model's bound, beside SampleConfig's
-    return CommandResult(f"top-k {_set(shell, top_k=top_k).top_k or 'off'}")
-
-
-def _topp(shell: Shell, arg: str) -> CommandResult:
-    return CommandResult(f"top-p {_set(shell, top_p=_number(arg, float, ':topp')).top_p}")
-
-
-def _len(shell: Shell, arg: str) -> CommandResult:
-    return CommandResult(f"Enter streams {_set(shell, length=_number(arg, int, ':len')).length} tokens")
 
 
 def _layer(shell: Shell, arg: str) -> CommandResult:
@@ -172,7 +168,7 @@ def _seed(shell: Shell, arg: str) -> CommandResult:
 
 
 def _reset(shell: Shell, arg: str) -> CommandResult:
-    shell.history = ""
+    shell.history, shell.streams = "", []
     shell.session.reset()
     return CommandResult("forgot everything read so far")
 
@@ -182,7 +178,7 @@ def _load(shell: Shell, arg: str) -> CommandResult:
         raise CommandError(":load needs a checkpoint folder or bundled model name")
     loaded = shell.load_checkpoint(arg)
     shell.session.load(loaded)
-    shell.history = ""
+    shell.history, shell.streams = "", []
     shell.panel.layer = min(shell.panel.layer, loaded.model.config.layers - 1)
     shell.panel.units = None
     shell.panel.labels = _saved_labels(shell.session)
@@ -289,6 +285,7 @@ SAVED_GATES = 2000  # :save writes every gate of the last this many tokens (all 
 
 def _save(shell: Shell, arg: str) -> CommandResult:
     from lstm_repl.session.tracing import write_document
+    from lstm_repl.shell.session_file import session_json
 
     if not arg:
         raise CommandError(":save needs a file name, e.g. :save session.json")
@@ -298,12 +295,13 @@ def _save(shell: Shell, arg: str) -> CommandResult:
     session = shell.session
     try:
         with atomic_file(path) as f:
-            count = write_document(f, trace_header(session, SAVED_GATES), trace_tokens(session, SAVED_GATES))
+            header = {"session": session_json(shell), **trace_header(session, SAVED_GATES)}  # first: read from the head
+            count = write_document(f, header, trace_tokens(session, SAVED_GATES))
     except OSError as exc:
         raise CommandError(f"cannot write {path}: {exc.strerror}; free some space or choose another file "
                            "(the file is unchanged)") from None
     gated = f", gates for the last {SAVED_GATES:,}" if count > SAVED_GATES else ""
-    return CommandResult(f"saved {count:,} tokens with their traces{gated} to {path}")
+    return CommandResult(f"saved the session, {count:,} tokens with their traces{gated}, to {path}")
 
 
 def _record(shell: Shell, arg: str) -> CommandResult:
@@ -316,10 +314,96 @@ def _quit(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(quit=True)
 
 
+# ---------------------------------------------------------------- settings by name, :show, streams taken back
+
+
+def _set_named(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.shell.settings_table import SETTINGS
+
+    name, value = (arg.split(maxsplit=1) + ["", ""])[:2]
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise CommandError(f":set {name or 'NAME VALUE'}: the settings are {', '.join(SETTINGS)}")
+    if name == "seed":
+        return _seed(shell, value)
+    if name == "stop":
+        return _stop(shell, value)
+    number = _number(value, setting.kind, f":set {name}", high=setting.high(shell.session))
+    return CommandResult(setting.shown(getattr(_set(shell, **{setting.field: number}), setting.field)))
+
+
+def _setting(name: str) -> Callable[[Shell, str], CommandResult]:
+    return lambda shell, arg: _set_named(shell, f"{name} {arg}")
+
+
+def _stop(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.shell.settings_table import shown_stops, unescaped
+
+    stops = (*shell.session.settings.sampling.stops, unescaped(arg)) if arg else ()
+    stops = _set(shell, stop=tuple(dict.fromkeys(stops)) or None).stops
+    return CommandResult(f"streams stop at {shown_stops(stops)}" if stops else "no stop strings")
+
+
+def _show(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.model.describe import describe, summary_lines
+    from lstm_repl.shell.settings_table import settings_lines
+
+    panel, edits = shell.panel, shell.session.interventions
+    units = " ".join(map(str, panel.units)) if panel.units else "the units that changed most"
+    lines = ["model:", *summary_lines(describe(shell.session.loaded)), "settings:",
+             *settings_lines(shell.session.settings.sampling),
+             "panel:", f"  layer {panel.layer + 1} of {shell.session.model.config.layers} · units {units}",
+             "interventions:", *([f"  :{item}" for item in edits.items] or ["  none"])]
+    return CommandResult("model, settings and interventions above", "\n".join(lines))
+
+
+def _last_stream(shell: Shell, command: str) -> int:
+    """Where the last stream still in the text began (streams an edit or :undo removed are dropped)."""
+    while shell.streams and shell.streams[-1] > len(shell.history):
+        shell.streams.pop()
+    if not shell.streams:
+        raise CommandError(f"{command}: no stream to take back (Enter streams one)")
+    return shell.streams.pop()
+
+
+def _undo(shell: Shell, arg: str) -> CommandResult:
+    start = _last_stream(shell, ":undo")
+    removed, shell.history = len(shell.history) - start, shell.history[:start]
+    return CommandResult(f"took back the last stream ({removed:,} characters)",
+                         output=f"⟲ :undo took back the last {removed:,} characters", transcript_replaced=True)
+
+
+def _regen(shell: Shell, arg: str) -> CommandResult:
+    start = _last_stream(shell, ":regen")
+    shell.history = shell.history[:start]
+    seed = shell.session.fresh_seed()
+    message = f"sampling the last stream again with seed {seed}"
+    return CommandResult(message, output=f"⟲ :regen {message}", stream=True, transcript_replaced=True)
+
+
+OPEN_TEXT_LIMIT = 16 << 20  # bytes of a text file :open reads in (a long book; the model reads it in seconds)
+
+
+def _open(shell: Shell, arg: str) -> CommandResult:
+    from lstm_repl.safe_read import read_text
+    from lstm_repl.shell.session_file import is_session_file, read_session, restore
+
+    if not arg:
+        raise CommandError(":open needs a file: a text to read in, or a session :save wrote")
+    path = Path(arg).expanduser()
+    if is_session_file(path):
+        message = restore(shell, read_session(path))
+        return CommandResult(message, output=shell.history, transcript_replaced=True)
+    return CommandResult(f"read {path} in", paste=read_text(path, OPEN_TEXT_LIMIT, CommandError, "text file"))
+
+
 _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
-    ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
+    ":help": _help, ":temp": _setting("temp"), ":topk": _setting("topk"), ":topp": _setting("topp"),
+    ":len": _setting("len"), ":layer": _layer,
     ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
     ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
     ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
     ":explain": _explain,
+    ":set": _set_named, ":minp": _setting("minp"), ":stop": _stop, ":show": _show, ":regen": _regen, ":undo": _undo,
+    ":open": _open,
 }

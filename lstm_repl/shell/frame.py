@@ -4,6 +4,7 @@ the status line, each cached on what it was made from (prompt_toolkit asks three
 from __future__ import annotations
 
 from lstm_repl.shell.fragments import AnsiLines, one_line, wrapped
+from lstm_repl.shell.settings_table import status_text
 from lstm_repl.shell.views import render_panel
 from lstm_repl.terminal_text import terminal_safe
 
@@ -58,8 +59,7 @@ class Frame:
         s, name, stream = owner.shell.session.settings.sampling, owner.shell.session.loaded.name, owner.stream
         rate = f" · {stream.rate:,.0f} tok/s" if stream.task is not None else ""
         extra = "".join(f" · {text}" for text in owner.hooks.fire("status_extra") if text)
-        left = (f" {name}{extra} · T {s.temperature} · top-k {s.top_k or 'off'} · top-p {s.top_p} · len {s.length}"
-                f"{rate} ")
+        left = f" {name}{extra} · {status_text(s)}{rate} "
         edits = owner.shell.session.interventions
         shown = [("class:intervention", f" {edits} ")] if edits else []
         return [("class:status", left), *shown, ("class:message", " " + self.message)]

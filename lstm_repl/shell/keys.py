@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 from prompt_toolkit.application import Application
-from prompt_toolkit.filters import Condition
+from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.key_binding import KeyBindings, KeyPress
 from prompt_toolkit.keys import Keys
 
@@ -87,6 +87,7 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
     kb = KeyBindings()
     typing, enter_keys, stream = shell.typing, shell.enter_keys, shell.stream
     streaming = Condition(lambda: stream.task is not None)
+    taken = streaming | is_searching  # keys go to the stream (Ctrl-C) or to Ctrl-R's search, not to the line
     is_command = Condition(lambda: shell.buffer.text.startswith(":"))
     has_ghost = Condition(lambda: bool(typing.ghost_pieces) and shell.buffer.cursor_position == len(shell.buffer.text))
 
@@ -94,35 +95,42 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
     # would keep every copy.
     no_undo = {"save_before": lambda event: False}
 
-    @kb.add("enter", filter=~streaming, **no_undo)
-    @kb.add("c-j", filter=~streaming, **no_undo)
+    @kb.add("enter", filter=~taken, **no_undo)
+    @kb.add("c-j", filter=~taken, **no_undo)
     def _enter(event) -> None:
         previous = event.previous_key_sequence
         if event.key_sequence[0].key == Keys.ControlJ and previous and previous[-1].key == Keys.ControlM:
             return  # CRLF: one newline
         enter_keys.enter(more_keys_pending=_text_follows(event.app.key_processor.input_queue))
 
-    @kb.add(Keys.Any, filter=~streaming, **no_undo)
+    @kb.add(Keys.Any, filter=~taken, **no_undo)
     def _type(event) -> None:
         enter_keys.type_text(event.data * event.arg)
 
-    @kb.add(Keys.BracketedPaste, filter=~streaming, **no_undo)
+    @kb.add(Keys.BracketedPaste, filter=~taken, **no_undo)
     def _paste(event) -> None:
         enter_keys.paste(event.data)
 
-    @kb.add("backspace", filter=~streaming, **no_undo)
+    @kb.add("backspace", filter=~taken, **no_undo)
     def _backspace(event) -> None:
         if enter_keys.settle_enter():
             return
         event.current_buffer.delete_before_cursor(count=event.arg)
 
-    @kb.add("c-c")
+    @kb.add("escape", "enter", filter=~taken, **no_undo)
+    def _new_line(event) -> None:
+        """Alt-Enter: a new line without streaming."""
+        if enter_keys.settle_enter():
+            return
+        shell.new_line()
+
+    @kb.add("c-c", filter=~is_searching)
     def _interrupt(event) -> None:
         enter_keys.settle_enter()  # Enter then Ctrl-C: the stream starts, and stops
         if not stream.stop():
             typing.clear_line()
 
-    @kb.add("c-d", filter=~streaming)
+    @kb.add("c-d", filter=~taken)
     def _quit(event) -> None:
         if enter_keys.settle_enter():
             return
@@ -131,14 +139,14 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
         else:
             event.app.exit()
 
-    @kb.add("right", filter=has_ghost & ~streaming)
-    @kb.add("c-e", filter=has_ghost & ~streaming)
+    @kb.add("right", filter=has_ghost & ~taken)
+    @kb.add("c-e", filter=has_ghost & ~taken)
     def _accept_all(event) -> None:
         if enter_keys.settle_enter():
             return
         typing.accept_ghost()
 
-    @kb.add("tab", filter=is_command & ~streaming)
+    @kb.add("tab", filter=is_command & ~taken)
     def _complete(event) -> None:
         buffer = shell.buffer
         if buffer.complete_state:
@@ -146,20 +154,20 @@ def shell_key_bindings(shell) -> KeyBindings:  # shell: the ShellApp (app.py imp
         else:
             buffer.start_completion(select_first=False)
 
-    @kb.add("tab", filter=~is_command & ~streaming)
+    @kb.add("tab", filter=~is_command & ~taken)
     def _accept_token(event) -> None:
         if enter_keys.pasting():  # a tab inside a paste is text
             enter_keys.type_text("\t")
         else:
             typing.accept_ghost(tokens=1)
 
-    @kb.add("up", filter=~streaming)
+    @kb.add("up", filter=~taken)
     def _history_back(event) -> None:
         if enter_keys.settle_enter():
             return
         typing.recall(backward=True)
 
-    @kb.add("down", filter=~streaming)
+    @kb.add("down", filter=~taken)
     def _history_forward(event) -> None:
         if enter_keys.settle_enter():
             return

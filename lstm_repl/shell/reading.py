@@ -83,6 +83,10 @@ class LineReader:
             self.newline()
         self.insert(lines[-1])
 
+    def replace_line(self, text: str) -> None:
+        """The input line becomes `text`, the cursor at its end."""
+        self._set_line(text, len(text))
+
     def read_again(self) -> None:
         """The session has another model: the next sync reads the whole line again."""
         self.line_seen = ""

@@ -32,7 +32,9 @@ from lstm_repl.session.session import Settings
 FORMAT = "lstm-repl-recording"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
-SETTINGS_FIELDS = ("temperature", "top_k", "top_p", "length", "seed")  # of the session's Settings, in the header
+# of the session's SampleConfig, in the header (a recording made before min_p ... has only the first five)
+SETTINGS_FIELDS = ("temperature", "top_k", "top_p", "length", "seed", "min_p", "repeat_penalty", "repeat_window",
+                   "stop")
 
 
 class RecordingError(LstmReplError):
@@ -64,7 +66,7 @@ class Start:
 @dataclass
 class Header:
     model: ModelId
-    settings: dict  # Settings fields: temperature, top_k, top_p, length, seed
+    settings: dict  # SampleConfig fields: SETTINGS_FIELDS
     columns: int
     rows: int
     start: Start = field(default_factory=Start)
@@ -171,7 +173,8 @@ _INTERVENTION = re.compile(r":(clamp|ablate|force) ")  # as start_state writes t
 _HEADER_FIELDS = {"format": str, "format_version": int, "model": dict, "settings": dict, "columns": int,
                   "rows": int, "start": dict}
 _MODEL_FIELDS = {"name": str, "path": str, "sha256": str}
-_SETTINGS_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "length": int, "seed": (int, type(None))}
+_SETTINGS_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "length": int, "seed": (int, type(None)),
+                    "min_p": float, "repeat_penalty": float, "repeat_window": int, "stop": (str, list, type(None))}
 _START_FIELDS = {"transcript": str, "layer": int, "units": (list, type(None)), "interventions": [str], "message": str}
 _EVENT_FIELDS = {"t": float, "keys": str, "streamed": int, "command": str, "stream": int, "rate": float}
 _END_FIELDS = {"t": float, "end": bool}
@@ -238,14 +241,25 @@ def _header(path: Path, data: dict) -> Header:
 
 
 def _settings(settings: dict, where: str) -> dict:
-    """The sampling settings, of their types and then through the shell's own checks (Settings,
-    whose SampleConfig the command line's options and the shell's :temp, :len ... go through too)."""
-    _fields(settings, _SETTINGS_FIELDS, where)
+    checked_settings(settings, where, RecordingError)
+    return settings
+
+
+def checked_settings(settings, where: str, error: type[LstmReplError]) -> SampleConfig:
+    """Sampling settings as a file keeps them (a recording's header, a saved session), of their
+    types and then through the shell's own checks (Settings, whose SampleConfig the command
+    line's options and the shell's :set go through too). A missing one takes its default."""
     try:
-        Settings(SampleConfig(**settings))
-        return settings
+        _fields(settings, _SETTINGS_FIELDS, where)
+        if isinstance(settings.get("stop"), list):
+            _fields({"stop": settings["stop"]}, {"stop": [str]}, where)
+    except RecordingError as exc:
+        raise exc if error is RecordingError else error(str(exc).replace("recording", "file")) from None
+    try:
+        return Settings(SampleConfig(**settings)).sampling
     except ConfigError as exc:
-        raise _broken(where, str(exc).rstrip(".")) from None
+        broken = "the recording is broken" if error is RecordingError else "the file is broken"
+        raise error(f"{where}: {str(exc).rstrip('.')}; {broken}") from None
 
 
 def _start(start: dict, where: str) -> Start:

@@ -90,6 +90,7 @@ class Stream:
         owner = self.owner
         typed, produced = owner.buffer.text, "".join(self.pieces)
         owner.reader.finished_stream(produced)
+        owner.shell.streams.append(len(owner.shell.history) - len(produced))  # :undo and :regen take it back
         self.pieces = []
         self.task = None
         owner.print_above(typed, produced)
