@@ -289,3 +289,38 @@ def _default_quality_corpus():
         raise CorpusError(f"bench quality trains on {path} by default: fetch it with "
                           f"`lstm-repl corpus get {DEFAULT_QUALITY_CORPUS}`, or give a corpus")
     return path
+
+
+@bench.command("dynamic")
+@click.option("--case", "cases", multiple=True, type=click.Choice(["shakespeare", "python", "readme"]),
+              help="Measure only this case (repeatable) [default: all three].")
+@click.option("--chars", type=click.IntRange(min=1_000), default=100_000, show_default=True,
+              help="Characters of each text read.")
+def bench_dynamic_command(cases, chars) -> None:
+    """Dynamic evaluation (eval --dynamic) on the bundled models: bits per character without
+    learning and with each setting of a small grid (lr x decay, then segment lengths at the
+    best), on a held-out text, an unseen text of the model's kind and a text unlike either.
+    Prints the table the README shows, and the setting best on average."""
+    from lstm_repl.bench import dynamic as bd
+
+    rows = []
+    click.echo("| case | model | text | lr | decay | segment | bits per character | gain | weights moved |")
+    click.echo("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in cases or tuple(bd.CASES):
+        case = bd.CASES[name]
+        static: list[float] = []
+
+        def report(row, case=case, static=static) -> None:
+            if row.config is None:
+                static.append(row.bpc)
+                settings, gain = "| no learning | | ", ""
+            else:
+                c = row.config
+                settings, gain = f"| {c.lr:g} | {c.decay:g} | {c.segment} ", f"{static[0] - row.bpc:+.4f}"
+            click.echo(f"| {case.name} | {case.model} | {case.about.format(chars=chars)} {settings}| {row.bpc:.4f} "
+                       f"| {gain} | {row.moved:.2%} |")
+
+        rows += bd.run_case(case, chars, bd.grid(), report)
+    best = bd.best_overall(rows)
+    if best is not None:
+        click.echo(f"best on average: {best.describe()}")
