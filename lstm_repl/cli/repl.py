@@ -18,14 +18,16 @@ DEFAULT_MODEL = "shakespeare-char"
               help="Record the session into this file (lstm-repl replay plays it back).")
 @click.option("--follow", is_flag=True,
               help="CKPT is a training run: load its newest best/ whenever training writes one.")
-def repl(ckpt, record_path, follow, **settings) -> None:
+@click.option("--learn", is_flag=True,
+              help="Learn from what is typed and pasted as it is read (:learn on); :learn reset undoes it.")
+def repl(ckpt, record_path, follow, learn, **settings) -> None:
     """Open the interactive shell on CKPT (a folder or a bundled model; default shakespeare-char)."""
-    open_shell(ckpt, record_path=record_path, follow=follow, **settings)
+    open_shell(ckpt, record_path=record_path, follow=follow, learn=learn, **settings)
 
 
 def open_shell(ckpt: str = DEFAULT_MODEL, temperature=SAMPLING.temperature, top_k=SAMPLING.top_k,
                top_p=SAMPLING.top_p, length=SAMPLING.length, seed=SAMPLING.seed, record_path: str | None = None,
-               follow: bool = False) -> None:
+               follow: bool = False, learn: bool = False) -> None:
     from lstm_repl.model import checkpoint
     from lstm_repl.config import SampleConfig
     from lstm_repl.session.session import Session, Settings
@@ -51,6 +53,8 @@ def open_shell(ckpt: str = DEFAULT_MODEL, temperature=SAMPLING.temperature, top_
         from lstm_repl.shell.follow import Follower
 
         Follower(app).attach()
+    if learn:
+        app.message = app.learning.start()  # before recording: a recording's start says it
     if record_path:
         app.message = app.recording.record(record_path)
     app.run()

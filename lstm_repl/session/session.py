@@ -173,6 +173,24 @@ class Session:
         self.store.put(position + 1, state, gates_to_numpy(gates))
         return logits[0]
 
+    @torch.inference_mode()
+    def relearned(self, boundary: int, state: State, first: int, probabilities: list[float]) -> None:
+        """The model's weights were changed by learning from the text up to `boundary` tokens
+        (training/session_learning.py): tokens first, first + 1, ... take the probabilities it
+        scored them with, the state after `boundary` tokens is `state`, and the tokens after it
+        are read again with the new weights, as typing reads them."""
+        read = self.read
+        for offset, probability in enumerate(probabilities):
+            read.probs[first + offset] = probability
+        tail = list(range(boundary, len(read)))
+        ids, pieces = [read.ids[i] for i in tail], [read.piece(i) for i in tail]
+        read.truncate(boundary)
+        self.store.truncate(boundary)
+        self.store.put(boundary, tuple(t.clone() for t in state))
+        self._logits_cache = None
+        self._advance(ids, pieces)
+        self._changed()
+
     # ------------------------------------------------------------ states, recomputed where not kept
 
     @torch.inference_mode()

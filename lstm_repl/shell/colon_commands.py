@@ -39,6 +39,8 @@ HELP = {
     ":save FILE": "save the session's text and per-token traces as JSON",
     ":record FILE": "record keys, commands and streams with their times (lstm-repl replay FILE plays them); "
                     "':record' alone stops",
+    ":learn on|off|reset": "learn from what is read, as you type (dynamic evaluation); reset: the trained weights",
+    ":export DIR": "save the weights learning adapted as a checkpoint, with a card saying what they learned from",
     ":quit": "leave (Ctrl-D too)",
 }
 COMMAND_NAMES = [usage.split()[0] for usage in HELP]
@@ -57,6 +59,7 @@ class Shell:
     history: str = ""  # text committed above the prompt, read by the model before the buffer
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
     writes_files: bool = True  # False while replaying: :save and :record write nothing
+    learning: object | None = None  # the app's learning (shell/learning.py ShellLearning), set by the app
 
     def __post_init__(self) -> None:
         if not self.panel.labels:
@@ -289,6 +292,28 @@ def _record(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(record=arg)
 
 
+def _learn(shell: Shell, arg: str) -> CommandResult:
+    if shell.learning is None:
+        raise CommandError(":learn needs the interactive shell")
+    try:
+        return CommandResult(shell.learning.command(arg))
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _export(shell: Shell, arg: str) -> CommandResult:
+    if not arg:
+        raise CommandError(":export needs a folder, e.g. :export adapted-model")
+    if not shell.writes_files:
+        return CommandResult(f"replay: {arg} not written (a replay writes no files)")
+    if shell.learning is None:
+        raise CommandError(":export needs the interactive shell")
+    try:
+        return CommandResult(shell.learning.export(arg))
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _quit(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(quit=True)
 
@@ -297,5 +322,6 @@ _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":help": _help, ":temp": _temp, ":topk": _topk, ":topp": _topp, ":len": _len, ":layer": _layer,
     ":units": _units, ":find": _find, ":clamp": _intervention("clamp"), ":ablate": _intervention("ablate"),
     ":force": _intervention("force"), ":clear": _clear, ":seed": _seed, ":reset": _reset, ":load": _load,
-    ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
+    ":info": _info, ":save": _save, ":record": _record, ":learn": _learn, ":export": _export, ":quit": _quit,
+    ":q": _quit,
 }
