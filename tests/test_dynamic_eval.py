@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
 
 from helpers import TINY_TEXT, one_line_error
 from lstm_repl.cli.main import cli
@@ -108,3 +109,40 @@ def test_eval_dynamic_bad_option_is_one_line(tiny_run, tmp_path):
     corpus.write_text(TEXT, encoding="utf-8")
     result = CliRunner().invoke(cli, ["eval", str(tiny_run), str(corpus), "--dynamic", "--decay", "5"])
     one_line_error(result, "decay")
+
+
+# ---------------------------------------------------------------- learning on a session's text
+
+
+def learn_all(learner, session) -> None:
+    while (work := learner.work(session)) is not None:
+        learner.apply(learner.run(work), session)
+
+
+@settings(max_examples=20, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 120)), min_size=1, max_size=4))
+def test_after_any_edits_the_weights_are_those_of_the_final_text(tiny_run, edits):
+    """Type, cut back (into learned text or not) and type on, learning after each step: the
+    weights, states and scores are bit for bit those of learning the final text in one go."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.session.session import Session
+    from lstm_repl.training.session_learning import SessionLearner
+
+    config = DynamicConfig(lr=1e-3, segment=20)
+    loaded = checkpoint.load(tiny_run)
+    session = Session(loaded)
+    anchor = weights(loaded.model)
+    learner = SessionLearner(session, config, anchor)
+    stats = None
+    for cut, more in edits:
+        keep = min(cut, session.text_length())
+        session.edit(keep, UNSEEN[keep:keep + more])
+        learn_all(learner, session)
+        stats = learner.adapter.stats if learner.adapter is not None else stats
+    fresh_loaded = checkpoint.load(tiny_run)
+    fresh = Session(fresh_loaded)
+    once = SessionLearner(fresh, config, anchor, stats)
+    fresh.edit(0, session.text)
+    learn_all(once, fresh)
+    assert all(torch.equal(a, b) for a, b in zip(weights(loaded.model), weights(fresh_loaded.model)))
+    assert list(session.read.probs) == list(fresh.read.probs)

@@ -21,7 +21,7 @@ CHARS = 100_000
 LEARNING_RATES = (3e-5, 1e-4, 3e-4)
 DECAYS = (0.01, 0.1)
 SEGMENTS = (25, 50, 100)  # each at the best lr and decay of the default segment
-UNSEEN_PACKAGE = "rich"  # python-char trained on the standard library; rich is installed with lstm-repl
+UNSEEN_PACKAGE = "click"  # python-char trained on the standard library; click is installed with lstm-repl
 
 
 @dataclass(frozen=True)
