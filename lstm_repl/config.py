@@ -240,6 +240,31 @@ BPE_MIN_VOCAB, BPE_MAX_VOCAB = 257, 1 << 20
 BPE_DEFAULTS = {"vocab_size": 2048}
 
 
+@dataclass(frozen=True)
+class DynamicConfig:
+    """Dynamic evaluation's update (training/dynamic_eval.py): `eval --dynamic` and the shell's
+    :learn. The defaults are the best of `lstm-repl bench dynamic`'s grid (README)."""
+
+    lr: float = 1e-4  # eta: the step, in units of the gradient's rms
+    decay: float = 0.01  # lambda: how fast the weights return toward the trained ones, per segment
+    segment: int = 50  # tokens scored, then learned from, at a time
+    epsilon: float = 0.1  # eps as a fraction of each weight tensor's mean rms
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "decay", "epsilon"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"the dynamic {name} must be a finite number of at least 0, got {value!r}")
+        if self.decay > 1:
+            raise ConfigError(f"the dynamic decay must be at most 1 (it is a fraction per segment), got {self.decay}")
+        if not isinstance(self.segment, int) or not 2 <= self.segment <= 10_000:
+            raise ConfigError(f"the dynamic segment must be a whole number of tokens from 2 to 10,000, "
+                              f"got {self.segment!r}")
+
+    def describe(self) -> str:
+        return f"lr {self.lr:g} · decay {self.decay:g} · segment {self.segment}"
+
+
 def level_defaults(level: str) -> dict:
     """The ModelConfig and TrainConfig fields whose default differs at this level."""
     return dict(WORD_DEFAULTS) if level == "word" else dict(BPE_DEFAULTS) if level == "bpe" else {}

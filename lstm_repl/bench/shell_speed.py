@@ -68,26 +68,61 @@ def synced(h: Headless) -> bool:
 # ------------------------------------------------------------ keystrokes
 
 
-def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300) -> tuple[list[float], list[float]]:
+def keystroke_ms(loaded: Checkpoint, typed_before: int, keys: int = 300,
+                 learn: bool = False) -> tuple[list[float], list[float]]:
     """ms from each key's arrival to the first frame that shows it read (its token's gates and
-    predictions drawn), and to the frame with its ghost text, with `typed_before` characters read."""
+    predictions drawn), and to the frame with its ghost text, with `typed_before` characters read.
+    learn: with :learn on, the next key comes once this one is handled (its ghost text out), not
+    waiting for the learning, which runs behind the keys as for a fast typist; no ghost figures."""
     prefix = (SAMPLE * (typed_before // len(SAMPLE) + 1))[:typed_before]
 
     async def script(h: Headless) -> tuple[list[float], list[float]]:
         to_frame, to_ghost = [], []
+        if learn:
+            await h.command(":learn on")
+            await h.settle(timeout=120)
         for index in range(keys):
             key = BACKSPACE if index % 17 == 16 else SAMPLE[index % len(SAMPLE)].replace("\n", " ")
             expected = h.session.text_length() + (-1 if key == BACKSPACE else 1)
             start = time.perf_counter()
             h.send(key)
+            if learn:
+                await h.until(lambda: any(t >= start and length == expected for t, _, length in h.frames),
+                              "the key's frame", timeout=30, poll_s=None)
+                shown = next(t for t, _, length in h.frames if t >= start and length == expected)
+                to_frame.append((shown - start) * 1e3)
+                await h.until(lambda: not h.shell_app.key_pending, "the key handled", timeout=30)
+                continue
             await h.until(lambda: any(t >= start and settled and length == expected for t, settled, length in h.frames),
                           "the key's frames", timeout=30, poll_s=None)  # no polling: the loop stays free to draw
             frames = [(t, settled) for t, settled, length in h.frames if t >= start and length == expected]
             to_frame.append((frames[0][0] - start) * 1e3)
             to_ghost.append((next(t for t, settled in frames if settled) - start) * 1e3)
+        if learn:
+            await h.settle(timeout=600)
         return to_frame, to_ghost
 
     return run_headless(loaded, script, prefix)
+
+
+def paste_bits_per_char(loaded: Checkpoint, text: str, learn: bool) -> dict:
+    """Bits per character of `text` pasted into the shell (one bracketed paste), each token as the
+    shell scored it, with learning on or off, once the shell has settled (learning done)."""
+    import math
+
+    async def script(h: Headless) -> dict:
+        if learn:
+            await h.command(":learn on")
+        start_token, start = len(h.session.ids), time.perf_counter()
+        h.send(f"\x1b[200~{text}\x1b[201~")
+        await h.until(lambda: synced(h) and h.session.text_length() >= len(text), "the paste read and learned",
+                      timeout=1200)
+        probs = h.session.read.probs[start_token:]
+        bits = sum(-math.log2(max(p, 1e-30)) for p in probs)
+        return {"chars": len(text), "tokens": len(probs), "bits_per_character": bits / len(text),
+                "seconds": time.perf_counter() - start, "moved": h.shell_app.learning.moved, "errors": h.errors}
+
+    return run_headless(loaded, script)
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -107,15 +107,20 @@ def bench_generate_command(ckpt, tokens) -> None:
 @click.option("--stream-tokens", type=click.IntRange(min=100), default=200_000, show_default=True,
               help="Tokens streamed for the memory figure (then 20,000 characters typed).")
 @click.option("--quick", is_flag=True, help="Only the model-side keystroke and streaming figures.")
-def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) -> None:
+@click.option("--learning", "learning_only", is_flag=True, help="Only the figures with :learn on.")
+def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick, learning_only) -> None:
     """The shell's speed and memory: per keystroke at three text lengths (key to frame, the real
-    app fed through a pipe), a paste arriving as keystrokes against `lstm-repl eval`, and memory
-    after a long stream."""
+    app fed through a pipe), with :learn on at two, a held-out paste's bits per character with
+    learning on and off, a paste arriving as keystrokes against `lstm-repl eval`, and memory after
+    a long stream."""
     from lstm_repl.model import checkpoint
     from lstm_repl.bench import shell_speed as sb
     from lstm_repl.bench.speed import bench_repl
 
     loaded = checkpoint.load(ckpt)
+    if learning_only:
+        _learning_figures(ckpt, paste_file)
+        return
     r = bench_repl(loaded, width, height)
     click.echo(terminal_line(f"{loaded.name}, panel {width} x {height}"))
     click.echo(f"model side per keystroke: p50 {r['keystroke_p50_ms']:.2f} ms, p99 {r['keystroke_p99_ms']:.2f} ms "
@@ -130,6 +135,7 @@ def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) ->
                    f"p99 {sb.percentile(to_frame, 0.99):.2f} ms; to the ghost text p50 "
                    f"{sb.percentile(to_ghost, 0.5):.2f} ms, p99 {sb.percentile(to_ghost, 0.99):.2f} ms "
                    f"({len(to_frame)} keys, every 17th a backspace)")
+    _learning_figures(ckpt, paste_file)
     text = _paste_text(paste_file)
     pasted = sb.paste_chars_per_s(loaded, text)
     evaluated = sb.eval_chars_per_s(loaded, text)
@@ -142,6 +148,46 @@ def bench_repl_command(ckpt, width, height, paste_file, stream_tokens, quick) ->
                f"{memory['rss_after_warmup_mb']:,.0f} MB), {memory['kib_per_token']:.3f} KiB per token; "
                f"states kept {memory['states_kept']} (bound {memory['states_bound']}), "
                f"gate records {memory['gates_kept']}")
+
+
+HELD_OUT_PASTE = 5_000
+
+
+def _learning_figures(ckpt: str, paste_file: str | None) -> None:
+    """With :learn on: key to frame at 100 and 10,000 characters typed, and a held-out paste's
+    bits per character with learning on and off (each on a freshly loaded model)."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.bench import shell_speed as sb
+
+    for typed in (100, 10_000):
+        to_frame, _ = sb.keystroke_ms(checkpoint.load(ckpt), typed, learn=True)
+        click.echo(f"learning on, with {typed:>7,} characters typed: key to frame p50 "
+                   f"{sb.percentile(to_frame, 0.5):.2f} ms, p99 {sb.percentile(to_frame, 0.99):.2f} ms "
+                   f"({len(to_frame)} keys, every 17th a backspace, learning behind them)")
+    text, about = _held_out_paste(ckpt, paste_file)
+    results = {learn: sb.paste_bits_per_char(checkpoint.load(ckpt), text, learn) for learn in (False, True)}
+    off, on = results[False], results[True]
+    click.echo(terminal_line(f"a {len(text):,}-character held-out paste ({about}) read in the shell: "
+                             f"{off['bits_per_character']:.4f} bits per character with learning off, "
+                             f"{on['bits_per_character']:.4f} with it on (gain "
+                             f"{off['bits_per_character'] - on['bits_per_character']:+.4f}; settled after "
+                             f"{on['seconds']:.1f} s, weights moved {on['moved']:.2%})"))
+
+
+def _held_out_paste(ckpt: str, path: str | None) -> tuple[str, str]:
+    """--paste's first 5,000 characters; else, for the bundled Shakespeare models, the last 5,000
+    of their corpus (held out from training); else the bench's sample text."""
+    from pathlib import Path
+
+    from lstm_repl.bench.shell_speed import SAMPLE
+    from lstm_repl.data import catalogue as corpora
+
+    if path:
+        return Path(path).read_text("utf-8")[:HELD_OUT_PASTE], Path(path).name
+    corpus = corpora.target_path(corpora.find(corpora.load_catalogue(), "shakespeare"))
+    if ckpt.startswith("shakespeare") and corpus.is_file():
+        return corpus.read_text("utf-8")[-HELD_OUT_PASTE:], "the end of the Shakespeare corpus"
+    return (SAMPLE * (HELD_OUT_PASTE // len(SAMPLE) + 1))[:HELD_OUT_PASTE], "the bench's sample text, repeated"
 
 
 def _paste_text(path: str | None) -> str:
@@ -340,3 +386,38 @@ def _default_quality_corpus():
         raise CorpusError(f"bench quality trains on {path} by default: fetch it with "
                           f"`lstm-repl corpus get {DEFAULT_QUALITY_CORPUS}`, or give a corpus")
     return path
+
+
+@bench.command("dynamic")
+@click.option("--case", "cases", multiple=True, type=click.Choice(["shakespeare", "python", "readme"]),
+              help="Measure only this case (repeatable) [default: all three].")
+@click.option("--chars", type=click.IntRange(min=1_000), default=100_000, show_default=True,
+              help="Characters of each text read.")
+def bench_dynamic_command(cases, chars) -> None:
+    """Dynamic evaluation (eval --dynamic) on the bundled models: bits per character without
+    learning and with each setting of a small grid (lr x decay, then segment lengths at the
+    best), on a held-out text, an unseen text of the model's kind and a text unlike either.
+    Prints the table the README shows, and the setting best on average."""
+    from lstm_repl.bench import dynamic as bd
+
+    rows = []
+    click.echo("| case | model | text | lr | decay | segment | bits per character | gain | weights moved |")
+    click.echo("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in cases or tuple(bd.CASES):
+        case = bd.CASES[name]
+        static: list[float] = []
+
+        def report(row, case=case, static=static) -> None:
+            if row.config is None:
+                static.append(row.bpc)
+                settings, gain = "| no learning | | ", ""
+            else:
+                c = row.config
+                settings, gain = f"| {c.lr:g} | {c.decay:g} | {c.segment} ", f"{static[0] - row.bpc:+.4f}"
+            click.echo(f"| {case.name} | {case.model} | {case.about.format(chars=chars)} {settings}| {row.bpc:.4f} "
+                       f"| {gain} | {row.moved:.2%} |")
+
+        rows += bd.run_case(case, chars, bd.grid(), report)
+    best = bd.best_overall(rows)
+    if best is not None:
+        click.echo(f"best on average: {best.describe()}")

@@ -24,19 +24,21 @@ PROMPT_FILE_LIMIT = 16 << 20  # bytes, as :open reads a text
               help="Record the session into this file (lstm-repl replay plays it back).")
 @click.option("--follow", is_flag=True,
               help="CKPT is a training run: load its newest best/ whenever training writes one.")
+@click.option("--learn", is_flag=True,
+              help="Learn from what is typed and pasted as it is read (:learn on); :learn reset undoes it.")
 @click.pass_context
-def repl(ctx, ckpt, record_path, follow, prompt_file, session_file, **sampling) -> None:
+def repl(ctx, ckpt, record_path, follow, prompt_file, session_file, learn, **sampling) -> None:
     """Open the interactive shell on CKPT (a folder or a bundled model; default shakespeare-char)."""
     from click.core import ParameterSource
 
     given = {name for name in sampling if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     open_shell(ckpt, record_path=record_path, follow=follow, prompt_file=prompt_file, session_file=session_file,
-               given=given, **sampling)
+               learn=learn, given=given, **sampling)
 
 
 def open_shell(ckpt: str | None = None, record_path: str | None = None, follow: bool = False,
-               prompt_file: str | None = None, session_file: str | None = None, given: set[str] | None = None,
-               **sampling) -> None:
+               prompt_file: str | None = None, session_file: str | None = None, learn: bool = False,
+               given: set[str] | None = None, **sampling) -> None:
     """sampling: SampleConfig's fields, as SHELL_OPTIONS give them (`given`: those set on the
     command line, which win over a restored session's)."""
     from lstm_repl.config import SampleConfig
@@ -73,6 +75,8 @@ def open_shell(ckpt: str | None = None, record_path: str | None = None, follow: 
         from lstm_repl.shell.follow import Follower
 
         Follower(app).attach()
+    if learn:
+        app.message = app.learning.start()  # before recording: a recording's start says it
     if record_path:
         app.message = app.recording.record(record_path)
     app.run()

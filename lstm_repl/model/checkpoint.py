@@ -125,16 +125,7 @@ def save(
 ) -> Path:
     """Write a checkpoint folder atomically. `resume` holds {"json": {...}, "tensors": {...}}."""
     path = Path(path)
-    weights = {name: t.detach().to("cpu", torch.float32).contiguous().clone() for name, t in model.state_dict().items()}
-    config = {
-        "format": FORMAT_NAME,
-        "format_version": written_version(model.config),
-        "lstm_repl_version": __version__,
-        "model": to_dict(model.config),
-        "vocab": vocab.to_json(),
-        "training": to_dict(train_config),
-        **(info or {}),
-    }
+    weights, config = _contents(model, vocab, train_config, info)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         writing = atomic_folder(path)
@@ -151,6 +142,31 @@ def save(
             "(the previous checkpoint there is untouched)"
         ) from None
     return path
+
+
+def write_into(folder: Path, model: LanguageModel, vocab: Vocab, train_config: TrainConfig,
+               info: dict[str, Any] | None = None) -> None:
+    """A checkpoint's files written into `folder`, which the caller swaps into place (an export's
+    temporary folder); OSError as the disk reports it."""
+    weights, config = _contents(model, vocab, train_config, info)
+    try:
+        _write_files(folder, weights, config, None, getattr(vocab, "tokenizer_json", None))
+    except SafetensorError as exc:
+        raise OSError(28, str(exc).rpartition(": ")[2]) from None
+
+
+def _contents(model: LanguageModel, vocab: Vocab, train_config: TrainConfig, info: dict | None) -> tuple[dict, dict]:
+    weights = {name: t.detach().to("cpu", torch.float32).contiguous().clone() for name, t in model.state_dict().items()}
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": written_version(model.config),
+        "lstm_repl_version": __version__,
+        "model": to_dict(model.config),
+        "vocab": vocab.to_json(),
+        "training": to_dict(train_config),
+        **(info or {}),
+    }
+    return weights, config
 
 
 def _write_files(folder: Path, weights: dict, config: dict, resume: dict | None,

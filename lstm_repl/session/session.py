@@ -172,6 +172,27 @@ class Session:
         self.store.put(position + 1, state, gates_to_numpy(gates))
         return logits[0]
 
+    @torch.inference_mode()
+    def relearned(self, boundary: int, state: State, first: int, probabilities: list[float]) -> None:
+        """The model's weights were changed by learning from the text up to `boundary` tokens
+        (training/session_learning.py): tokens first, first + 1, ... take the probabilities it
+        scored them with, the state after `boundary` tokens is `state`, and the tokens from there on
+        are read again with the new weights, as typing reads them (the one at the boundary keeps
+        its score: the weights before the change gave it)."""
+        read = self.read
+        tail = list(range(boundary, len(read)))
+        ids, pieces = [read.ids[i] for i in tail], [read.piece(i) for i in tail]
+        scores = {boundary: read.probs[boundary]} if tail else {}  # scored before the weights changed: kept
+        scores.update((first + offset, probability) for offset, probability in enumerate(probabilities))
+        read.truncate(boundary)
+        self.store.truncate(boundary)
+        self.store.put(boundary, tuple(t.clone() for t in state))
+        self._logits_cache = None
+        self._advance(ids, pieces)
+        for index, probability in scores.items():
+            read.probs[index] = probability
+        self._changed()
+
     # ------------------------------------------------------------ states, recomputed where not kept
 
     @torch.inference_mode()

@@ -34,6 +34,7 @@ from lstm_repl.shell.frame import Frame
 from lstm_repl.shell.history import HISTORY_LINE_MAX, file_history
 from lstm_repl.shell.hooks import ShellHooks
 from lstm_repl.shell.keys import TextRuns, shell_key_bindings, warm_key_bindings
+from lstm_repl.shell.learning import ShellLearning
 from lstm_repl.shell.line_typing import Typing
 from lstm_repl.shell.panel_control import PanelArea, PanelWriter
 from lstm_repl.shell.reading import LineReader
@@ -71,6 +72,7 @@ class ShellApp:
         self.app = self._build()
         self.recording = ShellRecording(self.hooks, shell, self._terminal_size, self._tell)
         self.app.input = TextRuns(KeyTap(self.app.input, self._keys_read))
+        self.learning = shell.learning = ShellLearning(self)
         self.typing.refresh_ghost()
 
     def _build(self) -> Application:
@@ -118,9 +120,11 @@ class ShellApp:
     @property
     def settled(self) -> bool:
         """The one signal that the shell is done: nothing streams, no key waits to be read,
-        handled or decided, the model has read the line, and its frame is drawn."""
+        handled or decided, the model has read the line, has learned from it (when learning),
+        and its frame is drawn."""
         return (self.stream.task is None and not self.key_pending and not self.app.key_processor.input_queue
-                and not self.app.invalidated and not self.reader.unread and self.reader.line_seen == self.reader.line())
+                and not self.app.invalidated and not self.reader.unread and self.reader.line_seen == self.reader.line()
+                and not self.learning.pending)
 
     def model_text(self) -> str:
         """Everything the model is to have read: the transcript and the line (O(length): tests)."""
@@ -217,6 +221,7 @@ class ShellApp:
         finally:
             self.app.after_render -= self._after_frame
             self.recording.stop()
+            self.learning.close()
 
     def _warm_after_first_frame(self, _app) -> None:
         self.app.after_render -= self._warm_after_first_frame

@@ -48,6 +48,8 @@ HELP = {
                   "JSON; :open or repl --session restores it",
     ":record FILE": "record keys, commands and streams with their times (lstm-repl replay FILE plays them); "
                     "':record' alone stops",
+    ":learn on|off|reset": "learn from what is read, as you type (dynamic evaluation); reset: the trained weights",
+    ":export DIR": "save the weights learning adapted as a checkpoint, with a card saying what they learned from",
     ":quit": "leave (Ctrl-D too)",
 }
 COMMAND_NAMES = [usage.split()[0] for usage in HELP]
@@ -67,6 +69,7 @@ class Shell:
     load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
     writes_files: bool = True  # False while replaying: :save and :record write nothing
     streams: list[int] = field(default_factory=list)  # where each stream began in `history` (:undo, :regen)
+    learning: object | None = None  # the app's learning (shell/learning.py ShellLearning), set by the app
 
     def __post_init__(self) -> None:
         if not self.panel.labels:
@@ -310,6 +313,28 @@ def _record(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(record=arg)
 
 
+def _learn(shell: Shell, arg: str) -> CommandResult:
+    if shell.learning is None:
+        raise CommandError(":learn needs the interactive shell")
+    try:
+        return CommandResult(shell.learning.command(arg))
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _export(shell: Shell, arg: str) -> CommandResult:
+    if not arg:
+        raise CommandError(":export needs a folder, e.g. :export adapted-model")
+    if not shell.writes_files:
+        return CommandResult(f"replay: {arg} not written (a replay writes no files)")
+    if shell.learning is None:
+        raise CommandError(":export needs the interactive shell")
+    try:
+        return CommandResult(shell.learning.export(arg))
+    except LstmReplError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _quit(shell: Shell, arg: str) -> CommandResult:
     return CommandResult(quit=True)
 
@@ -405,5 +430,5 @@ _HANDLERS: dict[str, Callable[[Shell, str], CommandResult]] = {
     ":info": _info, ":save": _save, ":record": _record, ":quit": _quit, ":q": _quit,
     ":explain": _explain,
     ":set": _set_named, ":minp": _setting("minp"), ":stop": _stop, ":show": _show, ":regen": _regen, ":undo": _undo,
-    ":open": _open,
+    ":open": _open, ":learn": _learn, ":export": _export,
 }

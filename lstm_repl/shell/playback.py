@@ -50,6 +50,8 @@ def build_shell(recording: Recording, loaded: Checkpoint) -> ShellApp:
     if edits:
         session.intervene(edits)
     app = ShellApp(shell, color=True, history=False)  # the replay's lines are not the user's: their history stays
+    if start.learning:
+        app.learning.start()
     app.message = start.message or app.message
     if start.transcript:
         app.print_above(start.transcript)

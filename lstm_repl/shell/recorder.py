@@ -51,7 +51,8 @@ def model_id(shell: Shell) -> ModelId:
 def start_state(shell: Shell, message: str) -> Start:
     edits = shell.session.interventions
     return Start(transcript=shell.history, layer=shell.panel.layer, units=list(shell.panel.units or []) or None,
-                 interventions=[f":{item}" for item in edits.items], message=message)
+                 interventions=[f":{item}" for item in edits.items], message=message,
+                 learning=bool(getattr(shell.learning, "on", False)))
 
 
 class SessionRecorder:

@@ -61,6 +61,7 @@ class Start:
     units: list[int] | None = None  # pinned units
     interventions: list[str] = field(default_factory=list)  # as commands, e.g. ":clamp 1:107=3"
     message: str = ""  # the status line's message then
+    learning: bool = False  # :learn was on (the replay learns from its start; weights adapted before are not kept)
 
 
 @dataclass
@@ -175,7 +176,8 @@ _HEADER_FIELDS = {"format": str, "format_version": int, "model": dict, "settings
 _MODEL_FIELDS = {"name": str, "path": str, "sha256": str}
 _SETTINGS_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "length": int, "seed": (int, type(None)),
                     "min_p": float, "repeat_penalty": float, "repeat_window": int, "stop": (str, list, type(None))}
-_START_FIELDS = {"transcript": str, "layer": int, "units": (list, type(None)), "interventions": [str], "message": str}
+_START_FIELDS = {"transcript": str, "layer": int, "units": (list, type(None)), "interventions": [str], "message": str,
+                 "learning": bool}
 _EVENT_FIELDS = {"t": float, "keys": str, "streamed": int, "command": str, "stream": int, "rate": float}
 _END_FIELDS = {"t": float, "end": bool}
 
