@@ -292,7 +292,7 @@ def test_trace_json_shows_each_kinds_own_quantities(trained):
 
 def test_the_shell_session_shows_each_kinds_quantities_and_memory(trained):
     from lstm_repl.shell.app import ShellApp
-    from lstm_repl.shell.colon_commands import Shell
+    from lstm_repl.shell.shell_state import Shell
     from lstm_repl.session.session import Session
 
     kind, out, _, _ = trained

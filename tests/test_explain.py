@@ -15,7 +15,8 @@ from lstm_repl.data.vocab import UNK_ID
 from lstm_repl.model import checkpoint
 from lstm_repl.model.base import layer_weight_names
 from lstm_repl.session.session import Session
-from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+from lstm_repl.shell.colon_commands import CommandError, run_command
+from lstm_repl.shell.shell_state import Shell
 
 from helpers import one_line_error
 

@@ -27,7 +27,8 @@ from lstm_repl.training import runs
 from lstm_repl.cli.main import cli
 from lstm_repl.config import TrainConfig
 from lstm_repl.errors import CheckpointError, CorpusError, TrainingDiverged
-from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+from lstm_repl.shell.colon_commands import CommandError, run_command
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.session.session import Session
 from helpers import fake_catalogue, fake_sdist
 

@@ -18,7 +18,8 @@ from lstm_repl.model.interventions import Interventions
 from lstm_repl.session.intervention_parser import parse, parse_layer_unit, parse_unit_list
 from lstm_repl.model import LanguageModel
 from lstm_repl.model.base import layer_weight_names
-from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+from lstm_repl.shell.colon_commands import CommandError, run_command
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.session.session import Session
 from lstm_repl.session.session_trace import trace_document
 

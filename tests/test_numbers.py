@@ -25,7 +25,8 @@ from lstm_repl.cli.main import cli
 from lstm_repl.cli.options import SEED, FiniteFloat
 from lstm_repl.config import MAX_SEED, MAX_TEMPERATURE, MIN_TEMPERATURE, SampleConfig
 from lstm_repl.errors import ConfigError, LstmReplError
-from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, Shell, run_command
+from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, run_command
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.session.sampling import Sampler
 from lstm_repl.session.session import Session
 

@@ -116,7 +116,8 @@ def test_the_shell_and_the_cli_sample_by_the_same_rules_and_defaults(loaded):
     from lstm_repl.cli.repl import repl
     from lstm_repl.config import MAX_TEMPERATURE, SampleConfig
     from lstm_repl.session.session import Session, Settings
-    from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+    from lstm_repl.shell.colon_commands import CommandError, run_command
+    from lstm_repl.shell.shell_state import Shell
 
     defaults = SampleConfig()
     assert Settings().sampling == defaults  # the shell's settings hold the sampler's own

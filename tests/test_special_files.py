@@ -19,7 +19,8 @@ from lstm_repl.model import checkpoint
 from lstm_repl.model.checkpoint import WEIGHTS_FILE
 from lstm_repl.cli.main import cli
 from lstm_repl.errors import CheckpointError, LstmReplError
-from lstm_repl.shell.colon_commands import Shell, run_command
+from lstm_repl.shell.colon_commands import run_command
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.session.session import Session
 
 TIMEOUT = 60  # seconds: far more than any of these takes; a hang fails the test instead of the suite

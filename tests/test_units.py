@@ -230,7 +230,8 @@ def png_pixels(data: bytes) -> bytes:
 
 
 def test_find_ranks_units_on_the_text_so_far_pins_the_best_and_labels_them(loaded):
-    from lstm_repl.shell.colon_commands import Shell, run_command
+    from lstm_repl.shell.colon_commands import run_command
+    from lstm_repl.shell.shell_state import Shell
     from lstm_repl.shell.fragments import to_text
     from lstm_repl.shell.views import render_panel
     from lstm_repl.session.session import Session
@@ -248,7 +249,8 @@ def test_find_ranks_units_on_the_text_so_far_pins_the_best_and_labels_them(loade
 
 
 def test_find_refuses_without_text_or_without_the_feature_in_it(loaded):
-    from lstm_repl.shell.colon_commands import CommandError, Shell, run_command
+    from lstm_repl.shell.colon_commands import CommandError, run_command
+    from lstm_repl.shell.shell_state import Shell
     from lstm_repl.session.session import Session
 
     shell = Shell(Session(loaded))
@@ -262,7 +264,7 @@ def test_find_refuses_without_text_or_without_the_feature_in_it(loaded):
 
 
 def test_the_shell_labels_units_saved_beside_the_checkpoint(tiny_run, tiny_corpus, tmp_path):
-    from lstm_repl.shell.colon_commands import Shell
+    from lstm_repl.shell.shell_state import Shell
     from lstm_repl.session.session import Session
 
     run = tmp_path / "run"

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from lstm_repl.cli.options import FiniteFloat
 from lstm_repl.config import DynamicConfig
 
 
@@ -16,9 +17,9 @@ from lstm_repl.config import DynamicConfig
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--dynamic", is_flag=True,
               help="Dynamic evaluation: the model learns from each segment after scoring it (Krause et al. 2018).")
-@click.option("--dynamic-lr", type=float, default=DynamicConfig.lr, show_default=True,
+@click.option("--dynamic-lr", type=FiniteFloat(min=0), default=DynamicConfig.lr, show_default=True,
               help="With --dynamic: the step, in units of each weight's gradient rms.")
-@click.option("--decay", type=float, default=DynamicConfig.decay, show_default=True,
+@click.option("--decay", type=FiniteFloat(0, 1), default=DynamicConfig.decay, show_default=True,
               help="With --dynamic: the pull back toward the trained weights, per segment (0 to 1).")
 @click.option("--segment", type=int, default=DynamicConfig.segment, show_default=True,
               help="With --dynamic: tokens scored, then learned from, at a time.")

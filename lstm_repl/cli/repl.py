@@ -60,7 +60,7 @@ def open_shell(ckpt: str | None = None, record_path: str | None = None, follow: 
         run_plain(loaded.model, loaded.vocab, settings, binary(sys.stdin), sys.stdout, prompt)
         return
     from lstm_repl.shell.app import ShellApp
-    from lstm_repl.shell.colon_commands import Shell
+    from lstm_repl.shell.shell_state import Shell
 
     shell = Shell(Session(loaded, settings), load_checkpoint=checkpoint.load)
     message = _restore(shell, saved, settings, given or set()) if saved else None

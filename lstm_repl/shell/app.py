@@ -28,7 +28,8 @@ from prompt_toolkit.renderer import print_formatted_text
 from prompt_toolkit.widgets import SearchToolbar
 
 from lstm_repl.shell.collector import Collector, paced_collection
-from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, Shell, run_command
+from lstm_repl.shell.colon_commands import COMMAND_NAMES, CommandError, run_command
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.shell.enter_keys import EnterKeys
 from lstm_repl.shell.frame import Frame
 from lstm_repl.shell.history import HISTORY_LINE_MAX, file_history

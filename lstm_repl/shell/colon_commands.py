@@ -6,17 +6,16 @@ No prompt_toolkit here: a command takes the shell's state and returns a CommandR
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from lstm_repl.atomic import atomic_file
 from lstm_repl.config import MAX_SEED, MIN_SEED, SampleConfig
 from lstm_repl.errors import ConfigError, LstmReplError
-from lstm_repl.shell.views import PanelSettings
 from lstm_repl.session.intervention_parser import parse_unit_list
-from lstm_repl.session.session import Session
 from lstm_repl.session.session_trace import trace_header, trace_tokens
+from lstm_repl.shell.shell_state import Shell, saved_labels
 
 HELP = {
     ":help": "this list",
@@ -57,31 +56,6 @@ COMMAND_NAMES = [usage.split()[0] for usage in HELP]
 
 class CommandError(LstmReplError):
     """A bad command or value: shown in the status line."""
-
-
-@dataclass
-class Shell:
-    """What commands may change: the session, what the panel shows, the transcript."""
-
-    session: Session
-    panel: PanelSettings = field(default_factory=PanelSettings)
-    history: str = ""  # text committed above the prompt, read by the model before the buffer
-    load_checkpoint: Callable[[str], object] | None = None  # checkpoint.load, injected
-    writes_files: bool = True  # False while replaying: :save and :record write nothing
-    streams: list[int] = field(default_factory=list)  # where each stream began in `history` (:undo, :regen)
-    learning: object | None = None  # the app's learning (shell/learning.py ShellLearning), set by the app
-
-    def __post_init__(self) -> None:
-        if not self.panel.labels:
-            self.panel.labels = _saved_labels(self.session)
-
-
-def _saved_labels(session: Session) -> dict[tuple[int, int], str]:
-    """The labels `lstm-repl units --save` kept beside the checkpoint (none for a model in memory)."""
-    from lstm_repl.analysis.unit_labels import read_labels
-
-    path = getattr(session.loaded, "path", None)
-    return read_labels(path) if path is not None else {}
 
 
 @dataclass
@@ -184,7 +158,7 @@ def _load(shell: Shell, arg: str) -> CommandResult:
     shell.history, shell.streams = "", []
     shell.panel.layer = min(shell.panel.layer, loaded.model.config.layers - 1)
     shell.panel.units = None
-    shell.panel.labels = _saved_labels(shell.session)
+    shell.panel.labels = saved_labels(shell.session)
     return CommandResult(f"loaded {loaded.name}")
 
 

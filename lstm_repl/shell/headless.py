@@ -25,7 +25,7 @@ from lstm_repl.config import SampleConfig
 from lstm_repl.errors import ConfigError
 from lstm_repl.session.session import Session, Settings
 from lstm_repl.shell.app import ShellApp
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.shell.panel_control import truecolor_lines
 from lstm_repl.shell.timing import PASTE_GAP_S, ShellTiming
 from lstm_repl.shell.views import PanelSettings, render_panel

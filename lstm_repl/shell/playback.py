@@ -23,7 +23,7 @@ from lstm_repl.model.interventions import Interventions
 from lstm_repl.session.intervention_parser import forceable_gates, parse
 from lstm_repl.session.session import Session, Settings
 from lstm_repl.shell.app import ShellApp
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.shell.headless import Headless, ShellTimeout, open_headless
 from lstm_repl.shell.recording import SETTINGS_FIELDS, Event, Recording, RecordingError
 from lstm_repl.shell.timing import PASTE_GAP_S

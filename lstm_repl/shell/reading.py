@@ -14,7 +14,7 @@ from typing import Callable
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.document import Document
 
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.shell_state import Shell
 from lstm_repl.session.token_text import common_prefix_length
 
 LINE_LIMIT = 2000  # characters on the input line at most

@@ -11,10 +11,10 @@ from typing import Callable
 from prompt_toolkit.key_binding import KeyPress
 from prompt_toolkit.keys import Keys
 
-from lstm_repl.shell.colon_commands import Shell
+from lstm_repl.shell.shell_state import Shell, model_id
 from lstm_repl.shell.hooks import ShellHooks
-from lstm_repl.shell.recording import (SETTINGS_FIELDS, Event, Header, ModelId, RecordingError, RecordingWriter,
-                                       Start, weights_sha256)
+from lstm_repl.shell.recording import (SETTINGS_FIELDS, Event, Header, RecordingError, RecordingWriter,
+                                       Start)
 
 
 def raw_keys(keys: list[KeyPress]) -> str:
@@ -41,11 +41,6 @@ class KeyTap:
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
-
-
-def model_id(shell: Shell) -> ModelId:
-    loaded = shell.session.loaded
-    return ModelId(name=loaded.name, path=str(loaded.path), sha256=weights_sha256(loaded.path, loaded.info))
 
 
 def start_state(shell: Shell, message: str) -> Start:

@@ -19,8 +19,7 @@ from lstm_repl.errors import ConfigError, LstmReplError
 from lstm_repl.model.interventions import Interventions
 from lstm_repl.safe_read import MB, open_regular, parse_json_at, typed_object
 from lstm_repl.session.intervention_parser import forceable_gates, parse
-from lstm_repl.shell.colon_commands import Shell
-from lstm_repl.shell.recorder import model_id
+from lstm_repl.shell.shell_state import Shell, model_id
 from lstm_repl.shell.recording import SETTINGS_FIELDS, ModelId, checked_settings
 
 SESSION_FORMAT = "lstm-repl-session"
