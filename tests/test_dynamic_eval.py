@@ -146,3 +146,41 @@ def test_after_any_edits_the_weights_are_those_of_the_final_text(tiny_run, edits
     learn_all(once, fresh)
     assert all(torch.equal(a, b) for a, b in zip(weights(loaded.model), weights(fresh_loaded.model)))
     assert list(session.read.probs) == list(fresh.read.probs)
+
+
+def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool):
+    """Learning runs on 75 characters; before the session takes its result the text is cut back
+    and typed on (as keys arriving while learning's thread works); then the session takes it."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.session.session import Session
+    from lstm_repl.training.session_learning import SessionLearner
+
+    loaded = checkpoint.load(tiny_run)
+    session = Session(loaded)
+    learner = SessionLearner(session, DynamicConfig(lr=1e-3, segment=20), weights(loaded.model))
+    session.edit(0, UNSEEN[:75])
+    learned = learner.run(learner.work(session))
+    assert learned.ahead is not None and len(learned.ahead.ids) == 15
+    keep = 75 - cut_back
+    session.edit(keep, UNSEEN[keep:keep + typed])
+    if not read_ahead:
+        learned.ahead = None
+    learner.apply(learned, session)
+    return session
+
+
+@settings(max_examples=15, deadline=None)
+@given(cut_back=st.integers(0, 20), typed=st.integers(0, 30))
+def test_tokens_read_on_learnings_thread_are_those_the_session_would_read(tiny_run, cut_back, typed):
+    """Learning's thread reads the tokens after its boundary with the new weights, so the shell's
+    loop need not: whatever was typed or deleted meanwhile, the scores, states and gates the
+    session ends with are bit for bit those of reading them again itself."""
+    ahead = learned_then_edited(tiny_run, cut_back, typed, read_ahead=True)
+    again = learned_then_edited(tiny_run, cut_back, typed, read_ahead=False)
+    assert ahead.text == again.text
+    assert list(ahead.read.probs) == list(again.read.probs)
+    n = len(ahead.read)
+    assert all(torch.equal(a, b) for a, b in zip(ahead.state(n), again.state(n)))
+    for index in range(max(0, n - 20), n):
+        mine, theirs = ahead.token_gates(index), again.token_gates(index)
+        assert all((mine[k][g] == theirs[k][g]).all() for k in range(len(mine)) for g in mine[k])

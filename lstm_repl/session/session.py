@@ -33,6 +33,35 @@ FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fuse
 Layers = list[dict[str, np.ndarray]]
 
 
+def next_token_logits(model, state: State) -> torch.Tensor:
+    """Next-token logits (V,) from a state: the decoder of its top h."""
+    return model.decoder(state[0][-1, 0])
+
+
+@dataclass
+class ReadAhead:
+    """Tokens read off the shell's loop (by learning's thread, training/session_learning.py) through
+    the gate path exactly as Session._step reads them: the same weights and the same calls, so the
+    same bits. `relearned` takes those still in the text instead of reading them again."""
+
+    ids: list[int]
+    probabilities: list[float] = field(default_factory=list)
+    states: list[State] = field(default_factory=list)  # after each token
+    gates: list[Layers] = field(default_factory=list)
+
+
+@torch.inference_mode()
+def read_ahead(model, state: State, ids: list[int]) -> ReadAhead:
+    """`ids` read from `state` through the gate path, with no interventions (see ReadAhead)."""
+    ahead = ReadAhead(list(ids))
+    for token in ahead.ids:
+        ahead.probabilities.append(float(next_token_logits(model, state).float().softmax(-1)[token]))
+        _, state, gates = model.step(torch.tensor([token], device=model.device), state)
+        ahead.states.append(state)
+        ahead.gates.append(gates_to_numpy(gates))
+    return ahead
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the shell samples (the sampler's own settings, checked by SampleConfig, as the CLI's are;
@@ -173,12 +202,14 @@ class Session:
         return logits[0]
 
     @torch.inference_mode()
-    def relearned(self, boundary: int, state: State, first: int, probabilities: list[float]) -> None:
+    def relearned(self, boundary: int, state: State, first: int, probabilities: list[float],
+                  ahead: ReadAhead | None = None) -> None:
         """The model's weights were changed by learning from the text up to `boundary` tokens
         (training/session_learning.py): tokens first, first + 1, ... take the probabilities it
         scored them with, the state after `boundary` tokens is `state`, and the tokens from there on
         are read again with the new weights, as typing reads them (the one at the boundary keeps
-        its score: the weights before the change gave it)."""
+        its score: the weights before the change gave it). `ahead`: those tokens as learning's
+        thread read them with the new weights; the ones still in the text are taken, not re-read."""
         read = self.read
         tail = list(range(boundary, len(read)))
         ids, pieces = [read.ids[i] for i in tail], [read.piece(i) for i in tail]
@@ -188,10 +219,26 @@ class Session:
         self.store.truncate(boundary)
         self.store.put(boundary, tuple(t.clone() for t in state))
         self._logits_cache = None
-        self._advance(ids, pieces)
+        taken = self._take_ahead(ahead, ids, pieces) if len(ids) <= FUSED_CHUNK else 0
+        self._advance(ids[taken:], pieces[taken:])
         for index, probability in scores.items():
             read.probs[index] = probability
         self._changed()
+
+    def _take_ahead(self, ahead: ReadAhead | None, ids: list[int], pieces: list[str]) -> int:
+        """The leading tokens of `ids` that `ahead` read, appended as _step would have read them
+        (only where _step reads without interventions) -> how many."""
+        if ahead is None or self.interventions:
+            return 0
+        taken = 0
+        for token, piece, expected in zip(ids, pieces, ahead.ids):
+            if token != expected:
+                break
+            position = len(self.read)
+            self.read.append(token, piece, ahead.probabilities[taken])
+            self.store.put(position + 1, ahead.states[taken], ahead.gates[taken])
+            taken += 1
+        return taken
 
     # ------------------------------------------------------------ states, recomputed where not kept
 
@@ -247,7 +294,7 @@ class Session:
         """Next-token logits (V,) after `position` tokens: the decoder of the state's top h."""
         if self._logits_cache is not None and self._logits_cache[0] == position:
             return self._logits_cache[1]
-        logits = self.model.decoder(self.state(position)[0][-1, 0])
+        logits = next_token_logits(self.model, self.state(position))
         self._logits_cache = (position, logits)
         return logits
 

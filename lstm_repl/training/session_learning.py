@@ -26,7 +26,7 @@ import torch
 
 from lstm_repl.config import DynamicConfig
 from lstm_repl.model import State
-from lstm_repl.session.session import Session
+from lstm_repl.session.session import FUSED_CHUNK, ReadAhead, Session, read_ahead
 from lstm_repl.training.dynamic_eval import Adapter, GradientStats, text_digest
 
 MARK_EVERY = 10  # segments between the weights kept for rolling back
@@ -38,6 +38,7 @@ SEGMENTS_PER_RUN = 4  # at most, so the shell shows progress through a long past
 class Work:
     keep: int  # segments still in the text: learning rolls back to here first when it learned more
     ids: array  # the session's tokens from origin on, as far as this work needs them
+    following: array | None = None  # the tokens after the boundary the work ends on, to read ahead
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Learned:
     first: int  # the session index of the first score
     probabilities: list[float] = field(default_factory=list)  # of the tokens first, first + 1, ...
     moved: float = 0.0  # relative L2 distance of the weights from the anchor
+    ahead: ReadAhead | None = None  # the tokens after the boundary, read with the new weights
 
 
 class SessionLearner:
@@ -87,7 +89,14 @@ class SessionLearner:
         if keep == self.segments and available <= keep:
             return None
         end = min(available, keep + SEGMENTS_PER_RUN)
-        return Work(keep, read[: end * size + 1] if end > keep else read[: keep * size + 1])
+        learned = read[: end * size + 1] if end > keep else read[: keep * size + 1]
+        return Work(keep, learned, self._following(session, len(learned) - 1))
+
+    def _following(self, session: Session, boundary: int) -> array | None:
+        """The tokens after the boundary (`boundary` from origin), for `run` to read ahead: only
+        where the session reads them by the plain gate path (short, no interventions)."""
+        following = session.read.ids[self.origin + boundary:]
+        return following if len(following) <= FUSED_CHUNK and not session.interventions else None
 
     def run(self, work: Work) -> Learned:
         """Roll back as `work` says, then learn each whole segment of it."""
@@ -103,8 +112,9 @@ class SessionLearner:
             if adapter.segments % MARK_EVERY == 0:
                 self._mark()
         self.learned = work.ids[: adapter.segments * size + 1] if adapter.segments else array("i")
+        ahead = read_ahead(self.model, adapter.state, work.following) if work.following is not None else None
         return Learned(self.origin + adapter.segments * size, adapter.weights(), adapter.state, first, probabilities,
-                       adapter.distance())
+                       adapter.distance(), ahead)
 
     @torch.inference_mode()  # as the session reads: its packed weights are views made so
     def apply(self, learned: Learned, session: Session) -> bool:
@@ -115,7 +125,7 @@ class SessionLearner:
             return False
         for param, weight in zip(session.model.parameters(), learned.weights):
             param.copy_(weight)
-        session.relearned(learned.boundary, learned.state, learned.first, learned.probabilities)
+        session.relearned(learned.boundary, learned.state, learned.first, learned.probabilities, learned.ahead)
         return True
 
     def span(self, session: Session) -> dict | None:
