@@ -104,10 +104,11 @@ h2 {{ font-size: 15px; margin: 1.2em 0 0.3em; }}
 </style></head><body>
 """
 
+_KEY = "display:inline-block;width:2.6em;text-align:center;font-size:12px;"  # inline: a notebook has no <style>
 _LEGEND = (
-    '<p class="legend">signed (c, h, g): '
-    + "".join(f'<span style="background:rgb{colour(v, True)}">{v:+.1f}</span>' for v in (-1, -0.5, 0, 0.5, 1))
+    '<p class="legend" style="font-family:sans-serif">signed (c, h, g): '
+    + "".join(f'<span style="{_KEY}background:rgb{colour(v, True)}">{v:+.1f}</span>' for v in (-1, -0.5, 0, 0.5, 1))
     + " &nbsp; gates (f, i, o): "
-    + "".join(f'<span style="background:rgb{colour(v, False)}">{v:.1f}</span>' for v in (0, 0.25, 0.5, 0.75, 1))
+    + "".join(f'<span style="{_KEY}background:rgb{colour(v, False)}">{v:.2f}</span>' for v in (0, 0.25, 0.5, 0.75, 1))
     + " &nbsp; a cell state c is coloured by tanh(c)</p>"
 )
