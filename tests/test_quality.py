@@ -122,6 +122,7 @@ def test_the_gpt_trains_beside_the_lstm_on_the_same_split(tmp_path):
 
 def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
     from lstm_repl.bench import matrix
+    from lstm_repl.bench.results import append_row
 
     def row(cell, ours, ref, gpt=None):
         corpus, level, minutes = cell.split("/")
@@ -131,9 +132,9 @@ def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
         return {"cell": cell, "corpus": corpus, "level": level, "minutes": float(minutes[:-1]), "sides": sides}
 
     results = tmp_path / "r.jsonl"
-    matrix.append_result(results, row("shakespeare/char/10m", 2.0, 2.2, 2.1))
-    matrix.append_result(results, row("python/char/10m", 2.0, 1.98))
-    matrix.append_result(results, row("python/char/10m", 2.0, 2.01))  # run again: the newest counts
+    append_row(results, row("shakespeare/char/10m", 2.0, 2.2, 2.1))
+    append_row(results, row("python/char/10m", 2.0, 1.98))
+    append_row(results, row("python/char/10m", 2.0, 2.01))  # run again: the newest counts
     results.open("a").write("not json\n")
     table = matrix.table(matrix.read_results(results)).splitlines()
     assert len(table) == 4

@@ -38,6 +38,9 @@ class Split:
     train_text: str
     held_out: str
 
+    def record(self) -> dict:
+        return {"corpus": self.name, "train_chars": len(self.train_text), "held_out_chars": len(self.held_out)}
+
 
 @dataclass
 class Side:

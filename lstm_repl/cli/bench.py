@@ -345,7 +345,7 @@ def bench_matrix_command(cells, given, results, listing, as_table) -> None:
     from pathlib import Path
 
     from lstm_repl.bench import matrix
-    from lstm_repl.data import catalogue as corpora
+    from lstm_repl.bench.results import append_row
 
     chosen = matrix.select(matrix.default_cells(), list(cells))
     if listing:
@@ -356,16 +356,11 @@ def bench_matrix_command(cells, given, results, listing, as_table) -> None:
         click.echo(matrix.table(matrix.read_results(Path(results))))
         return
     paths_given = dict(_name_and_path(item) for item in given)
-
-    def locate(name: str):
-        path = corpora.target_path(corpora.find(corpora.load_catalogue(), name))
-        return path if path.is_file() else None
-
     for cell in chosen:
-        paths, chars = matrix.corpus_paths(cell, paths_given, locate)
+        paths, chars = matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file)
         click.echo(f"{cell.name}: {', '.join(cell.sides)}, {cell.minutes:g} minutes each", err=True)
         row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True))
-        matrix.append_result(Path(results), row)
+        append_row(Path(results), row)
         click.echo(terminal_line(matrix.table([row]).splitlines()[-1]))
 
 
@@ -374,6 +369,14 @@ def _name_and_path(item: str) -> tuple[str, str]:
     if not sep or not name or not path:
         raise click.BadParameter(f"{item!r}: write NAME=PATH, e.g. wikitext-2=wiki.valid.txt", param_hint="--corpus")
     return name, path
+
+
+def _catalogue_file(name: str):
+    """The catalogue corpus's file, if `lstm-repl corpus get NAME` has fetched it."""
+    from lstm_repl.data import catalogue as corpora
+
+    path = corpora.target_path(corpora.find(corpora.load_catalogue(), name))
+    return path if path.is_file() else None
 
 
 def _default_quality_corpus():
