@@ -52,6 +52,10 @@ class Side:
     bpc: float = math.nan  # on the whole held-out text
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, held-out bpc)
     plan: dict | None = None  # lstm-repl's: what its plan chose (plan.Plan.record)
+    vocab_size: int = 0  # lstm-repl's: tokens in its vocabulary, <unk> included
+    # lstm-repl's: the held-out tokens it reads as <unk>; above 0, bpc is a lower bound (an <unk>
+    # does not pay for its spelling)
+    unknown_fraction: float = 0.0
 
 
 def make_split(paths: list[str], workdir: Path, held_out: float = 0.1, chars: int | None = None) -> Split:
@@ -92,7 +96,9 @@ def run_project(split: Split, config: TrainConfig, model_args: dict, out: Path, 
     side.steps, side.seconds = trainer.position.step, trainer.position.elapsed_s
     side.tokens_per_s = trainer.position.tokens_seen / max(side.seconds, 1e-9)
     best = checkpoint.load(out)
-    side.bpc = score(best.model, best.vocab, split.held_out)
+    held_out = evaluate_text(best.model, best.vocab, split.held_out)
+    side.bpc, side.unknown_fraction = held_out["bits_per_character"], held_out["unknown_fraction"]
+    side.vocab_size = len(best.vocab)
     return side
 
 
