@@ -167,7 +167,8 @@ def project_settings(recipe: str, precision: str, max_steps: int | None,
     bounds = dict(max_steps=max_steps, time_limit_s=time_limit_s, precision=precision, level=level)
     if recipe == "defaults":
         defaults = level_defaults(level)
-        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        # the model's vocabulary is the one built; bpe's default size is TrainConfig's, that builds it
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
         model_args = {k: v for k, v in defaults.items() if k in model_fields}
         return TrainConfig(**bounds, **{k: v for k, v in defaults.items() if k not in model_fields}), model_args
     r = Recipe()
