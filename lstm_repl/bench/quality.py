@@ -52,10 +52,10 @@ class Side:
     bpc: float = math.nan  # on the whole held-out text
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, held-out bpc)
     plan: dict | None = None  # lstm-repl's: what its plan chose (plan.Plan.record)
-    vocab_size: int = 0  # lstm-repl's: tokens in its vocabulary, <unk> included
+    vocab_size: int | None = None  # lstm-repl's: tokens in its vocabulary, <unk> included
     # lstm-repl's: the held-out tokens it reads as <unk>; above 0, bpc is a lower bound (an <unk>
-    # does not pay for its spelling)
-    unknown_fraction: float = 0.0
+    # does not pay for its spelling). None: not measured (the references)
+    unknown_fraction: float | None = None
 
 
 def make_split(paths: list[str], workdir: Path, held_out: float = 0.1, chars: int | None = None) -> Split:
