@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from lstm_repl.cli.main import cli
-from lstm_repl.config import WORD_DEFAULTS, TrainConfig
+from lstm_repl.config import BPE_DEFAULTS, WORD_DEFAULTS, TrainConfig
 from lstm_repl.bench.quality import as_language_model, compare_quality, project_settings
 from lstm_repl.bench.reference import EXAMPLES_WORD, Recipe, ReferenceModel, recipe_for, train_reference
 from helpers import TINY_TEXT
@@ -59,6 +59,12 @@ def test_word_level_defaults_are_what_train_uses_at_word_level():
     assert config == TrainConfig(level="word", time_limit_s=180.0, batch_size=WORD_DEFAULTS["batch_size"],
                                  seq_len=WORD_DEFAULTS["seq_len"], lr=WORD_DEFAULTS["lr"])
     assert model == {k: WORD_DEFAULTS[k] for k in ("hidden", "embed", "dropout")}
+
+
+def test_bpe_level_defaults_size_the_vocabulary_the_trainer_builds():
+    config, model = project_settings("defaults", "auto", None, 180.0, level="bpe")
+    assert config == TrainConfig(level="bpe", time_limit_s=180.0, vocab_size=BPE_DEFAULTS["vocab_size"])
+    assert model == {}  # the model's vocabulary is the one built, whatever size it came to
 
 
 def test_the_word_reference_is_pytorch_examples_recipe_and_anneals_when_validation_stalls():
@@ -122,6 +128,7 @@ def test_the_gpt_trains_beside_the_lstm_on_the_same_split(tmp_path):
 
 def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
     from lstm_repl.bench import matrix
+    from lstm_repl.bench.results import append_row
 
     def row(cell, ours, ref, gpt=None):
         corpus, level, minutes = cell.split("/")
@@ -131,9 +138,9 @@ def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
         return {"cell": cell, "corpus": corpus, "level": level, "minutes": float(minutes[:-1]), "sides": sides}
 
     results = tmp_path / "r.jsonl"
-    matrix.append_result(results, row("shakespeare/char/10m", 2.0, 2.2, 2.1))
-    matrix.append_result(results, row("python/char/10m", 2.0, 1.98))
-    matrix.append_result(results, row("python/char/10m", 2.0, 2.01))  # run again: the newest counts
+    append_row(results, row("shakespeare/char/10m", 2.0, 2.2, 2.1))
+    append_row(results, row("python/char/10m", 2.0, 1.98))
+    append_row(results, row("python/char/10m", 2.0, 2.01))  # run again: the newest counts
     results.open("a").write("not json\n")
     table = matrix.table(matrix.read_results(results)).splitlines()
     assert len(table) == 4

@@ -9,19 +9,14 @@ comparison even when cells were run on different days or machines (the results s
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
-import json
-import math
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from lstm_repl.bench.quality import compare_quality, project_settings
 from lstm_repl.bench.reference import recipe_for
+from lstm_repl.bench.results import figure, newest, passes_made, read_rows, stamp
 from lstm_repl.errors import ConfigError
 from lstm_repl.training.plan import PLANNED
 
@@ -79,16 +74,17 @@ def select(cells: list[Cell], patterns: list[str]) -> list[Cell]:
     return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
 
 
-def corpus_paths(cell: Cell, given: dict[str, str],
+def corpus_paths(name: str, cell_name: str, given: dict[str, str],
                  locate: Callable[[str], Path | None]) -> tuple[list[str], int | None]:
-    """Where the cell's corpus lies (given NAME=PATH, or the catalogue's file), and its slice."""
-    corpus = next(c for c in CORPORA if c.name == cell.corpus)
+    """Where corpus `name` lies (given NAME=PATH, or the catalogue's file), and its slice; the
+    error names the cell that needs it."""
+    corpus = next(c for c in CORPORA if c.name == name)
     if corpus.name in given:
         return [given[corpus.name]], corpus.chars
     path = locate(corpus.catalogue) if corpus.catalogue else None
     if path is None:
         how = f"`lstm-repl corpus get {corpus.catalogue}`" if corpus.catalogue else f"--corpus {corpus.name}=PATH"
-        raise ConfigError(f"cell {cell.name} needs the {corpus.name} corpus: give it with {how}")
+        raise ConfigError(f"cell {cell_name} needs the {corpus.name} corpus: give it with {how}")
     return [str(path)], corpus.chars
 
 
@@ -99,10 +95,9 @@ def run_cell(cell: Cell, paths: list[str], chars: int | None, report: Callable[[
     split, sides = compare_quality(paths, config, model_args, recipe_for(cell.level), None, time_limit, chars,
                                    report=report, sides=cell.sides, planned=frozenset(PLANNED))
     return {"cell": cell.name, "corpus": cell.corpus, "level": cell.level, "minutes": cell.minutes,
-            "split": {"corpus": split.name, "train_chars": len(split.train_text),
-                      "held_out_chars": len(split.held_out)},
+            "split": split.record(),
             "sides": {name: _side_row(side) for name, side in sides.items()},
-            "machine": machine(), "when": _today(), "commit": _commit()}
+            **stamp()}
 
 
 def _side_row(side) -> dict:
@@ -111,41 +106,9 @@ def _side_row(side) -> dict:
     return row
 
 
-def machine() -> str:
-    from lstm_repl.model.precision import device_description
-    return device_description(torch.device("cpu")) + f", {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def _today() -> str:
-    return datetime.date.today().isoformat()
-
-
-def _commit() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
-
-
-def append_result(path: Path, row: dict) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
 def read_results(path: Path) -> list[dict]:
     """The rows of a results file, the newest of each cell kept (a cell run again replaces its row)."""
-    from lstm_repl.safe_read import read_text
-    rows: dict[str, dict] = {}
-    for line in read_text(path, 16 << 20, ConfigError).splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("cell"), str) and isinstance(row.get("sides"), dict):
-            rows[row["cell"]] = row
-    return list(rows.values())
+    return newest([row for row in read_rows(path) if isinstance(row.get("sides"), dict)], key=lambda row: row["cell"])
 
 
 def table(rows: list[dict]) -> str:
@@ -155,8 +118,8 @@ def table(rows: list[dict]) -> str:
     for row in sorted(rows, key=_order):
         sides = row["sides"]
         ours, ref, gpt = (sides.get(n, {}).get("bpc") for n in ("lstm-repl", "reference", "gpt"))
-        rivals = [b for b in (ref, gpt) if _number(b)]
-        margin = min(rivals) - ours if _number(ours) and rivals else None
+        rivals = [b for b in (ref, gpt) if figure(b)]
+        margin = min(rivals) - ours if figure(ours) and rivals else None
         lines.append(f"| {row['corpus']} | {row['level']} | {row['minutes']:g} min | {_passes(row)} | {_bpc(ours)} | "
                      f"{_bpc(ref)} | {_bpc(gpt)} | {_margin(margin)} |")
     return "\n".join(lines)
@@ -167,12 +130,8 @@ def _order(row: dict) -> tuple:
     return (row["minutes"], row["level"], names.index(row["corpus"]) if row["corpus"] in names else 99)
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _bpc(value) -> str:
-    return f"{value:.3f}" if _number(value) else "–"
+    return f"{value:.3f}" if figure(value) else "–"
 
 
 def _margin(value) -> str:
@@ -182,9 +141,5 @@ def _margin(value) -> str:
 
 
 def _passes(row: dict) -> str:
-    """The passes lstm-repl made over its training tokens (its plan's estimate where that is all)."""
-    side = row["sides"].get("lstm-repl", {})
-    plan = side.get("plan") or {}
-    if all(_number(x) for x in (side.get("tokens_per_s"), side.get("seconds"), plan.get("train_tokens"))):
-        return f"{side['tokens_per_s'] * side['seconds'] / plan['train_tokens']:.2g}"
-    return f"{plan['passes']:.2g}" if _number(plan.get("passes")) else "–"
+    passes = passes_made(row["sides"].get("lstm-repl", {}))
+    return f"{passes:.2g}" if passes is not None else "–"

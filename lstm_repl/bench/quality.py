@@ -38,6 +38,9 @@ class Split:
     train_text: str
     held_out: str
 
+    def record(self) -> dict:
+        return {"corpus": self.name, "train_chars": len(self.train_text), "held_out_chars": len(self.held_out)}
+
 
 @dataclass
 class Side:
@@ -49,6 +52,10 @@ class Side:
     bpc: float = math.nan  # on the whole held-out text
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, held-out bpc)
     plan: dict | None = None  # lstm-repl's: what its plan chose (plan.Plan.record)
+    vocab_size: int | None = None  # lstm-repl's: tokens in its vocabulary, <unk> included
+    # lstm-repl's: the held-out tokens it reads as <unk>; above 0, bpc is a lower bound (an <unk>
+    # does not pay for its spelling). None: not measured (the references)
+    unknown_fraction: float | None = None
 
 
 def make_split(paths: list[str], workdir: Path, held_out: float = 0.1, chars: int | None = None) -> Split:
@@ -89,7 +96,9 @@ def run_project(split: Split, config: TrainConfig, model_args: dict, out: Path, 
     side.steps, side.seconds = trainer.position.step, trainer.position.elapsed_s
     side.tokens_per_s = trainer.position.tokens_seen / max(side.seconds, 1e-9)
     best = checkpoint.load(out)
-    side.bpc = score(best.model, best.vocab, split.held_out)
+    held_out = evaluate_text(best.model, best.vocab, split.held_out)
+    side.bpc, side.unknown_fraction = held_out["bits_per_character"], held_out["unknown_fraction"]
+    side.vocab_size = len(best.vocab)
     return side
 
 
@@ -158,7 +167,8 @@ def project_settings(recipe: str, precision: str, max_steps: int | None,
     bounds = dict(max_steps=max_steps, time_limit_s=time_limit_s, precision=precision, level=level)
     if recipe == "defaults":
         defaults = level_defaults(level)
-        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        # the model's vocabulary is the one built; bpe's default size is TrainConfig's, that builds it
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
         model_args = {k: v for k, v in defaults.items() if k in model_fields}
         return TrainConfig(**bounds, **{k: v for k, v in defaults.items() if k not in model_fields}), model_args
     r = Recipe()

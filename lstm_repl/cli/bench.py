@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lstm_repl.cli.options import POSITIVE, SEED
+from lstm_repl.cli.options import POSITIVE, SEED, with_options
 from lstm_repl.terminal_text import terminal_line
 
 
@@ -329,14 +329,22 @@ def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curv
         click.echo(f"  difference (reference - lstm-repl): {result['difference_bpc']:+.4f} bpc ({better})")
 
 
+def _cell_options(results: str) -> list:
+    """What bench matrix and bench levels take alike: where corpora lie, the results file, --list, --table."""
+    return [
+        click.option("--corpus", "given", multiple=True, metavar="NAME=PATH",
+                     help="Where a corpus lies (wikitext-2 has no catalogue entry: give its file)."),
+        click.option("--results", type=click.Path(dir_okay=False), default=results, show_default=True,
+                     help="Each cell's figures are appended here as it ends."),
+        click.option("--list", "listing", is_flag=True, help="List the cells and stop."),
+        click.option("--table", "as_table", is_flag=True,
+                     help="Print the results file as the README's table and stop."),
+    ]
+
+
 @bench.command("matrix")
 @click.argument("cells", nargs=-1)
-@click.option("--corpus", "given", multiple=True, metavar="NAME=PATH",
-              help="Where a corpus of the matrix lies (wikitext-2 has no catalogue entry: give its file).")
-@click.option("--results", type=click.Path(dir_okay=False), default="bench-matrix.jsonl", show_default=True,
-              help="Each cell's figures are appended here as it ends.")
-@click.option("--list", "listing", is_flag=True, help="List the cells and stop.")
-@click.option("--table", "as_table", is_flag=True, help="Print the results file as the README's table and stop.")
+@with_options(_cell_options("bench-matrix.jsonl"))
 def bench_matrix_command(cells, given, results, listing, as_table) -> None:
     """The defaults against the plain references (and nanoGPT's small GPT) on several kinds of text,
     at 2 and 10 minutes, char and word level: CELLS are names or patterns such as
@@ -345,7 +353,7 @@ def bench_matrix_command(cells, given, results, listing, as_table) -> None:
     from pathlib import Path
 
     from lstm_repl.bench import matrix
-    from lstm_repl.data import catalogue as corpora
+    from lstm_repl.bench.results import append_row
 
     chosen = matrix.select(matrix.default_cells(), list(cells))
     if listing:
@@ -356,17 +364,54 @@ def bench_matrix_command(cells, given, results, listing, as_table) -> None:
         click.echo(matrix.table(matrix.read_results(Path(results))))
         return
     paths_given = dict(_name_and_path(item) for item in given)
-
-    def locate(name: str):
-        path = corpora.target_path(corpora.find(corpora.load_catalogue(), name))
-        return path if path.is_file() else None
-
     for cell in chosen:
-        paths, chars = matrix.corpus_paths(cell, paths_given, locate)
+        paths, chars = matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file)
         click.echo(f"{cell.name}: {', '.join(cell.sides)}, {cell.minutes:g} minutes each", err=True)
         row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True))
-        matrix.append_result(Path(results), row)
+        append_row(Path(results), row)
         click.echo(terminal_line(matrix.table([row]).splitlines()[-1]))
+
+
+@bench.command("levels")
+@click.argument("cells", nargs=-1)
+@with_options(_cell_options("bench-levels.jsonl"))
+@click.option("--minutes", type=POSITIVE, default=10.0, show_default=True, help="Training time of each cell.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Train each cell this many steps instead (a quick check; the README's figures are at equal time).")
+@click.option("--again", is_flag=True, help="Train cells that the results file already holds at this budget.")
+def bench_levels_command(cells, given, results, minutes, steps, again, listing, as_table) -> None:
+    """Char, word and byte-level BPE at several vocabulary sizes, each trained with the planned
+    defaults for the same minutes on the first 90% of a corpus and scored in bits per character on
+    the last 10%. CELLS are names or patterns such as 'wikitext-2/bpe-*' (default: char, word,
+    bpe-512, bpe-2048 and bpe-8192 on shakespeare and wikitext-2). A cell already in --results at
+    this budget is skipped, so a stopped run takes up where it was."""
+    from pathlib import Path
+
+    from lstm_repl.bench import levels, matrix
+    from lstm_repl.bench.results import append_row
+
+    chosen = levels.select(levels.all_cells(), list(cells))
+    if listing:
+        click.echo("\n".join(cell.name for cell in chosen))
+        return
+    path = Path(results)
+    if as_table:
+        click.echo(levels.table(levels.read_results(path)))
+        return
+    budget = levels.budget_label(minutes, steps)
+    todo = chosen if again else levels.pending(chosen, levels.read_results(path) if path.exists() else [], budget)
+    for cell in chosen:
+        if cell not in todo:
+            click.echo(f"{cell.name}: measured at {budget} already (--again to train it again)", err=True)
+    paths_given = dict(_name_and_path(item) for item in given)
+    located = {cell: matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file) for cell in todo}
+    for cell, (paths, chars) in located.items():
+        click.echo(f"{cell.name}: {budget}", err=True)
+        config, model_args = levels.cell_settings(cell, minutes, steps)
+        row = levels.run_cell(cell, paths, chars, config, model_args,
+                              lambda line: click.echo(terminal_line(line), err=True))
+        append_row(path, row)
+        click.echo(terminal_line(levels.summary(row)))
 
 
 def _name_and_path(item: str) -> tuple[str, str]:
@@ -374,6 +419,14 @@ def _name_and_path(item: str) -> tuple[str, str]:
     if not sep or not name or not path:
         raise click.BadParameter(f"{item!r}: write NAME=PATH, e.g. wikitext-2=wiki.valid.txt", param_hint="--corpus")
     return name, path
+
+
+def _catalogue_file(name: str):
+    """The catalogue corpus's file, if `lstm-repl corpus get NAME` has fetched it."""
+    from lstm_repl.data import catalogue as corpora
+
+    path = corpora.target_path(corpora.find(corpora.load_catalogue(), name))
+    return path if path.is_file() else None
 
 
 def _default_quality_corpus():
