@@ -245,7 +245,7 @@ class DynamicConfig:
     """Dynamic evaluation's update (training/dynamic_eval.py): `eval --dynamic` and the shell's
     :learn. The defaults are the best of `lstm-repl bench dynamic`'s grid (README)."""
 
-    lr: float = 1e-4  # eta: the step, in units of the gradient's rms
+    lr: float = 3e-4  # eta: the step, in units of the gradient's rms
     decay: float = 0.01  # lambda: how fast the weights return toward the trained ones, per segment
     segment: int = 50  # tokens scored, then learned from, at a time
     epsilon: float = 0.1  # eps as a fraction of each weight tensor's mean rms

@@ -148,9 +148,10 @@ def test_after_any_edits_the_weights_are_those_of_the_final_text(tiny_run, edits
     assert list(session.read.probs) == list(fresh.read.probs)
 
 
-def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool):
-    """Learning runs on 75 characters; before the session takes its result the text is cut back
-    and typed on (as keys arriving while learning's thread works); then the session takes it."""
+def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool, length: int = 75):
+    """Learning runs on `length` characters; before the session takes its result the text is cut
+    back and typed on (as keys arriving while learning's thread works); then the session takes it.
+    75: 15 tokens after the boundary, read by the gate path; 600: 520, through the fused path."""
     from lstm_repl.model import checkpoint
     from lstm_repl.session.session import Session
     from lstm_repl.training.session_learning import SessionLearner
@@ -158,10 +159,11 @@ def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool):
     loaded = checkpoint.load(tiny_run)
     session = Session(loaded)
     learner = SessionLearner(session, DynamicConfig(lr=1e-3, segment=20), weights(loaded.model))
-    session.edit(0, UNSEEN[:75])
+    session.edit(0, UNSEEN[:length])
     learned = learner.run(learner.work(session))
-    assert learned.ahead is not None and len(learned.ahead.ids) == 15
-    keep = 75 - cut_back
+    assert learned.ahead is not None and len(learned.ahead.ids) == (15 if length == 75 else length - 80)
+    assert learned.ahead.fused == (length > 75)
+    keep = length - cut_back
     session.edit(keep, UNSEEN[keep:keep + typed])
     if not read_ahead:
         learned.ahead = None
@@ -170,13 +172,15 @@ def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool):
 
 
 @settings(max_examples=15, deadline=None)
-@given(cut_back=st.integers(0, 20), typed=st.integers(0, 30))
-def test_tokens_read_on_learnings_thread_are_those_the_session_would_read(tiny_run, cut_back, typed):
+@given(cut_back=st.integers(0, 300), typed=st.integers(0, 30), length=st.sampled_from([75, 600]))
+def test_tokens_read_on_learnings_thread_are_those_the_session_would_read(tiny_run, cut_back, typed, length):
     """Learning's thread reads the tokens after its boundary with the new weights, so the shell's
     loop need not: whatever was typed or deleted meanwhile, the scores, states and gates the
-    session ends with are bit for bit those of reading them again itself."""
-    ahead = learned_then_edited(tiny_run, cut_back, typed, read_ahead=True)
-    again = learned_then_edited(tiny_run, cut_back, typed, read_ahead=False)
+    session ends with are bit for bit those of reading them again itself, through the gate path
+    or (a paste) the fused one."""
+    cut_back = min(cut_back, 20 if length == 75 else 300)
+    ahead = learned_then_edited(tiny_run, cut_back, typed, read_ahead=True, length=length)
+    again = learned_then_edited(tiny_run, cut_back, typed, read_ahead=False, length=length)
     assert ahead.text == again.text
     assert list(ahead.read.probs) == list(again.read.probs)
     n = len(ahead.read)
@@ -184,3 +188,58 @@ def test_tokens_read_on_learnings_thread_are_those_the_session_would_read(tiny_r
     for index in range(max(0, n - 20), n):
         mine, theirs = ahead.token_gates(index), again.token_gates(index)
         assert all((mine[k][g] == theirs[k][g]).all() for k in range(len(mine)) for g in mine[k])
+
+
+def test_keys_typed_while_learning_reads_ahead_are_read_ahead_too(tiny_run):
+    """Keys typed while learning's thread reads ahead are read ahead too, in another round, so
+    the shell's loop reads none of them; the session ends as if it had read them itself."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.session.session import Session
+    from lstm_repl.training.session_learning import SessionLearner
+
+    loaded = checkpoint.load(tiny_run)
+    session = Session(loaded)
+    learner = SessionLearner(session, DynamicConfig(lr=1e-3, segment=20), weights(loaded.model))
+    session.edit(0, UNSEEN[:75])
+    work = learner.work(session)
+    looks, following = [], work.following
+
+    def typed_meanwhile():
+        ids = following()
+        looks.append(len(ids))
+        if len(looks) == 1:
+            session.edit(75, UNSEEN[75:85])  # ten keys while the first round reads
+        return ids
+
+    work.following = typed_meanwhile
+    learned = learner.run(work)
+    assert looks == [15, 25, 25] and len(learned.ahead.ids) == 25
+    learner.apply(learned, session)
+    again = learned_then_edited(tiny_run, 0, 10, read_ahead=False)
+    assert session.text == again.text
+    assert list(session.read.probs) == list(again.read.probs)
+    n = len(session.read)
+    assert all(torch.equal(a, b) for a, b in zip(session.state(n), again.state(n)))
+    mine, theirs = session.token_gates(n - 1), again.token_gates(n - 1)
+    assert all((mine[k][g] == theirs[k][g]).all() for k in range(len(mine)) for g in mine[k])
+
+
+@pytest.mark.parametrize("length", [75, 600])
+def test_with_the_text_unchanged_the_session_reads_nothing_itself(tiny_run, length):
+    """A paste's tokens after the boundary (520, the fused path) or a typed line's (15, the gate
+    path): the session takes every one the thread read and reads none on the shell's loop."""
+    from lstm_repl.model import checkpoint
+    from lstm_repl.session.session import Session
+    from lstm_repl.training.session_learning import SessionLearner
+
+    loaded = checkpoint.load(tiny_run)
+    session = Session(loaded)
+    learner = SessionLearner(session, DynamicConfig(lr=1e-3, segment=20), weights(loaded.model))
+    session.edit(0, UNSEEN[:length])
+    learned = learner.run(learner.work(session))
+
+    def no_reading(*_):
+        raise AssertionError("the session read a token itself")
+
+    session._read = no_reading
+    assert learner.apply(learned, session)

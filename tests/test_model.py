@@ -169,3 +169,25 @@ def test_packed_paths_on_cuda_agree_with_the_cpu():
     for precision in ("fp32", "fp16"):
         text = list(generate(gpu, [3, 4], SampleConfig(length=60, seed=1, precision=precision)))
         assert len(text) == 60 and 0 not in text
+
+
+@pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
+def test_weights_written_in_place_refresh_the_pack_without_compiling_it_again(mode):
+    """The shell's learning writes the weights in place every few seconds: the pack takes them
+    (its compiled code kept) and steps to the same bits as a pack made afresh."""
+    model, copy = _model(), _model()
+    copy.load_state_dict(model.state_dict())
+    token, generator = torch.tensor([7]), torch.Generator().manual_seed(0)
+    changes = [torch.randn(p.shape, generator=generator) * 0.1 for p in model.parameters()]
+    with mode():
+        pack = model.packed()
+        model.step(token, model.zero_state())
+        for param, change in zip(model.parameters(), changes):
+            param.add_(change)
+        refreshed = model.step(token, model.zero_state())
+        assert model.packed() is pack
+        for param, change in zip(copy.parameters(), changes):
+            param.add_(change)
+        afresh = copy.step(token, copy.zero_state())
+    assert torch.equal(refreshed[0], afresh[0])
+    assert all(torch.equal(a, b) for a, b in zip(refreshed[1], afresh[1]))

@@ -17,7 +17,8 @@ from lstm_repl.config import SampleConfig
 from lstm_repl.session.ghost import ghost, ghost_pieces
 from lstm_repl.session.sampling import choose
 from lstm_repl.data.vocab import PRIMER
-from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
+from lstm_repl.session.read_ahead import FUSED_CHUNK
+from lstm_repl.session.session import Session, Settings
 from lstm_repl.session.session_trace import trace_document
 from lstm_repl.data.vocab import UNK_ID
 

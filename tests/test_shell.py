@@ -23,7 +23,8 @@ from lstm_repl.session.ghost import ghost, ghost_pieces
 from lstm_repl.shell.app import ShellApp
 from lstm_repl.shell.headless import Headless as Driver, ShellTiming, drive
 from lstm_repl.shell.history import history_path
-from lstm_repl.session.session import FUSED_CHUNK, Session, Settings
+from lstm_repl.session.read_ahead import FUSED_CHUNK
+from lstm_repl.session.session import Session, Settings
 
 ENTER, BACKSPACE, CTRL_C, CTRL_D, TAB = "\r", "\x7f", "\x03", "\x04", "\t"
 RIGHT, UP, DOWN = "\x1b[C", "\x1b[A", "\x1b[B"

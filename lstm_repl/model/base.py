@@ -25,7 +25,7 @@ class CellStack(Protocol):
     state_names: tuple[str, ...]  # the state's tensors: ("h", "c") or ("h",)
     quantities: tuple[Quantity, ...]  # what step() returns per layer, in display order
     has_fused_kernel: bool  # run() is PyTorch's fused kernel (else a hand-written sequence)
-    packer: Callable[[Any, str], Any] | None  # (language model, precision) -> a packed step, or None
+    packer: Callable[[Any, str, Any], Any] | None  # (language model, precision, earlier pack or None) -> a packed step
 
     def __init__(self, input_size: int, hidden: int, layers: int, dropout: float) -> None: ...
 

@@ -86,16 +86,20 @@ class LanguageModel(nn.Module):
     def packed(self, precision: str = "fp32") -> nn.Module | None:
         """With autograd off and in eval mode, this kind's packed gate path (model/packed.py), its
         weights in "fp32" or "fp16"; None for kinds without one. Packs are dropped on a switch to
-        training mode (fused optimizers update in place without a trace) and rebuilt when a
-        parameter's version or storage has changed (a load, a move to another device). The pack
+        training mode (fused optimizers update in place without a trace), rebuilt when a
+        parameter's storage has changed (a load, a move to another device), and refreshed in place
+        when only a parameter's version has (weights written in place: the shell's learning). The pack
         holds a linear decoder: a model with the adaptive softmax steps through the plain path."""
         if self.rnn.packer is None or self.config.softmax != "full" or self.training or torch.is_grad_enabled():
             return None
         fingerprint = tuple((p._version, p.data_ptr()) for p in self.parameters())
+        earlier: dict[str, nn.Module] = {}
         if fingerprint != self._packed_from:
+            in_place = [ptr for _, ptr in fingerprint] == [ptr for _, ptr in self._packed_from]
+            earlier = self._packed if in_place else {}  # weights written in place: the packs take them
             self._packed, self._packed_from = {}, fingerprint
         if precision not in self._packed:
-            self._packed[precision] = self.rnn.packer(self, precision)
+            self._packed[precision] = self.rnn.packer(self, precision, earlier.get(precision))
         return self._packed[precision]
 
     def train(self, mode: bool = True) -> "LanguageModel":

@@ -187,5 +187,28 @@ class PackedLSTM(nn.Module):
 
 
 @torch.no_grad()
-def pack_lstm(model: nn.Module, precision: str) -> nn.Module:
-    return try_script(PackedLSTM(model, precision))
+def pack_lstm(model: nn.Module, precision: str, earlier: nn.Module | None = None) -> nn.Module:
+    """earlier: a pack of this model in this precision, made before its weights changed in place.
+    It takes the new weights and keeps its compiled code: TorchScript takes about 45 ms to compile
+    a pack, holding Python's lock, and learning in the shell changes the weights every few seconds."""
+    fresh = PackedLSTM(model, precision)
+    if earlier is not None and _refresh(earlier, fresh):
+        return earlier
+    return try_script(fresh)
+
+
+def _refresh(earlier: nn.Module, fresh: PackedLSTM) -> bool:
+    """Copy fresh's tensors into earlier's, the same values a new pack holds. -> False where it
+    cannot: half-precision kernels hold prepacked weights, and an inference tensor takes no
+    in-place write outside inference mode."""
+    if not all(isinstance(layer, DenseLinear) for layer in [*fresh.layers, fresh.decoder]):
+        return False
+    pairs = [(earlier.input_rows, fresh.input_rows), (earlier.decoder_bias, fresh.decoder_bias),
+             (earlier.decoder.weight_t, fresh.decoder.weight_t), *zip(earlier.biases, fresh.biases),
+             *((old.weight_t, new.weight_t) for old, new in zip(earlier.layers, fresh.layers))]
+    if any(old.is_inference() for old, _ in pairs) and not torch.is_inference_mode_enabled():
+        return False
+    for old, new in pairs:
+        if old.data_ptr() != new.data_ptr():  # a view of a parameter has its new values already
+            old.copy_(new)
+    return True

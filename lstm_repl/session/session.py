@@ -11,6 +11,7 @@ bounded memory, and nothing done per keystroke depends on the text's length.
 from __future__ import annotations
 
 import bisect
+from array import array
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -24,43 +25,12 @@ from lstm_repl.model.interventions import Interventions
 from lstm_repl.model import State
 from lstm_repl.session.sampling import Sampler, StopText, make_generator
 from lstm_repl.snapshot import Snapshot
+from lstm_repl.session.read_ahead import (Layers, ReadAhead, chunk_read, chunk_sizes, common_ids, gate_read,
+                                          next_token_logits, reads_fused)
 from lstm_repl.session.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.session.token_text import TokenText, common_prefix_length
 from lstm_repl.session.tracing import gates_to_numpy, surprisal_bits, top_predictions
 from lstm_repl.data.vocab import UNK_ID
-
-FUSED_CHUNK = 256  # a suffix longer than this many tokens goes through the fused path, in chunks this long
-Layers = list[dict[str, np.ndarray]]
-
-
-def next_token_logits(model, state: State) -> torch.Tensor:
-    """Next-token logits (V,) from a state: the decoder of its top h."""
-    return model.decoder(state[0][-1, 0])
-
-
-@dataclass
-class ReadAhead:
-    """Tokens read off the shell's loop (by learning's thread, training/session_learning.py) through
-    the gate path exactly as Session._step reads them: the same weights and the same calls, so the
-    same bits. `relearned` takes those still in the text instead of reading them again."""
-
-    ids: list[int]
-    probabilities: list[float] = field(default_factory=list)
-    states: list[State] = field(default_factory=list)  # after each token
-    gates: list[Layers] = field(default_factory=list)
-
-
-@torch.inference_mode()
-def read_ahead(model, state: State, ids: list[int]) -> ReadAhead:
-    """`ids` read from `state` through the gate path, with no interventions (see ReadAhead)."""
-    ahead = ReadAhead(list(ids))
-    for token in ahead.ids:
-        ahead.probabilities.append(float(next_token_logits(model, state).float().softmax(-1)[token]))
-        _, state, gates = model.step(torch.tensor([token], device=model.device), state)
-        ahead.states.append(state)
-        ahead.gates.append(gates_to_numpy(gates))
-    return ahead
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -167,36 +137,33 @@ class Session:
 
     @torch.inference_mode()
     def _advance(self, new_ids: list[int], pieces: list[str]) -> None:
-        if not new_ids:
-            return
-        if len(new_ids) > FUSED_CHUNK and not self.interventions:  # a paste: fused path up to the last token
-            self._read_fused(new_ids[:-1], pieces[:-1])
-            new_ids, pieces = new_ids[-1:], pieces[-1:]
-        for token, piece in zip(new_ids, pieces):
+        if new_ids:
+            self._read(new_ids, pieces, reads_fused(len(new_ids), self.interventions))
+
+    def _read(self, ids: list[int], pieces: list[str], fused: bool) -> None:
+        """Read a stretch: through the fused path up to its last token (a paste), or not."""
+        if fused:
+            self._read_fused(ids[:-1], pieces[:-1])
+            ids, pieces = ids[-1:], pieces[-1:]
+        for token, piece in zip(ids, pieces):
             self._step(token, piece)
 
     def _read_fused(self, ids: list[int], pieces: list[str]) -> None:
         """Read a run of tokens through the fused path, in chunks that end on the store's kept
         positions (so a paste leaves its states behind, every CHECKPOINT_EVERY tokens)."""
         offset = 0
-        while offset < len(ids):
+        for size in chunk_sizes(len(self.read), len(ids)):
             start = len(self.read)
-            size = CHECKPOINT_EVERY - start % CHECKPOINT_EVERY
-            chunk = ids[offset : offset + size]
-            before = self.logits(start)
-            logits, state = self.model(torch.tensor([chunk], device=self.model.device), self.state(start))
-            predicted = torch.cat([before[None], logits[0, :-1]]).float().log_softmax(-1)
-            probabilities = predicted.gather(1, torch.tensor(chunk, device=predicted.device)[:, None]).exp()
-            for token, piece, p in zip(chunk, pieces[offset : offset + size], probabilities[:, 0].tolist()):
+            probabilities, state = chunk_read(self.model, self.state(start), ids[offset : offset + size])
+            for token, piece, p in zip(ids[offset : offset + size], pieces[offset : offset + size], probabilities):
                 self.read.append(token, piece, p)
             self.store.put(len(self.read), state)
-            offset += len(chunk)
+            offset += size
 
     def _step(self, token: int, piece: str) -> torch.Tensor:
         """Read one token through the gate path -> the next-token logits after it."""
         position = len(self.read)
-        probability = float(self.logits(position).float().softmax(-1)[token])
-        logits, state, gates = self.gate_step(token, self.state(position), position)
+        probability, logits, state, gates = gate_read(self.model, token, self.state(position), self.edits_for(position))
         self.read.append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
         return logits[0]
@@ -219,26 +186,27 @@ class Session:
         self.store.truncate(boundary)
         self.store.put(boundary, tuple(t.clone() for t in state))
         self._logits_cache = None
-        taken = self._take_ahead(ahead, ids, pieces) if len(ids) <= FUSED_CHUNK else 0
-        self._advance(ids[taken:], pieces[taken:])
+        fused = reads_fused(len(ids), self.interventions)
+        taken = self._take_ahead(ahead, ids, pieces, fused)
+        if taken < len(ids):
+            self._read(ids[taken:], pieces[taken:], fused)
         for index, probability in scores.items():
             read.probs[index] = probability
         self._changed()
 
-    def _take_ahead(self, ahead: ReadAhead | None, ids: list[int], pieces: list[str]) -> int:
-        """The leading tokens of `ids` that `ahead` read, appended as _step would have read them
-        (only where _step reads without interventions) -> how many."""
-        if ahead is None or self.interventions:
+    def _take_ahead(self, ahead: ReadAhead | None, ids: list[int], pieces: list[str], fused: bool) -> int:
+        """The leading tokens of `ids` that `ahead` read as this stretch is read, appended as
+        reading them would append them -> how many."""
+        if ahead is None or ahead.fused != fused or ahead.start != len(self.read) or self.interventions:
             return 0
-        taken = 0
-        for token, piece, expected in zip(ids, pieces, ahead.ids):
-            if token != expected:
-                break
+        same = common_ids(ahead.ids, array("i", ids))
+        count = len(ids) if same == len(ids) == len(ahead.ids) else ahead.usable(same)
+        for k in range(count):
             position = len(self.read)
-            self.read.append(token, piece, ahead.probabilities[taken])
-            self.store.put(position + 1, ahead.states[taken], ahead.gates[taken])
-            taken += 1
-        return taken
+            self.read.append(ids[k], pieces[k], ahead.probabilities[k])
+            if ahead.states[k] is not None:
+                self.store.put(position + 1, ahead.states[k], ahead.gates[k])
+        return count
 
     # ------------------------------------------------------------ states, recomputed where not kept
 

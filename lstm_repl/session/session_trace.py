@@ -7,7 +7,8 @@ from typing import Iterator
 
 import torch
 
-from lstm_repl.session.session import FUSED_CHUNK, Layers, Session
+from lstm_repl.session.read_ahead import FUSED_CHUNK, Layers
+from lstm_repl.session.session import Session
 from lstm_repl.session.tracing import document_header, gates_to_numpy, token_json, top_predictions
 
 

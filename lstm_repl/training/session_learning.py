@@ -13,7 +13,9 @@ change: to a mark kept every MARK_EVERY segments (the last MARKS_KEPT of them, a
 from which the segments still in the text are learned again, to the same bits.
 
 Three steps, so that only `run` need leave the caller's thread: `work` (what to do, read from the
-session), `run` (do it, touching only this object and its model) and `apply` (to the session).
+session), `run` (do it, touching only this object and its model, and reading the session's tokens
+after the boundary, a slice at a time, to read them ahead with the new weights) and `apply` (to
+the session, which takes only the tokens read ahead that are still in its text).
 """
 
 from __future__ import annotations
@@ -21,24 +23,27 @@ from __future__ import annotations
 import copy
 from array import array
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from lstm_repl.config import DynamicConfig
 from lstm_repl.model import State
-from lstm_repl.session.session import FUSED_CHUNK, ReadAhead, Session, read_ahead
+from lstm_repl.session.read_ahead import ReadAhead, common_ids, read_ahead, reads_fused
+from lstm_repl.session.session import Session
 from lstm_repl.training.dynamic_eval import Adapter, GradientStats, text_digest
 
 MARK_EVERY = 10  # segments between the weights kept for rolling back
 MARKS_KEPT = 4  # besides the start: with 50-token segments, the last 2,000 tokens or more
 SEGMENTS_PER_RUN = 4  # at most, so the shell shows progress through a long paste
+CATCH_UP_ROUNDS = 8  # of reading ahead the keys typed while the last round read
 
 
 @dataclass
 class Work:
     keep: int  # segments still in the text: learning rolls back to here first when it learned more
     ids: array  # the session's tokens from origin on, as far as this work needs them
-    following: array | None = None  # the tokens after the boundary the work ends on, to read ahead
+    following: Callable[[], array | None] | None = None  # the session's tokens after the boundary it ends on
 
 
 @dataclass
@@ -59,8 +64,7 @@ class SessionLearner:
         weights the session's model has now, at the position it has read to."""
         self.config = config
         self.origin = len(session.read)
-        self.model = copy.deepcopy(session.model)
-        self.model._packed, self.model._packed_from = {}, ()
+        self.model = _unpacked_copy(session.model)
         self._anchor, self._stats = anchor, stats
         self._start_state = session.state(self.origin)
         self.start_weights = [p.detach().clone() for p in session.model.parameters()]
@@ -83,20 +87,15 @@ class SessionLearner:
         ids = session.read.ids
         size = self.config.segment
         read = ids[self.origin:]
-        same = _common_prefix(read, self.learned)
+        same = common_ids(read, self.learned)
         keep = min(self.segments, max(0, (same - 1) // size))
         available = max(0, (len(read) - 1) // size)
         if keep == self.segments and available <= keep:
             return None
         end = min(available, keep + SEGMENTS_PER_RUN)
         learned = read[: end * size + 1] if end > keep else read[: keep * size + 1]
-        return Work(keep, learned, self._following(session, len(learned) - 1))
-
-    def _following(self, session: Session, boundary: int) -> array | None:
-        """The tokens after the boundary (`boundary` from origin), for `run` to read ahead: only
-        where the session reads them by the plain gate path (short, no interventions)."""
-        following = session.read.ids[self.origin + boundary:]
-        return following if len(following) <= FUSED_CHUNK and not session.interventions else None
+        boundary = self.origin + len(learned) - 1
+        return Work(keep, learned, lambda: _following(session, boundary))
 
     def run(self, work: Work) -> Learned:
         """Roll back as `work` says, then learn each whole segment of it."""
@@ -112,8 +111,9 @@ class SessionLearner:
             if adapter.segments % MARK_EVERY == 0:
                 self._mark()
         self.learned = work.ids[: adapter.segments * size + 1] if adapter.segments else array("i")
-        ahead = read_ahead(self.model, adapter.state, work.following) if work.following is not None else None
-        return Learned(self.origin + adapter.segments * size, adapter.weights(), adapter.state, first, probabilities,
+        boundary = self.origin + adapter.segments * size
+        ahead = self._read_ahead(adapter.state, boundary, work.following) if work.following is not None else None
+        return Learned(boundary, adapter.weights(), adapter.state, first, probabilities,
                        adapter.distance(), ahead)
 
     @torch.inference_mode()  # as the session reads: its packed weights are views made so
@@ -121,7 +121,7 @@ class SessionLearner:
         """The session takes the weights, the scores, and reads what follows the boundary again;
         False (nothing done) when the text learned from has changed since (the next work undoes it)."""
         ids = session.read.ids
-        if len(ids) < self.origin or _common_prefix(ids[self.origin:], self.learned) < len(self.learned):
+        if len(ids) < self.origin or common_ids(ids[self.origin:], self.learned) < len(self.learned):
             return False
         for param, weight in zip(session.model.parameters(), learned.weights):
             param.copy_(weight)
@@ -142,6 +142,28 @@ class SessionLearner:
         return self.adapter.distance() if self.adapter is not None else 0.0
 
     # ------------------------------------------------------------ inside run
+
+    def _read_ahead(self, state: State, boundary: int, following: Callable[[], array | None]) -> ReadAhead | None:
+        """The session's tokens after the boundary, read with the new weights from `state` as the
+        session would read them, and again for those typed (or changed) meanwhile, until it has
+        read them all: the shell's loop then reads none of them itself. None where the session
+        reads them with interventions."""
+        ahead = None
+        for _ in range(CATCH_UP_ROUNDS):
+            ids = following()
+            if ids is None:
+                return None
+            fused = reads_fused(len(ids), None)
+            if ahead is None or ahead.fused != fused:
+                ahead = ReadAhead(boundary, fused)
+            same = common_ids(ahead.ids, ids)
+            if same == len(ids) == len(ahead.ids):
+                break
+            keep = ahead.usable(same)
+            ahead.cut(keep)
+            ahead.add_read(read_ahead(self.model, ahead.states[keep - 1] if keep else state, ids[keep:],
+                                      boundary + keep, fused))
+        return ahead
 
     def _adapter(self) -> Adapter:
         if self.adapter is None:
@@ -167,17 +189,14 @@ class SessionLearner:
             adapter.learn(ids[k * size:(k + 1) * size + 1])
 
 
-def _common_prefix(a: array, b: array) -> int:
-    """How many leading items a and b share (array comparison runs in C; this halves to the
-    first difference, so an unchanged text costs one comparison)."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    low, high = 0, n  # a[:low] == b[:low], a[:high] != b[:high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle
-    return low
+def _unpacked_copy(model):
+    """A deep copy of the model without its packs (compiled snapshots of its weights, whose views
+    a copy may not take): the copy packs its own weights when it first steps."""
+    return copy.deepcopy(model, memo={id(model._packed): {}})
+
+
+def _following(session: Session, boundary: int) -> array | None:
+    """The session's tokens from `boundary` on, for learning's thread to read ahead: a slice, taken
+    whole under Python's lock (the session checks them again before it takes them). None while
+    interventions are set (the session reads through them, the thread does not)."""
+    return None if session.interventions else session.read.ids[boundary:]
