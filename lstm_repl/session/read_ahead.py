@@ -39,7 +39,7 @@ def next_token_logits(model, state: State) -> torch.Tensor:
 
 def gate_read(model, token: int, state: State, edits=None):
     """One token through the gate path -> its probability (from `state`), the logits after it,
-    the new state and its gates."""
+    the new state and its gates (Session._step makes these same two calls through its caches)."""
     probability = float(next_token_logits(model, state).float().softmax(-1)[token])
     logits, state, gates = model.step(torch.tensor([token], device=model.device), state, edits=edits)
     return probability, logits, state, gates

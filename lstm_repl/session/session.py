@@ -25,7 +25,7 @@ from lstm_repl.model.interventions import Interventions
 from lstm_repl.model import State
 from lstm_repl.session.sampling import Sampler, StopText, make_generator
 from lstm_repl.snapshot import Snapshot
-from lstm_repl.session.read_ahead import (Layers, ReadAhead, chunk_read, chunk_sizes, common_ids, gate_read,
+from lstm_repl.session.read_ahead import (Layers, ReadAhead, chunk_read, chunk_sizes, common_ids,
                                           next_token_logits, reads_fused)
 from lstm_repl.session.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.session.token_text import TokenText, common_prefix_length
@@ -163,7 +163,8 @@ class Session:
     def _step(self, token: int, piece: str) -> torch.Tensor:
         """Read one token through the gate path -> the next-token logits after it."""
         position = len(self.read)
-        probability, logits, state, gates = gate_read(self.model, token, self.state(position), self.edits_for(position))
+        probability = float(self.logits(position).float().softmax(-1)[token])  # as read_ahead.gate_read
+        logits, state, gates = self.gate_step(token, self.state(position), position)
         self.read.append(token, piece, probability)
         self.store.put(position + 1, state, gates_to_numpy(gates))
         return logits[0]
