@@ -237,7 +237,7 @@ WORD_DEFAULTS = {"hidden": 256, "embed": 128, "dropout": 0.2, "batch_size": 32, 
 # A byte-level BPE vocabulary: <unk> and the 256 bytes at least, and its size when none is given
 # (provisional: issue 25 point 4 chooses it by measurement).
 BPE_MIN_VOCAB, BPE_MAX_VOCAB = 257, 1 << 20
-BPE_DEFAULTS = {"vocab_size": 2048}
+BPE_DEFAULTS = {"vocab_size": 512}  # the best of 512 / 2,048 / 8,192 at 10 minutes (README, bench levels)
 
 
 @dataclass(frozen=True)
