@@ -118,19 +118,3 @@ def read_ahead(model, state: State, ids: Iterable[int], start: int, fused: bool)
         probability, _, state, gates = gate_read(model, token, state)
         ahead.add([token], [probability], [state], [gates_to_numpy(gates)])
     return ahead
-
-
-def common_ids(a: array, b: array) -> int:
-    """How many leading items a and b share (array comparison runs in C; this halves to the
-    first difference, so an unchanged text costs one comparison)."""
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    low, high = 0, n  # a[:low] == b[:low], a[:high] != b[:high]
-    while high - low > 1:
-        middle = (low + high) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle
-    return low

@@ -25,7 +25,7 @@ from lstm_repl.model.interventions import Interventions
 from lstm_repl.model import State
 from lstm_repl.session.sampling import Sampler, StopText, make_generator
 from lstm_repl.snapshot import Snapshot
-from lstm_repl.session.read_ahead import (Layers, ReadAhead, chunk_read, chunk_sizes, common_ids,
+from lstm_repl.session.read_ahead import (Layers, ReadAhead, chunk_read, chunk_sizes,
                                           next_token_logits, reads_fused)
 from lstm_repl.session.state_store import CHECKPOINT_EVERY, StateStore
 from lstm_repl.session.token_text import TokenText, common_prefix_length
@@ -200,7 +200,7 @@ class Session:
         reading them would append them -> how many."""
         if ahead is None or ahead.fused != fused or ahead.start != len(self.read) or self.interventions:
             return 0
-        same = common_ids(ahead.ids, array("i", ids))
+        same = common_prefix_length(ahead.ids, array("i", ids))
         count = len(ids) if same == len(ids) == len(ahead.ids) else ahead.usable(same)
         for k in range(count):
             position = len(self.read)

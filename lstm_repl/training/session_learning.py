@@ -29,8 +29,9 @@ import torch
 
 from lstm_repl.config import DynamicConfig
 from lstm_repl.model import State
-from lstm_repl.session.read_ahead import ReadAhead, common_ids, read_ahead, reads_fused
+from lstm_repl.session.read_ahead import ReadAhead, read_ahead, reads_fused
 from lstm_repl.session.session import Session
+from lstm_repl.session.token_text import common_prefix_length
 from lstm_repl.training.dynamic_eval import Adapter, GradientStats, text_digest
 
 MARK_EVERY = 10  # segments between the weights kept for rolling back
@@ -87,7 +88,7 @@ class SessionLearner:
         ids = session.read.ids
         size = self.config.segment
         read = ids[self.origin:]
-        same = common_ids(read, self.learned)
+        same = common_prefix_length(read, self.learned)
         keep = min(self.segments, max(0, (same - 1) // size))
         available = max(0, (len(read) - 1) // size)
         if keep == self.segments and available <= keep:
@@ -121,7 +122,7 @@ class SessionLearner:
         """The session takes the weights, the scores, and reads what follows the boundary again;
         False (nothing done) when the text learned from has changed since (the next work undoes it)."""
         ids = session.read.ids
-        if len(ids) < self.origin or common_ids(ids[self.origin:], self.learned) < len(self.learned):
+        if len(ids) < self.origin or common_prefix_length(ids[self.origin:], self.learned) < len(self.learned):
             return False
         for param, weight in zip(session.model.parameters(), learned.weights):
             param.copy_(weight)
@@ -156,7 +157,7 @@ class SessionLearner:
             fused = reads_fused(len(ids), None)
             if ahead is None or ahead.fused != fused:
                 ahead = ReadAhead(boundary, fused)
-            same = common_ids(ahead.ids, ids)
+            same = common_prefix_length(ahead.ids, ids)
             if same == len(ids) == len(ahead.ids):
                 break
             keep = ahead.usable(same)
