@@ -434,3 +434,53 @@ def test_a_recording_keeps_min_p_the_penalty_and_stops_and_one_without_them_stil
         old["settings"].pop(name)
     assert sampling(write_recording(tmp_path / "old.jsonl", old, TYPED, 1.0)) == SampleConfig(
         **{name: old["settings"][name] for name in ("temperature", "top_k", "top_p", "length", "seed")})
+
+
+# ---------------------------------------------------------------- byte-level BPE: boundaries that move
+
+
+def test_a_bpe_session_replays_its_screens_and_text(tiny_bpe_run, tmp_path):
+    """Typed a piece at a time, the last token's boundary moves under the keys; the replay must
+    still draw the same screens and end having read the same tokens."""
+    path, screens = tmp_path / "bpe.jsonl", []
+    loaded = checkpoint.load(tiny_bpe_run)
+
+    async def script(d: Headless, terminal: Terminal) -> str:
+        shell_app = d.shell_app
+
+        async def send(keys: str, done, what: str, capture: bool = True) -> None:
+            await asyncio.sleep(3 * PASTE_GAP_S)
+            await d.settle(TIMEOUT)
+            if capture:
+                screens.append(terminal.rows())
+            d.send(keys)
+            await d.until(done, what, TIMEOUT)
+
+        await send(f":record {path}{ENTER}", lambda: shell_app.message.startswith("recording to"), ":record",
+                   capture=False)
+        await send(f":len 25{ENTER}", lambda: "25 tokens" in shell_app.message, ":len")
+        for typed in ("Fi", "Fir", "First", "First Ci", "First Citiz"):
+            await send(typed[len(shell_app.buffer.text):], lambda t=typed: shell_app.buffer.text == t, "typing")
+        await send("\x7f", lambda: shell_app.buffer.text == "First Citi", "a backspace")
+        await send(ENTER, lambda: shell_app.message.startswith("streamed 25"), "a stream of 25")
+        await send("é!", lambda: shell_app.buffer.text == "é!", "bytes of one character")
+        text = shell_app.model_text()
+        await send(CTRL_C, lambda: shell_app.buffer.text == "", "Ctrl-C clearing the line")
+        await send(f":quit{ENTER}", lambda: not shell_app.app.is_running, ":quit")
+        return text
+
+    text = run_shell(loaded, script)
+    recording = read_recording(path)
+    terminal, replayed, previous = Terminal(), [], [0.0]
+
+    def before_send(event) -> None:
+        if compared(event, previous):
+            replayed.append(terminal.rows())
+
+    app = replay(recording, checkpoint.load(tiny_bpe_run), lambda clock: vt100_output(terminal, COLUMNS, ROWS),
+                 speed=20, before_send=before_send)
+    assert text.startswith("First Citi") and text.endswith("é!")
+    assert app.shell.history == text[:-len("é!")]  # Ctrl-C took the last line back, in the replay too
+    assert len(replayed) == len(screens) == 11
+    for number, (want, got) in enumerate(zip(screens, replayed)):
+        assert got == want, f"screen {number} differs:\n" + "\n".join(got)
