@@ -422,6 +422,23 @@ def test_a_folder_that_is_not_a_checkpoint(tmp_path):
 # ---------------------------------------------------------------- bench
 
 
+def test_bench_repl_scores_learning_only_on_text_the_model_has_not_read(tmp_path, monkeypatch):
+    from lstm_repl.cli import bench
+    from lstm_repl.data import catalogue
+    from lstm_repl.errors import LstmReplError
+
+    assert "--paste FILE" in bench._held_out_paste("runs/mine-char", None)  # not its sample text, repeated
+    monkeypatch.setattr(catalogue, "target_path", lambda entry: tmp_path / "not-fetched.txt")
+    assert "lstm-repl corpus get shakespeare" in bench._held_out_paste("shakespeare-char", None)
+    given = tmp_path / "held-out.txt"
+    given.write_text("Thou art " * 1000, "utf-8")
+    text, about = bench._held_out_paste("runs/mine-char", str(given))
+    assert len(text) == bench.HELD_OUT_PASTE and about == "held-out.txt"
+    given.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(LstmReplError, match="not UTF-8"):
+        bench._held_out_paste("runs/mine-char", str(given))
+
+
 def test_bench_generate_reports_each_precision_the_bare_loop_and_the_floor(tiny_run):
     out = ok("bench", "generate", str(tiny_run), "--tokens", "40")
     assert "generate fp32:" in out and "bare loop fp32:" in out and "(the default here)" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from lstm_repl.cli.options import POSITIVE, SEED, with_options
@@ -164,7 +166,11 @@ def _learning_figures(ckpt: str, paste_file: str | None) -> None:
         click.echo(f"learning on, with {typed:>7,} characters typed: key to frame p50 "
                    f"{sb.percentile(to_frame, 0.5):.2f} ms, p99 {sb.percentile(to_frame, 0.99):.2f} ms "
                    f"({len(to_frame)} keys, every 17th a backspace, learning behind them)")
-    text, about = _held_out_paste(ckpt, paste_file)
+    held_out = _held_out_paste(ckpt, paste_file)
+    if isinstance(held_out, str):
+        click.echo(f"held-out paste with learning on and off: skipped; {held_out}")
+        return
+    text, about = held_out
     results = {learn: sb.paste_bits_per_char(checkpoint.load(ckpt), text, learn) for learn in (False, True)}
     off, on = results[False], results[True]
     click.echo(terminal_line(f"a {len(text):,}-character held-out paste ({about}) read in the shell: "
@@ -174,29 +180,36 @@ def _learning_figures(ckpt: str, paste_file: str | None) -> None:
                              f"{on['seconds']:.1f} s, weights moved {on['moved']:.2%})"))
 
 
-def _held_out_paste(ckpt: str, path: str | None) -> tuple[str, str]:
+def _held_out_paste(ckpt: str, path: str | None) -> tuple[str, str] | str:
     """--paste's first 5,000 characters; else, for the bundled Shakespeare models, the last 5,000
-    of their corpus (held out from training); else the bench's sample text."""
-    from pathlib import Path
-
-    from lstm_repl.bench.shell_speed import SAMPLE
+    of their corpus (held out from training). Else why there is no held-out text: a text the model
+    has read before (the bench's sample, repeated) would measure memory, not learning."""
     from lstm_repl.data import catalogue as corpora
 
     if path:
-        return Path(path).read_text("utf-8")[:HELD_OUT_PASTE], Path(path).name
+        return _read_paste(path)[:HELD_OUT_PASTE], Path(path).name
+    if not ckpt.startswith("shakespeare"):
+        return "give --paste FILE, a text this model was not trained on"
     corpus = corpora.target_path(corpora.find(corpora.load_catalogue(), "shakespeare"))
-    if ckpt.startswith("shakespeare") and corpus.is_file():
-        return corpus.read_text("utf-8")[-HELD_OUT_PASTE:], "the end of the Shakespeare corpus"
-    return (SAMPLE * (HELD_OUT_PASTE // len(SAMPLE) + 1))[:HELD_OUT_PASTE], "the bench's sample text, repeated"
+    if not corpus.is_file():
+        return "its text is the end of the Shakespeare corpus: run `lstm-repl corpus get shakespeare`"
+    return corpus.read_text("utf-8")[-HELD_OUT_PASTE:], "the end of the Shakespeare corpus"
+
+
+PASTE_LIMIT = 64 * 1024 * 1024
+
+
+def _read_paste(path: str) -> str:
+    from lstm_repl.safe_read import read_text
+
+    return read_text(path, PASTE_LIMIT, what="text to paste")
 
 
 def _paste_text(path: str | None) -> str:
-    from pathlib import Path
-
     from lstm_repl.bench.shell_speed import SAMPLE
 
     if path:
-        return Path(path).read_text("utf-8")
+        return _read_paste(path)
     return (SAMPLE * (50_000 // len(SAMPLE) + 1))[:50_000]
 
 
