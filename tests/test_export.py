@@ -168,3 +168,15 @@ def test_a_write_that_fails_leaves_the_earlier_export_whole(work):
     assert result.stderr.count("\n") == 1 and "untouched" in result.stderr, result.stderr
     assert _tree(work / "model") == earlier
     assert sorted(os.listdir(work)) == ["mine", "model", "notes.txt", "runs"]  # no temporary folder left
+
+
+def test_a_bpe_run_exports_with_its_tokenizer_and_an_exact_figure_on_its_card(tiny_bpe_run, tmp_path):
+    dest = tmp_path / "bpe-export"
+    result = _export(tiny_bpe_run, dest, "lstm-repl train tiny.txt --level bpe")
+    assert result.exit_code == 0, result.output
+    best = checkpoint.resolve(tiny_bpe_run)
+    assert (dest / checkpoint.TOKENIZER_FILE).read_bytes() == (best / checkpoint.TOKENIZER_FILE).read_bytes()
+    exported = checkpoint.load(dest)
+    assert exported.vocab.level == "bpe" and exported.vocab.decode(exported.vocab.encode("Citizen €")) == "Citizen €"
+    card = (dest / "README.md").read_text("utf-8")
+    assert "A bpe-level LSTM" in card and "bits per character |" in card and "spaces counted" not in card

@@ -53,8 +53,12 @@ ONNX_CARD = f"""
 The one-token step, for any ONNX runtime: inputs `token` (batch,) int64 and the state `h` (and `c`
 for the LSTM kinds), each (layers, batch, hidden) float32, zeros to start; outputs `logits`
 (batch, vocab) and the state after the token, `h_out` (and `c_out`), to feed to the next step.
-The tokens are config.json's vocabulary ("vocab"), id 0 the unknown token.
+The tokens are config.json's vocabulary ("vocab"), id 0 the unknown token; a BPE model's are
+tokenizer.json's, as Hugging Face `tokenizers` reads it.
 """
+
+
+SAMPLE_TOKENS = {"char": 600, "bpe": 300, "word": 150}  # about 600 characters at each level
 
 
 def model_card(loaded, name: str, command: str, history: list[dict], sample_prompt: str,
@@ -64,10 +68,10 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
     model, corpus, metrics = to_dict(loaded.model.config), info.get("corpus", {}), info.get("metrics", {})
     parameters = count_parameters(loaded.model)
     level = loaded.vocab.level
-    metric = (f"{_figure(metrics, 'best_val_bpc'):.3f} bits per character" if level == "char"
-              else f"perplexity {_figure(metrics, 'best_val_ppl'):.1f} per token (spaces counted)")
+    metric = (f"perplexity {_figure(metrics, 'best_val_ppl'):.1f} per token (spaces counted)" if level == "word"
+              else f"{_figure(metrics, 'best_val_bpc'):.3f} bits per character")  # char and bpe: exact
     sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
-                                   SampleConfig(temperature=0.7, length=600 if level == "char" else 150, seed=1,
+                                   SampleConfig(temperature=0.7, length=SAMPLE_TOKENS[level], seed=1,
                                                 precision="fp32")))  # fp32: the same text on any machine's CPU
     files = ", ".join(Path(f).name for f in corpus.get("files", [])[:3])
     lines = [
