@@ -166,3 +166,31 @@ def test_a_matrix_cell_without_its_corpus_says_how_to_get_it(tmp_path, monkeypat
     one_line_error(result, "wikitext-2", "--corpus wikitext-2=PATH")
     result = CliRunner().invoke(cli, ["bench", "matrix", "shakespeare/char/2m", "--results", str(tmp_path / "r")])
     one_line_error(result, "corpus get shakespeare")
+
+
+def test_a_stopped_matrix_takes_up_the_cells_it_has_not_measured(tmp_path, monkeypatch):
+    from lstm_repl.bench import matrix
+    from lstm_repl.bench.results import append_row
+
+    results = tmp_path / "r.jsonl"
+    append_row(results, {"cell": "shakespeare/char/2m", "corpus": "shakespeare", "level": "char", "minutes": 2.0,
+                         "sides": {"lstm-repl": {"bpc": 2.0}}})
+    results.open("a").write('{"cell": "python/char/2m", "si')  # the line a killed run was writing
+    cells = matrix.select(matrix.default_cells(), ["shakespeare/char/2m", "python/char/2m"])
+    assert [c.name for c in matrix.pending(cells, matrix.read_results(results))] == ["python/char/2m"]
+
+    monkeypatch.setenv("LSTM_REPL_CORPORA", str(tmp_path))  # no corpus: a cell that trained would stop
+    args = ["bench", "matrix", "shakespeare/char/2m", "--results", str(results)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "shakespeare/char/2m: measured already (--again to train it again)" in result.output
+    one_line_error(CliRunner().invoke(cli, [*args, "--again"]), "corpus get shakespeare")
+
+
+def test_every_matrix_corpus_is_found_before_any_cell_trains(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTM_REPL_CORPORA", str(tmp_path))
+    results = tmp_path / "r.jsonl"
+    result = CliRunner().invoke(cli, ["bench", "matrix", "*/char/2m", "--results", str(results),
+                                      "--corpus", f"shakespeare={tiny_corpus}"])
+    one_line_error(result, "python/char/2m", "corpus get python")
+    assert not results.exists()

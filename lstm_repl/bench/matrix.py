@@ -111,6 +111,12 @@ def read_results(path: Path) -> list[dict]:
     return newest([row for row in read_rows(path) if isinstance(row.get("sides"), dict)], key=lambda row: row["cell"])
 
 
+def pending(cells: list[Cell], rows: list[dict]) -> list[Cell]:
+    """The cells that have no row yet."""
+    done = {row["cell"] for row in rows}
+    return [cell for cell in cells if cell.name not in done]
+
+
 def table(rows: list[dict]) -> str:
     """The README's table: every cell, losses included, in bits per character on held-out text."""
     lines = ["| corpus | level | budget | passes | lstm-repl | plain reference | small GPT | lstm-repl's margin |",

@@ -258,7 +258,6 @@ def bench_startup_command(ckpt, rounds) -> None:
 def bench_big_corpus_command(size, levels, steps, folder) -> None:
     """A generated corpus bigger than memory: `lstm-repl train` streams it into a token file and
     trains a few steps; its peak RSS and the speed of the corpus passes, per level."""
-    from pathlib import Path
 
     from lstm_repl.bench.big_corpus import big_corpus, parse_size
 
@@ -305,7 +304,6 @@ def bench_quality_command(corpus, minutes, steps, recipe, precision, chars, curv
     on the last 10%. CORPUS defaults to the bundled Shakespeare cut to tinyshakespeare's size. At
     word level the reference is pytorch/examples' recipe (SGD at lr 20, 2 x 200, batch 20, bptt 35)."""
     import json
-    from pathlib import Path
 
     from lstm_repl.bench.quality import SIDES, compare_quality, project_settings
     from lstm_repl.bench.reference import recipe_for
@@ -358,13 +356,13 @@ def _cell_options(results: str) -> list:
 @bench.command("matrix")
 @click.argument("cells", nargs=-1)
 @with_options(_cell_options("bench-matrix.jsonl"))
-def bench_matrix_command(cells, given, results, listing, as_table) -> None:
+@click.option("--again", is_flag=True, help="Train cells that the results file already holds.")
+def bench_matrix_command(cells, given, results, listing, as_table, again) -> None:
     """The defaults against the plain references (and nanoGPT's small GPT) on several kinds of text,
     at 2 and 10 minutes, char and word level: CELLS are names or patterns such as
     'shakespeare/char/*' (default: every cell under an hour; wikitext-2/word/60m only when named).
-    Each cell trains its sides one after the other for equal time and appends a row to --results."""
-    from pathlib import Path
-
+    Each cell trains its sides one after the other for equal time and appends a row to --results.
+    A cell already in --results is skipped, so a stopped run takes up where it was."""
     from lstm_repl.bench import matrix
     from lstm_repl.bench.results import append_row
 
@@ -373,12 +371,17 @@ def bench_matrix_command(cells, given, results, listing, as_table) -> None:
         for cell in chosen:
             click.echo(f"{cell.name:<28} {', '.join(cell.sides)}")
         return
+    path = Path(results)
     if as_table:
-        click.echo(matrix.table(matrix.read_results(Path(results))))
+        click.echo(matrix.table(matrix.read_results(path)))
         return
-    paths_given = dict(_name_and_path(item) for item in given)
+    todo = chosen if again else matrix.pending(chosen, matrix.read_results(path) if path.exists() else [])
     for cell in chosen:
-        paths, chars = matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file)
+        if cell not in todo:
+            click.echo(f"{cell.name}: measured already (--again to train it again)", err=True)
+    paths_given = dict(_name_and_path(item) for item in given)
+    located = {cell: matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file) for cell in todo}
+    for cell, (paths, chars) in located.items():
         click.echo(f"{cell.name}: {', '.join(cell.sides)}, {cell.minutes:g} minutes each", err=True)
         row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True))
         append_row(Path(results), row)
@@ -398,7 +401,6 @@ def bench_levels_command(cells, given, results, minutes, steps, again, listing, 
     the last 10%. CELLS are names or patterns such as 'wikitext-2/bpe-*' (default: char, word,
     bpe-512, bpe-2048 and bpe-8192 on shakespeare and wikitext-2). A cell already in --results at
     this budget is skipped, so a stopped run takes up where it was."""
-    from pathlib import Path
 
     from lstm_repl.bench import levels, matrix
     from lstm_repl.bench.results import append_row
