@@ -1,4 +1,4 @@
-"""lstm-repl bench: the speed figures quoted in notes and the README."""
+"""lstm-repl bench: the speed, memory and quality figures quoted in notes and the README."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from lstm_repl.terminal_text import terminal_line
 
 @click.group()
 def bench() -> None:
-    """Measure speed on this machine."""
+    """Measure this machine: speed, memory, and quality against references at equal time."""
 
 
 @bench.command("train")
