@@ -62,7 +62,7 @@ def _rows(d: dict) -> list[tuple[str, str]]:
         ("sample", " ".join(visible_token(t) for t in d["vocabulary"]["sample"])),
         ("corpus", _corpus_text(corpus)),
         ("training", _training_text(training)),
-        ("best validation", _metrics_text(metrics)),
+        ("best validation", _metrics_text(metrics, d["vocabulary"]["level"])),
     ]
     return rows
 
@@ -88,10 +88,11 @@ def _training_text(training: dict) -> str:
     )
 
 
-def _metrics_text(metrics: dict) -> str:
+def _metrics_text(metrics: dict, level: str) -> str:
     loss = metrics.get("best_val_loss")
     if loss is None:
         return "not validated yet"
     if metrics.get("best_val_bpc") is not None:
         return f"{loss:.4f} nats, {metrics['best_val_bpc']:.3f} bits per character"
-    return f"{loss:.4f} nats, perplexity {metrics.get('best_val_ppl', 0):.2f} per token (spaces counted)"
+    spaces = " (spaces counted)" if level == "word" else ""
+    return f"{loss:.4f} nats, perplexity {metrics.get('best_val_ppl', 0):.2f} per token{spaces}"

@@ -69,7 +69,7 @@ def model_card(loaded, name: str, command: str, history: list[dict], sample_prom
     parameters = count_parameters(loaded.model)
     level = loaded.vocab.level
     metric = (f"perplexity {_figure(metrics, 'best_val_ppl'):.1f} per token (spaces counted)" if level == "word"
-              else f"{_figure(metrics, 'best_val_bpc'):.3f} bits per character")  # char and bpe: exact
+              else f"{_best_bits_per_character(metrics, history):.3f} bits per character")  # char and bpe: exact
     sample = "".join(generate_text(loaded.model, loaded.vocab, sample_prompt,
                                    SampleConfig(temperature=0.7, length=SAMPLE_TOKENS[level], seed=1,
                                                 precision="fp32")))  # fp32: the same text on any machine's CPU
@@ -128,6 +128,14 @@ def _plan_row(plan) -> list[str]:
     words = {k: plan.get(k) if isinstance(plan.get(k), str) else "?" for k in ("bound", "regime")}
     return [f"| plan | about {plan['passes']:.3g} passes over the training tokens ({words['bound']} at "
             f"{plan['tokens_per_s']:,.0f} tokens/s): {words['regime']} |"]
+
+
+def _best_bits_per_character(metrics: dict, history: list[dict]) -> float:
+    """config.json holds it at char level; at BPE level the log does, at the best validation."""
+    if metrics.get("best_val_bpc") is not None:
+        return metrics["best_val_bpc"]
+    validated = [r for r in history if isinstance(r.get("val_loss"), float) and isinstance(r.get("val_bpc"), float)]
+    return min(validated, key=lambda r: r["val_loss"])["val_bpc"] if validated else float("nan")
 
 
 def _figure(metrics: dict, key: str) -> float:
