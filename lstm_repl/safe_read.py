@@ -28,6 +28,18 @@ _KINDS = (
 )
 
 
+MAX_SHOWN_PATH = 200  # characters of a path an error message echoes
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as an error message shows it: whole, or (one typed by mistake, or a stranger's)
+    its start, its end and its length, so the message stays one readable line."""
+    text = str(path)
+    if len(text) <= MAX_SHOWN_PATH:
+        return text
+    return f"{text[:80]}...{text[-80:]} ({len(text):,} characters)"
+
+
 def file_kind(mode: int) -> str:
     """'a FIFO (named pipe)', 'a folder', ... for anything that is not a regular file."""
     return next((name for is_kind, name in _KINDS if is_kind(mode)), "not a regular file")
@@ -41,11 +53,11 @@ def open_regular(path: str | Path, limit: int, error: type[LstmReplError] = Lstm
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{shown_path(path)}: no such {what}") from None
     except IsADirectoryError:
-        raise error(f"{path}: is a folder, not a {what}") from None
+        raise error(f"{shown_path(path)}: is a folder, not a {what}") from None
     except OSError as exc:
-        raise error(f"{path}: cannot open the {what} ({exc.strerror})") from None
+        raise error(f"{shown_path(path)}: cannot open the {what} ({exc.strerror})") from None
     try:
         check_regular(os.fstat(descriptor), path, limit, error, what)
         if hasattr(os, "set_blocking"):
@@ -60,9 +72,10 @@ def check_regular(status: os.stat_result, path: str | Path, limit: int,
                   error: type[LstmReplError] = LstmReplError, what: str = "file") -> None:
     """Raise `error` unless `status` is a regular file of at most `limit` bytes."""
     if not stat.S_ISREG(status.st_mode):
-        raise error(f"{path}: is {file_kind(status.st_mode)}, not a regular file; give the path of a {what}")
+        raise error(f"{shown_path(path)}: is {file_kind(status.st_mode)}, not a regular file; "
+                    f"give the path of a {what}")
     if status.st_size > limit:
-        raise error(f"{path}: {status.st_size:,} bytes, more than a {what} can be ({limit:,}); "
+        raise error(f"{shown_path(path)}: {status.st_size:,} bytes, more than a {what} can be ({limit:,}); "
                     f"it is not a {what}, or not one this tool wrote")
 
 
@@ -73,9 +86,9 @@ def stat_regular(path: str | Path, limit: int, error: type[LstmReplError] = Lstm
     try:
         status = os.stat(path)
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{shown_path(path)}: no such {what}") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+        raise error(f"{shown_path(path)}: cannot read the {what} ({exc.strerror})") from None
     check_regular(status, path, limit, error, what)
     return status.st_size
 
@@ -86,7 +99,7 @@ def read_bytes(path: str | Path, limit: int, error: type[LstmReplError] = LstmRe
         while len(data) <= limit and (more := handle.read(MB)):
             data += more
     if len(data) > limit:  # the file grew after it was checked
-        raise error(f"{path}: more than {limit:,} bytes; it is not a {what}")
+        raise error(f"{shown_path(path)}: more than {limit:,} bytes; it is not a {what}")
     return data
 
 
@@ -95,12 +108,12 @@ def read_text(path: str | Path, limit: int, error: type[LstmReplError] = LstmRep
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 (byte {exc.start}); it is not a {what}") from None
+        raise error(f"{shown_path(path)}: not UTF-8 (byte {exc.start}); it is not a {what}") from None
 
 
 def read_json(path: str | Path, limit: int, error: type[LstmReplError] = LstmReplError, what: str = "file") -> Any:
     """A JSON file, checked as `open_regular` checks files and parsed as `parse_json` parses."""
-    return parse_json(read_text(path, limit, error, what), error, f"{path}", what)
+    return parse_json(read_text(path, limit, error, what), error, shown_path(path), what)
 
 
 def parse_json(text: str | bytes, error: type[LstmReplError] = LstmReplError, where: str = "input",

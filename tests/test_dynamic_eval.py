@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from helpers import TINY_TEXT, one_line_error
 from lstm_repl.cli.main import cli
@@ -173,6 +173,7 @@ def learned_then_edited(tiny_run, cut_back: int, typed: int, read_ahead: bool, l
 
 @settings(max_examples=15, deadline=None)
 @given(cut_back=st.integers(0, 300), typed=st.integers(0, 30), length=st.sampled_from([75, 600]))
+@example(cut_back=88, typed=0, length=600)  # the text ending on a kept position: its last token is the gate path's
 def test_tokens_read_on_learnings_thread_are_those_the_session_would_read(tiny_run, cut_back, typed, length):
     """Learning's thread reads the tokens after its boundary with the new weights, so the shell's
     loop need not: whatever was typed or deleted meanwhile, the scores, states and gates the

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lstm_repl.model import checkpoint
@@ -318,6 +318,8 @@ COMMAND_LINE = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(line=COMMAND_LINE)
+@example(line=":set " + "9" * 506)  # an unknown setting's name was echoed whole
+@example(line=":open " + "9" * 560)  # and a file name too long to open
 def test_any_command_line_in_the_shell_is_a_result_or_one_line_and_enter_still_streams(loaded, line):
     shell = Shell(Session(loaded), load_checkpoint=checkpoint.load, writes_files=False)
     shell.session.set_text("All: Speak, speak. You are")  # enough tokens for :find, too few for a regex to run away

@@ -80,10 +80,11 @@ class ReadAhead:
     def usable(self, same: int) -> int:
         """How many leading tokens hold when only the first `same` are still the text's: on the
         gate path all of those; through the fused path the whole chunks among them (a chunk the
-        text goes on past is read as a longer one), never the last token (read by the gate path)."""
+        text goes on past is read as a longer one), never the last token (read by the gate path),
+        nor a chunk that ends on the last of the `same` (it may be the text's last token)."""
         if not self.fused:
             return same
-        whole = (self.start + min(same, len(self.ids) - 1)) // CHECKPOINT_EVERY * CHECKPOINT_EVERY - self.start
+        whole = (self.start + min(same - 1, len(self.ids) - 1)) // CHECKPOINT_EVERY * CHECKPOINT_EVERY - self.start
         return max(0, whole)
 
     def cut(self, length: int) -> None:

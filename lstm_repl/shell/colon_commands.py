@@ -82,9 +82,14 @@ def run_command(shell: Shell, line: str) -> CommandResult:
 MAX_NUMBER_TEXT = 64  # characters: a longer argument is no number a command takes
 
 
+def _shortened(arg: str) -> str:
+    """A typed argument as an error message echoes it: whole, or its start and its length."""
+    return arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
+
+
 def _number(arg: str, kind: type, name: str, low: float = -math.inf, high: float = math.inf):
     """`arg` as a finite int or float from low to high, else a CommandError."""
-    shown = arg if len(arg) <= MAX_NUMBER_TEXT else f"{arg[:20]}... ({len(arg):,} characters)"
+    shown = _shortened(arg)
     wanted = f"{name} needs a {'whole' if kind is int else 'finite'} number"
     try:
         value = kind(arg) if len(arg) <= MAX_NUMBER_TEXT else math.nan
@@ -322,7 +327,7 @@ def _set_named(shell: Shell, arg: str) -> CommandResult:
     name, value = (arg.split(maxsplit=1) + ["", ""])[:2]
     setting = SETTINGS.get(name)
     if setting is None:
-        raise CommandError(f":set {name or 'NAME VALUE'}: the settings are {', '.join(SETTINGS)}")
+        raise CommandError(f":set {_shortened(name) or 'NAME VALUE'}: the settings are {', '.join(SETTINGS)}")
     if name == "seed":
         return _seed(shell, value)
     if name == "stop":
