@@ -48,16 +48,7 @@ def recorded(tiny_run, tmp_path_factory) -> Recorded:
     loaded = checkpoint.load(tiny_run)
 
     async def script(d: Headless, terminal: Terminal) -> str:
-        shell_app = d.shell_app
-
-        async def send(keys: str, done, what: str, capture: bool = True) -> None:
-            await asyncio.sleep(3 * PASTE_GAP_S)  # the recorded gap: keys that came on their own, as a person types
-            await d.settle(TIMEOUT)
-            if capture:
-                screens.append(terminal.rows())
-            d.send(keys)
-            await d.until(done, what, TIMEOUT)
-
+        shell_app, send = d.shell_app, sender(d, terminal, screens)
         await send(f":record {path}{ENTER}", lambda: shell_app.message.startswith("recording to"), ":record",
                    capture=False)
         await send(f":len 30{ENTER}", lambda: "30 tokens" in shell_app.message, ":len")
@@ -76,6 +67,21 @@ def recorded(tiny_run, tmp_path_factory) -> Recorded:
 
     text = run_shell(loaded, script)
     return Recorded(path, screens, text)
+
+
+def sender(d: Headless, terminal: Terminal, screens: list[list[str]]):
+    """send(keys, done, what): the screen kept (unless capture=False), then the keys, then a wait
+    until `done` holds."""
+
+    async def send(keys: str, done, what: str, capture: bool = True) -> None:
+        await asyncio.sleep(3 * PASTE_GAP_S)  # the recorded gap: keys that came on their own, as a person types
+        await d.settle(TIMEOUT)
+        if capture:
+            screens.append(terminal.rows())
+        d.send(keys)
+        await d.until(done, what, TIMEOUT)
+
+    return send
 
 
 def run_shell(loaded, script):
@@ -446,16 +452,7 @@ def test_a_bpe_session_replays_its_screens_and_text(tiny_bpe_run, tmp_path):
     loaded = checkpoint.load(tiny_bpe_run)
 
     async def script(d: Headless, terminal: Terminal) -> str:
-        shell_app = d.shell_app
-
-        async def send(keys: str, done, what: str, capture: bool = True) -> None:
-            await asyncio.sleep(3 * PASTE_GAP_S)
-            await d.settle(TIMEOUT)
-            if capture:
-                screens.append(terminal.rows())
-            d.send(keys)
-            await d.until(done, what, TIMEOUT)
-
+        shell_app, send = d.shell_app, sender(d, terminal, screens)
         await send(f":record {path}{ENTER}", lambda: shell_app.message.startswith("recording to"), ":record",
                    capture=False)
         await send(f":len 25{ENTER}", lambda: "25 tokens" in shell_app.message, ":len")
