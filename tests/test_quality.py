@@ -57,7 +57,8 @@ def test_the_reference_recipe_for_the_project_states_every_choice_the_recipe_mak
 def test_word_level_defaults_are_what_train_uses_at_word_level():
     config, model = project_settings("defaults", "auto", None, 180.0, level="word")
     assert config == TrainConfig(level="word", time_limit_s=180.0, batch_size=WORD_DEFAULTS["batch_size"],
-                                 seq_len=WORD_DEFAULTS["seq_len"], lr=WORD_DEFAULTS["lr"])
+                                 seq_len=WORD_DEFAULTS["seq_len"], optimizer="sgd", lr=WORD_DEFAULTS["lr"],
+                                 grad_clip=WORD_DEFAULTS["grad_clip"])
     assert model == {k: WORD_DEFAULTS[k] for k in ("hidden", "embed", "dropout")}
 
 
@@ -194,3 +195,22 @@ def test_every_matrix_corpus_is_found_before_any_cell_trains(tiny_corpus, tmp_pa
                                       "--corpus", f"shakespeare={tiny_corpus}"])
     one_line_error(result, "python/char/2m", "corpus get python")
     assert not results.exists()
+
+
+def test_a_matrix_side_trained_again_keeps_the_others_only_from_this_machine(tmp_path):
+    from lstm_repl.bench import matrix
+    from lstm_repl.bench.results import machine
+
+    earlier = {"cell": "tiny/char/0.01m", "machine": machine(), "when": "2026-01-02", "commit": "abc1234",
+               "sides": {"lstm-repl": {"bpc": 9.0}, "reference": {"bpc": 3.5, "steps": 7}}}
+    assert matrix.kept_sides({**earlier, "machine": "another CPU"}, ("lstm-repl",), machine()) is None
+    assert matrix.kept_sides(earlier, ("lstm-repl", "reference"), machine()) is None
+    kept = matrix.kept_sides(earlier, ("lstm-repl",), machine())
+
+    cell = matrix.Cell("tiny", "char", 0.01, ("lstm-repl", "reference"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TINY_TEXT * 100, "utf-8")
+    row = matrix.run_cell(cell, [str(corpus)], None, lambda line: None, kept)
+    assert row["sides"]["reference"] == {"bpc": 3.5, "steps": 7}
+    assert row["kept"] == {"reference": {"when": "2026-01-02", "commit": "abc1234"}}
+    assert row["sides"]["lstm-repl"]["steps"] > 0 and row["sides"]["lstm-repl"]["bpc"] < 9.0

@@ -88,16 +88,35 @@ def corpus_paths(name: str, cell_name: str, given: dict[str, str],
     return [str(path)], corpus.chars
 
 
-def run_cell(cell: Cell, paths: list[str], chars: int | None, report: Callable[[str], None]) -> dict:
-    """Train the cell's sides for its minutes each; -> its results row."""
+def run_cell(cell: Cell, paths: list[str], chars: int | None, report: Callable[[str], None],
+             earlier: dict | None = None) -> dict:
+    """Train the cell's sides for its minutes each; -> its results row. With `earlier` (a row of
+    this cell from this machine: kept_sides says which may be kept), the sides it holds are kept
+    and only the others train."""
     time_limit = cell.minutes * 60
     config, model_args = project_settings("defaults", "auto", None, time_limit, cell.level)
+    kept = {name: side for name, side in (earlier or {}).get("sides", {}).items() if name in cell.sides}
+    to_train = tuple(name for name in cell.sides if name not in kept)
     split, sides = compare_quality(paths, config, model_args, recipe_for(cell.level), None, time_limit, chars,
-                                   report=report, sides=cell.sides, planned=frozenset(PLANNED))
-    return {"cell": cell.name, "corpus": cell.corpus, "level": cell.level, "minutes": cell.minutes,
-            "split": split.record(),
-            "sides": {name: _side_row(side) for name, side in sides.items()},
-            **stamp()}
+                                   report=report, sides=to_train, planned=frozenset(PLANNED))
+    row = {"cell": cell.name, "corpus": cell.corpus, "level": cell.level, "minutes": cell.minutes,
+           "split": split.record(),
+           "sides": {name: kept[name] if name in kept else _side_row(sides[name]) for name in cell.sides},
+           **stamp()}
+    if kept:
+        measured = {"when": earlier.get("when"), "commit": earlier.get("commit")}
+        row["kept"] = {name: earlier.get("kept", {}).get(name, measured) for name in kept}
+    return row
+
+
+def kept_sides(row: dict | None, retrain: tuple[str, ...], machine: str) -> dict | None:
+    """The part of an earlier row of a cell that `bench matrix --side` may keep: the sides not
+    named in `retrain`, and only when that row was measured on this same machine (sides measured
+    on different CPUs are not an equal-time comparison). None: train the whole cell."""
+    if row is None or row.get("machine") != machine:
+        return None
+    sides = {name: side for name, side in row.get("sides", {}).items() if name not in retrain}
+    return {**row, "sides": sides} if sides else None
 
 
 def _side_row(side) -> dict:

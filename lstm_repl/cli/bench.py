@@ -357,14 +357,17 @@ def _cell_options(results: str) -> list:
 @click.argument("cells", nargs=-1)
 @with_options(_cell_options("bench-matrix.jsonl"))
 @click.option("--again", is_flag=True, help="Train cells that the results file already holds.")
-def bench_matrix_command(cells, given, results, listing, as_table, again) -> None:
+@click.option("--side", "retrain", multiple=True, type=click.Choice(["lstm-repl", "reference", "gpt"]),
+              help="Train only this side of the chosen cells again (repeatable) and keep the others' figures "
+                   "from --results, where this machine measured them (else the whole cell trains).")
+def bench_matrix_command(cells, given, results, listing, as_table, again, retrain) -> None:
     """The defaults against the plain references (and nanoGPT's small GPT) on several kinds of text,
     at 2 and 10 minutes, char and word level: CELLS are names or patterns such as
     'shakespeare/char/*' (default: every cell under an hour; wikitext-2/word/60m only when named).
     Each cell trains its sides one after the other for equal time and appends a row to --results.
     A cell already in --results is skipped, so a stopped run takes up where it was."""
     from lstm_repl.bench import matrix
-    from lstm_repl.bench.results import append_row
+    from lstm_repl.bench.results import append_row, machine
 
     chosen = matrix.select(matrix.default_cells(), list(cells))
     if listing:
@@ -375,15 +378,22 @@ def bench_matrix_command(cells, given, results, listing, as_table, again) -> Non
     if as_table:
         click.echo(matrix.table(matrix.read_results(path)))
         return
-    todo = chosen if again else matrix.pending(chosen, matrix.read_results(path) if path.exists() else [])
+    rows = matrix.read_results(path) if path.exists() else []
+    todo = chosen if again or retrain else matrix.pending(chosen, rows)
     for cell in chosen:
         if cell not in todo:
             click.echo(f"{cell.name}: measured already (--again to train it again)", err=True)
     paths_given = dict(_name_and_path(item) for item in given)
     located = {cell: matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file) for cell in todo}
     for cell, (paths, chars) in located.items():
-        click.echo(f"{cell.name}: {', '.join(cell.sides)}, {cell.minutes:g} minutes each", err=True)
-        row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True))
+        earlier = matrix.kept_sides(next((r for r in rows if r["cell"] == cell.name), None), retrain, machine())
+        if retrain and earlier is None:
+            click.echo(f"{cell.name}: no row measured on this machine to keep sides from; training every side", err=True)
+        kept = [name for name in cell.sides if earlier and name in earlier["sides"]]
+        training = [name for name in cell.sides if name not in kept]
+        keeping = f"; keeping {', '.join(kept)} as measured on {earlier['when']}" if kept else ""
+        click.echo(f"{cell.name}: {', '.join(training)}, {cell.minutes:g} minutes each{keeping}", err=True)
+        row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True), earlier)
         append_row(Path(results), row)
         click.echo(terminal_line(matrix.table([row]).splitlines()[-1]))
 

@@ -26,6 +26,7 @@ from lstm_repl.config import (
     SCHEDULES,
     SOFTMAX_KINDS,
     BPE_DEFAULTS,
+    OPTIMIZERS,
     WORD_DEFAULTS,
     ModelConfig,
     SampleConfig,
@@ -107,8 +108,12 @@ def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs
         return click.option(*flags, default=None, help=f"{help} [default: train plans it]".strip(), **kwargs)
     if name not in WORD_DEFAULTS:
         return click.option(*flags, default=default(config_class, name), show_default=True, help=help, **kwargs)
-    shown = f"[default: {default(config_class, name):g}; word level: {WORD_DEFAULTS[name]:g}]"
+    shown = f"[default: {_shown(default(config_class, name))}; word level: {_shown(WORD_DEFAULTS[name])}]"
     return click.option(*flags, default=None, help=f"{help} {shown}".strip(), **kwargs)
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 POSITIVE = FiniteFloat(min=0, min_open=True)
@@ -140,14 +145,16 @@ TRAINING_OPTIONS = [
                  help=f"Output layer. auto: adaptive at word level from {ADAPTIVE_FROM:,} tokens, else full."),
     _train("seq_len", "--seq-len", type=COUNT, help="TBPTT chunk length."),
     _train("batch_size", "--batch-size", type=COUNT, help="Parallel streams."),
-    _train("lr", "--lr", type=POSITIVE, help="Peak learning rate (Adam)."),
+    _train("optimizer", "--optimizer", type=click.Choice(OPTIMIZERS),
+           help="adam (AdamW) or sgd (plain, no momentum)."),
+    _train("lr", "--lr", type=POSITIVE, help="Peak learning rate."),
     _train("schedule", "--schedule", type=click.Choice(SCHEDULES),
            help="After the warm-up: cosine decay over the run, or constant."),
     _train("warmup", "--warmup", type=FRACTION,
            help="Warm-up as a fraction of the run (time or steps)."),
     _train("grad_clip", "--grad-clip", type=POSITIVE, help="Largest gradient norm."),
     _train("weight_decay", "--weight-decay", type=FiniteFloat(min=0),
-           help="Decoupled weight decay, matrices only."),
+           help="Weight decay on matrices only (decoupled with adam, L2 with sgd)."),
     _train("val_fraction", "--val-fraction", type=FiniteFloat(0, 1, min_open=True, max_open=True),
            help="The end of the corpus held out for validation (validation reads at most its last 1,000,000 tokens)."),
     _train("eval_interval", "--eval-interval", type=COUNT, help="Steps between validations (and checkpoints)."),

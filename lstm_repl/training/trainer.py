@@ -52,12 +52,15 @@ from lstm_repl.data.vocab import Vocab
 __all__ = ["LOG_FILE", "Event", "Trainer", "check_writable", "metric_names", "new_model", "quality"]
 
 
-def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not biases, not the embedding)."""
+def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or plain SGD (no momentum: its weight decay is L2); weight decay on matrices only
+    (not biases, not the embedding)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (decay if param.dim() >= 2 and not name.startswith("embedding") else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr)
     fused = model.device.type == "cuda"
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999), fused=fused or None)
 
