@@ -205,6 +205,7 @@ def test_a_matrix_side_trained_again_keeps_the_others_only_from_this_machine(tmp
                "sides": {"lstm-repl": {"bpc": 9.0}, "reference": {"bpc": 3.5, "steps": 7}}}
     assert matrix.kept_sides({**earlier, "machine": "another CPU"}, ("lstm-repl",), machine()) is None
     assert matrix.kept_sides(earlier, ("lstm-repl", "reference"), machine()) is None
+    assert matrix.kept_sides(earlier, (), machine()) is None  # --again, or a cell not measured: every side trains
     kept = matrix.kept_sides(earlier, ("lstm-repl",), machine())
 
     cell = matrix.Cell("tiny", "char", 0.01, ("lstm-repl", "reference"))

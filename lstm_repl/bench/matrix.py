@@ -112,8 +112,9 @@ def run_cell(cell: Cell, paths: list[str], chars: int | None, report: Callable[[
 def kept_sides(row: dict | None, retrain: tuple[str, ...], machine: str) -> dict | None:
     """The part of an earlier row of a cell that `bench matrix --side` may keep: the sides not
     named in `retrain`, and only when that row was measured on this same machine (sides measured
-    on different CPUs are not an equal-time comparison). None: train the whole cell."""
-    if row is None or row.get("machine") != machine:
+    on different CPUs are not an equal-time comparison). None: train the whole cell (as without
+    --side, or with --again)."""
+    if not retrain or row is None or row.get("machine") != machine:
         return None
     sides = {name: side for name, side in row.get("sides", {}).items() if name not in retrain}
     return {**row, "sides": sides} if sides else None

@@ -391,7 +391,7 @@ def bench_matrix_command(cells, given, results, listing, as_table, again, retrai
             click.echo(f"{cell.name}: no row measured on this machine to keep sides from; training every side", err=True)
         kept = [name for name in cell.sides if earlier and name in earlier["sides"]]
         training = [name for name in cell.sides if name not in kept]
-        keeping = f"; keeping {', '.join(kept)} as measured on {earlier['when']}" if kept else ""
+        keeping = f"; keeping {', '.join(kept)} as measured on {earlier.get('when')}" if kept else ""
         click.echo(f"{cell.name}: {', '.join(training)}, {cell.minutes:g} minutes each{keeping}", err=True)
         row = matrix.run_cell(cell, paths, chars, lambda line: click.echo(terminal_line(line), err=True), earlier)
         append_row(Path(results), row)

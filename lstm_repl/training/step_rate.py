@@ -7,6 +7,7 @@ small model can gain 1.1x where the real 2 x 512 gains 1.8x).
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Callable
 
@@ -18,19 +19,23 @@ from lstm_repl.model import LanguageModel
 from lstm_repl.model.precision import autocast, decide_training_precision
 from lstm_repl.training.distributed import Ranks, from_leader
 
-TIMED_STEPS = 2  # per precision, after one untimed step that builds the kernels
+# per precision, after one untimed step that builds the kernels. The median of five: the best of
+# two read word-level steps (a tenth of a second each) up to 1.8x faster than the run then went
+# (bench matrix rows, plan against made), and a plan of 5 passes where 3 were made picks the
+# wrong regime
+TIMED_STEPS = 5
 
 
 def tokens_per_second(model: LanguageModel, batch: int, seq_len: int, precisions: tuple[str, ...],
                       clock: Callable[[], float] = time.perf_counter,
                       text_ids: np.ndarray | None = None) -> dict[str, float]:
     """Training tokens a second for each precision: forward and backward of `batch` x `seq_len`
-    tokens, interleaved across precisions, the best of TIMED_STEPS each. The tokens are the
+    tokens, interleaved across precisions, the median of TIMED_STEPS each. The tokens are the
     corpus's own where given (text_ids: an adaptive softmax costs more for rare tokens, so
     uniform random ids would understate the speed of a word model), else random. The model's
     gradients are cleared after; its weights and the caller's random stream are left as they were."""
     device = model.device
-    best = {p: float("inf") for p in precisions}
+    timed: dict[str, list[float]] = {p: [] for p in precisions}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
         torch.manual_seed(0)
         tokens = _sample(text_ids, batch, seq_len + 1, model.config.vocab_size).to(device)
@@ -43,10 +48,10 @@ def tokens_per_second(model: LanguageModel, batch: int, seq_len: int, precisions
                 _step(model, tokens, precision)
                 _sync(device)
                 if round_:
-                    best[precision] = min(best[precision], clock() - started)
+                    timed[precision].append(clock() - started)
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return {p: batch * seq_len / max(seconds, 1e-9) for p, seconds in best.items()}
+    return {p: batch * seq_len / max(statistics.median(seconds), 1e-9) for p, seconds in timed.items()}
 
 
 def _sample(text_ids: np.ndarray | None, rows: int, length: int, vocab_size: int) -> torch.Tensor:
