@@ -388,7 +388,8 @@ def bench_matrix_command(cells, given, results, listing, as_table, again, retrai
     for cell, (paths, chars) in located.items():
         earlier = matrix.kept_sides(next((r for r in rows if r["cell"] == cell.name), None), retrain, machine())
         if retrain and earlier is None:
-            click.echo(f"{cell.name}: no row measured on this machine to keep sides from; training every side", err=True)
+            click.echo(f"{cell.name}: no row measured on this machine to keep sides from; training every side",
+                       err=True)
         kept = [name for name in cell.sides if earlier and name in earlier["sides"]]
         training = [name for name in cell.sides if name not in kept]
         keeping = f"; keeping {', '.join(kept)} as measured on {earlier.get('when')}" if kept else ""
