@@ -14,7 +14,9 @@ from lstm_repl.model import LanguageModel
 from lstm_repl.model.precision import Probe, decide_training_precision
 from lstm_repl.training.plan import (
     CHAR_REGIMES,
+    MIN_PASSES,
     PLANNED,
+    SIZES,
     WORD_REGIMES,
     make_plan,
     passes_for,
@@ -25,9 +27,14 @@ from lstm_repl.training.step_rate import tokens_per_second
 ALL = frozenset(PLANNED)
 
 
-def _plan(rate: float, train_tokens: int = 1_000_000, planned=ALL, **bounds):
-    config = TrainConfig(precision="fp32", **({"time_limit_s": 600.0} | bounds))
-    return make_plan(config, {"hidden": 512}, planned, train_tokens, "fp32", lambda batch: rate * batch / 32)
+def _plan(rate: float, train_tokens: int = 1_000_000, planned=ALL, level: str = "char", **bounds):
+    """rate: tokens a second of 2 x 512 at batch 32; a narrower model is faster by the square of the width."""
+    config = TrainConfig(precision="fp32", level=level, **({"time_limit_s": 600.0} | bounds))
+
+    def rate_at(batch: int, args: dict) -> tuple[str, float]:
+        return "fp32", rate * batch / 32 * (512 / args["hidden"]) ** 2
+
+    return make_plan(config, {"layers": 2, "hidden": 512, "embed": 64}, planned, train_tokens, rate_at)
 
 
 def test_passes_are_the_budget_over_the_corpus_by_whichever_bound_comes_first():
@@ -74,6 +81,47 @@ def test_the_plan_is_one_line_naming_passes_speed_and_what_it_set():
     line = plan.line()
     assert "\n" not in line and line.startswith("plan: about 3")
     assert "10m at" in line and "tokens/s measured here" in line and "dropout" in line
+
+
+def test_a_budget_too_short_to_read_the_corpus_a_few_times_trains_a_narrower_model():
+    _, args, plan = _plan(rate=1_000)  # 2 x 512: 0.6 passes; 2 x 256: 2.4; 2 x 128: 9.6
+    assert args["hidden"] == plan.chosen["hidden"] == 128
+    assert plan.passes >= MIN_PASSES
+    assert "2 x 256 would make 2.4 passes" in plan.line()
+    _, args, plan = _plan(rate=5_000)  # 2 x 512 reads it 3 times: wide enough
+    assert args["hidden"] == 512 and plan.wider == ""
+
+
+def test_the_widest_size_is_taken_when_even_it_reads_the_corpus_often():
+    _, args, plan = _plan(rate=50_000)
+    assert args["hidden"] == max(hidden for hidden, _ in SIZES["char"])
+    _, args, _ = _plan(rate=50_000, level="word")
+    assert (args["hidden"], args["embed"]) == SIZES["word"][0]
+
+
+def test_a_width_the_user_gave_is_kept_however_short_the_budget():
+    _, args, plan = _plan(rate=1_000, planned=ALL - {"hidden", "embed"})
+    assert args["hidden"] == 512 and "hidden" not in plan.chosen and plan.passes < 1
+
+
+def test_tied_weights_keep_the_embedding_as_wide_as_the_hidden_state():
+    config = TrainConfig(precision="fp32", time_limit_s=600.0, level="word")
+    rate_at = lambda batch, args: ("fp32", 1_000.0 * (512 / args["hidden"]) ** 2)  # noqa: E731
+    _, args, _ = make_plan(config, {"hidden": 256, "embed": 256, "tie_weights": True}, ALL, 100_000, rate_at)
+    assert args["embed"] == args["hidden"]
+    _, args, _ = make_plan(config, {"hidden": 256, "embed": 200, "tie_weights": True}, ALL - {"embed"}, 100_000,
+                           rate_at)
+    assert args["hidden"] == 256
+
+
+def test_the_precision_is_the_one_timed_on_the_width_taken():
+    config = TrainConfig(precision="auto", time_limit_s=600.0)
+
+    def rate_at(batch: int, args: dict) -> tuple[str, float]:  # bf16 pays only on the wide model
+        return ("bf16", 1_000.0) if args["hidden"] == 512 else ("fp32", 20_000.0)
+
+    _, args, plan = make_plan(config, {"hidden": 512, "embed": 64}, ALL, 1_000_000, rate_at)
+    assert args["hidden"] == 256 and plan.precision == "fp32"
 
 
 def test_steps_bound_passes_without_the_clock():
@@ -127,3 +175,14 @@ def test_train_plans_what_it_is_not_given_says_so_and_records_it(tiny_corpus, tm
     saved = json.loads((tmp_path / "given" / "best" / "config.json").read_text())
     assert saved["model"]["dropout"] == saved["model"]["weight_drop"] == 0 and saved["training"]["batch_size"] == 4
     assert {"dropout", "weight_drop", "batch_size"}.isdisjoint(saved["plan"]["chosen"])
+
+
+def test_train_plans_a_narrower_model_for_a_short_run_and_records_why(tiny_corpus, tmp_path):
+    """Bounded by steps, so the passes (3 x 2 x 16 of 4,988 tokens) do not depend on this machine's speed."""
+    result = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--seq-len", "16", "--batch-size", "2",
+                                      "--max-steps", "3", "--precision", "fp32", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    narrowest, _ = SIZES["char"][-1]
+    assert saved["model"]["hidden"] == saved["plan"]["chosen"]["hidden"] == narrowest
+    assert saved["plan"]["wider"].startswith("2 x ") and "would make 0.0" in saved["plan"]["wider"]

@@ -34,7 +34,7 @@ from lstm_repl.config import (
     level_defaults,
 )
 from lstm_repl.training.cutoffs import ADAPTIVE_FROM
-from lstm_repl.training.plan import PLANNED
+from lstm_repl.training.plan import MIN_PASSES, PLANNED, SIZES
 
 # ModelConfig fields given on the command line (vocab_size and the adaptive cut-offs come from the corpus)
 MODEL_FIELDS = ("cell", "layers", "hidden", "embed", "dropout", "input_dropout", "output_dropout", "embed_dropout",
@@ -112,6 +112,10 @@ def _option(config_class: type, name: str, *flags: str, help: str = "", **kwargs
     return click.option(*flags, default=None, help=f"{help} {shown}".strip(), **kwargs)
 
 
+def _widths(level: str) -> str:
+    return ", ".join(str(hidden) for hidden, _ in SIZES[level])
+
+
 def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
@@ -128,8 +132,10 @@ TRAINING_OPTIONS = [
                       f"bpe: its size [default: {BPE_DEFAULTS['vocab_size']}]."),
     _train("min_count", "--min-count", type=COUNT, help="Word level: drop rarer words."),
     _model("layers", "--layers", type=COUNT),
-    _model("hidden", "--hidden", type=COUNT, help="Units per layer."),
-    _model("embed", "--embed", type=COUNT, help="Embedding size."),
+    _model("hidden", "--hidden", type=COUNT,
+           help=f"Units per layer: planned as the widest of {_widths('char')} (word level: {_widths('word')}) that "
+                f"the budget reads the corpus {MIN_PASSES:g} times with."),
+    _model("embed", "--embed", type=COUNT, help="Embedding size (planned with the width: 64; word level: half of it)."),
     _model("dropout", "--dropout", type=FRACTION, help="Dropout between layers, as nn.LSTM's."),
     _model("input_dropout", "--input-dropout", type=FRACTION,
            help="Locked dropout on the embedded input (AWD-LSTM's dropouti)."),

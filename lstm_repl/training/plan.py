@@ -1,12 +1,14 @@
 """The run's plan: how many passes over the corpus the budget buys on this machine, and the
-regularisation that suits that many.
+model width and regularisation that suit that many.
 
 Settings follow the work, not the machine: the same 10 minutes are 3 passes over Shakespeare on
 one CPU and 10 on a CPU three times as fast, and a model that fits 3 passes well overfits 10. So
 `train` times a few steps of the model it is about to train (step_rate), turns the budget into
 passes (time x tokens a second / training tokens, or steps x tokens a step, or --epochs), and
-looks the passes up in its level's table below. Only settings the user did not give are planned;
-the table's figures were chosen by `bench quality` (README, "Quality").
+looks the passes up in its level's table below. Before that it picks the width: the widest of its
+level's sizes that the budget still reads MIN_PASSES times, timed on each. Only settings the user
+did not give are planned; the figures were chosen by `bench quality` and `bench matrix` (README,
+"Quality").
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Callable
 from lstm_repl.config import ModelConfig, TrainConfig
 
 # What the planner may set (every other setting is the level's default or the user's).
-PLANNED = ("dropout", "input_dropout", "output_dropout", "embed_dropout", "weight_drop", "weight_decay",
-           "batch_size")
+REGULARISERS = ("dropout", "input_dropout", "output_dropout", "embed_dropout", "weight_drop", "weight_decay")
+PLANNED = ("hidden", "embed", *REGULARISERS, "batch_size")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,21 @@ WORD_REGIMES = (
 )
 
 
+# The widths planned among, widest first: (hidden, embed). A wider model learns more from a pass
+# over the corpus but makes fewer passes in the same minutes; the widest that still reads its
+# corpus MIN_PASSES times wins (bench matrix's splits, fp32, 2-core AVX2 EPYC). Python source in
+# 2 minutes: 2 x 512 made 0.73 passes for 2.007 bits per character, 2 x 256 1.9 passes for 1.690,
+# 2 x 128 4.5 passes for 1.537 (2 x 64, 11 passes: 2.046). Shakespeare in 10 minutes: 2 x 512 at
+# 3.4 passes 2.262, 2 x 256 at 9.3 passes 2.408. WikiText-2 words in 10 minutes: 2 x 256 at 15
+# passes 1.70, 2 x 512 at 5 passes 1.68.
+SIZES = {"char": ((512, 64), (256, 64), (128, 64)), "word": ((512, 256), (256, 128))}
+MIN_PASSES = 2.5
+
+
+def sizes(level: str) -> tuple[tuple[int, int], ...]:
+    return SIZES["word"] if level == "word" else SIZES["char"]
+
+
 def regimes(level: str) -> tuple[Regime, ...]:
     return WORD_REGIMES if level == "word" else CHAR_REGIMES
 
@@ -62,19 +79,22 @@ def regime_for(level: str, passes: float) -> Regime:
 @dataclass(frozen=True)
 class Plan:
     passes: float  # over the training tokens, by the budget, at the planned settings
-    tokens_per_s: float  # measured here, at the planned batch, in the run's precision
+    tokens_per_s: float  # measured here, at the planned batch and width, in the run's precision
     precision: str
     train_tokens: int
     regime: str
     chosen: dict  # the settings the plan set (the user's own are not in it)
     bound: str  # what limits the run: "10m", "1,000 steps", "3 passes"
+    wider: str = ""  # why not the next wider size: "2 x 512 would make 0.73 passes"
 
     def line(self) -> str:
         """What train says of it before it starts."""
         shown = {name: value for name, value in self.chosen.items() if value or name == "dropout"}
         chosen = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in shown.items()) or "nothing"
+        why_not_wider = f" ({self.wider})" if self.wider else ""
         return (f"plan: about {self.passes:.2g} passes over {self.train_tokens:,} training tokens ({self.bound} at "
-                f"{self.tokens_per_s:,.0f} tokens/s measured here, {self.precision}): {self.regime}; set {chosen}")
+                f"{self.tokens_per_s:,.0f} tokens/s measured here, {self.precision}): {self.regime}; set {chosen}"
+                f"{why_not_wider}")
 
     def record(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,7 +133,7 @@ def _duration(seconds: float) -> str:
 def settings_for(level: str, passes: float, planned: frozenset[str]) -> tuple[Regime, dict]:
     """The regime these passes fall in, and its settings for the names the planner may set."""
     regime = regime_for(level, passes)
-    base = {name: 0.0 for name in PLANNED if name not in ("batch_size", "dropout")}  # regimes name what they turn on
+    base = {name: 0.0 for name in REGULARISERS if name != "dropout"}  # regimes name what they turn on
     chosen = {name: value for name, value in {**base, **regime.settings}.items() if name in planned}
     return regime, chosen
 
@@ -126,19 +146,55 @@ def apply(config: TrainConfig, model_args: dict, chosen: dict) -> tuple[TrainCon
     return dataclasses.replace(config, **train), {**model_args, **model}
 
 
-def make_plan(config: TrainConfig, model_args: dict, planned: frozenset[str], train_tokens: int, precision: str,
-              rate_at: Callable[[int], float]) -> tuple[TrainConfig, dict, Plan]:
-    """The run's settings with the plan's in place, and the plan. rate_at(batch): training tokens a
-    second measured here at that batch size. The regime is chosen at the given batch size; the
-    passes reported are those of the planned one. A run bounded by steps keeps its batch size: a
-    step of twice the batch would be twice the work the user asked for."""
+# rate_at(batch, model_args) -> (precision, training tokens a second), timed here on that model
+RateAt = Callable[[int, dict], tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Sized:
+    model_args: dict
+    chosen: dict  # the width the plan set, if it set one
+    precision: str
+    tokens_per_s: float  # at the config's batch size
+    wider: str  # why not the next wider size, if a narrower one was taken
+
+
+def size_for(config: TrainConfig, model_args: dict, planned: frozenset[str], train_tokens: int,
+             rate_at: RateAt) -> Sized:
+    """The widest of the level's sizes that the budget reads at least MIN_PASSES times (else the
+    narrowest), each timed at the config's batch; the given width where the user named one. Tied
+    weights take an embedding as wide as the hidden state."""
+    tied = bool(model_args.get("tie_weights"))
+    if "hidden" not in planned or (tied and "embed" not in planned):
+        return Sized(model_args, {}, *rate_at(config.batch_size, model_args), "")
+    wider = ""
+    for hidden, embed in sizes(config.level):
+        chosen = {"hidden": hidden, **({"embed": hidden if tied else embed} if "embed" in planned else {})}
+        args = {**model_args, **chosen}
+        precision, rate = rate_at(config.batch_size, args)
+        passes = passes_for(config, config.batch_size, rate, train_tokens)
+        if passes >= MIN_PASSES or (hidden, embed) == sizes(config.level)[-1]:
+            return Sized(args, chosen, precision, rate, wider)
+        wider = f"{args.get('layers', 2)} x {hidden} would make {passes:.2g} passes"
+    raise AssertionError("unreachable: the narrowest size is always taken")
+
+
+def make_plan(config: TrainConfig, model_args: dict, planned: frozenset[str], train_tokens: int,
+              rate_at: RateAt) -> tuple[TrainConfig, dict, Plan]:
+    """The run's settings with the plan's in place, and the plan. The width is chosen first
+    (size_for), then the regime, at the given batch size; the passes reported are those of the
+    planned batch. A run bounded by steps keeps its batch size: a step of twice the batch would be
+    twice the work the user asked for."""
     if config.max_steps:
         planned = planned - {"batch_size"}
-    rate = rate_at(config.batch_size)
-    regime, chosen = settings_for(config.level, passes_for(config, config.batch_size, rate, train_tokens), planned)
-    planned_config, planned_args = apply(config, model_args, chosen)
+    sized = size_for(config, model_args, planned, train_tokens, rate_at)
+    passes = passes_for(config, config.batch_size, sized.tokens_per_s, train_tokens)
+    regime, chosen = settings_for(config.level, passes, planned)
+    planned_config, planned_args = apply(config, sized.model_args, chosen)
+    precision, rate = sized.precision, sized.tokens_per_s
     if planned_config.batch_size != config.batch_size:
-        rate = rate_at(planned_config.batch_size)
+        precision, rate = rate_at(planned_config.batch_size, planned_args)
     passes = passes_for(planned_config, planned_config.batch_size, rate, train_tokens)
-    plan = Plan(round(passes, 3), round(rate, 1), precision, train_tokens, regime.name, chosen, bound_text(config))
+    plan = Plan(round(passes, 3), round(rate, 1), precision, train_tokens, regime.name, {**sized.chosen, **chosen},
+                bound_text(config), sized.wider)
     return planned_config, planned_args, plan

@@ -56,19 +56,18 @@ def new_run(corpus_paths: list[str], config: TrainConfig, model_args: dict, out_
 
 def _planned(config: TrainConfig, model_args: dict, planned: frozenset[str], train_ids, vocab_size: int,
              ranks: Ranks) -> tuple[TrainConfig, dict, Plan]:
-    """plan.make_plan with its rates timed on a trial model of these settings, reading the
+    """plan.make_plan with its rates timed on trial models of the sizes it weighs, reading the
     training text (then dropped: the run's model is made afresh from the seed, as it would be
-    were the plan's settings given)."""
-    trial = new_model(vocab_size, model_args, config.seed).to(device_for(ranks, resolve_device(config.device)))
-    precision, rates = choose_training_precision(config, trial, ranks, text_ids=train_ids)
+    were the plan's settings given). Precision is decided on each trial model at each batch."""
+    device = device_for(ranks, resolve_device(config.device))
 
-    def rate_at(batch_size: int) -> float:
-        if batch_size == config.batch_size:
-            return rates[precision]
-        return choose_training_precision(replace(config, batch_size=batch_size, precision=precision), trial,
-                                         ranks, text_ids=train_ids)[1][precision]
+    def rate_at(batch_size: int, args: dict) -> tuple[str, float]:
+        trial = new_model(vocab_size, args, config.seed).to(device)
+        precision, rates = choose_training_precision(replace(config, batch_size=batch_size), trial, ranks,
+                                                     text_ids=train_ids)
+        return precision, rates[precision]
 
-    return make_plan(config, model_args, planned, len(train_ids), precision, rate_at)
+    return make_plan(config, model_args, planned, len(train_ids), rate_at)
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
