@@ -104,6 +104,15 @@ def test_a_width_the_user_gave_is_kept_however_short_the_budget():
     assert args["hidden"] == 512 and "hidden" not in plan.chosen and plan.passes < 1
 
 
+def test_a_narrower_model_reads_the_regimes_at_passes_scaled_by_its_width():
+    _, args, plan = _plan(rate=1_000)  # 2 x 128 at 9.6 passes: as 2.4 passes of the 512-wide default
+    assert args["hidden"] == 128 and plan.regime_passes == pytest.approx(plan.passes * 128 / 512, rel=0.01)
+    assert plan.regime == regime_for("char", 9.6 * 128 / 512).name != regime_for("char", 9.6).name
+    assert "read as 2.4 at its width" in plan.line()
+    _, _, wide = _plan(rate=5_000)
+    assert wide.regime_passes is None and "read as" not in wide.line()
+
+
 def test_tied_weights_keep_the_embedding_as_wide_as_the_hidden_state():
     config = TrainConfig(precision="fp32", time_limit_s=600.0, level="word")
     rate_at = lambda batch, args: ("fp32", 1_000.0 * (512 / args["hidden"]) ** 2)  # noqa: E731
@@ -166,7 +175,9 @@ def test_train_plans_what_it_is_not_given_says_so_and_records_it(tiny_corpus, tm
     assert len(plan_lines) == 1 and plan_lines[0].startswith("plan: about 40 passes over 4,988 training tokens")
     saved = json.loads((tmp_path / "many" / "best" / "config.json").read_text())
     plan = saved["plan"]
-    assert plan["passes"] > 10 and saved["model"]["weight_drop"] == plan["chosen"]["weight_drop"] > 0
+    assert plan["passes"] == 40 and plan["regime_passes"] == 40 * 16 / 512  # a 16-wide model reads them by width
+    assert plan["regime"] == regime_for("char", plan["regime_passes"]).name
+    assert saved["model"]["dropout"] == plan["chosen"]["dropout"]
     assert saved["training"]["batch_size"] == plan["chosen"]["batch_size"]
 
     given = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "given"), "--max-steps", "60",
