@@ -111,6 +111,8 @@ def test_a_narrower_model_reads_the_regimes_at_passes_scaled_by_its_width():
     assert "read as 2.4 at its width" in plan.line()
     _, _, wide = _plan(rate=5_000)
     assert wide.regime_passes is None and "read as" not in wide.line()
+    config, _, doubled = _plan(rate=20_000)  # 12 passes at the default width: batch 64, and more passes at it
+    assert config.batch_size == 64 and doubled.regime_passes is None and "read as" not in doubled.line()
 
 
 def test_tied_weights_keep_the_embedding_as_wide_as_the_hidden_state():

@@ -55,13 +55,13 @@ WORD_REGIMES = (
 
 # The widths planned among, widest first: (hidden, embed). A wider model learns more from a pass
 # over the corpus but makes fewer passes in the same minutes; the widest that the plan finds still
-# reads its corpus MIN_PASSES times wins (bench matrix's splits, fp32, 2-core AVX2 EPYC).
-# Python source in 2 minutes: 2 x 512 at 0.7 passes 2.007 bits per character, 2 x 256 at 2.6
-# planned (2.2 made) 1.605, 2 x 128 at 4.5 1.537 (2 x 64 at 11: 2.046). Shakespeare in 2 minutes:
-# 2 x 512 2.624, 2 x 256 at 2.6 planned 2.623, 2 x 128 at 6 2.516. Shakespeare in 10 minutes: 2 x 512
-# at 3.3 planned 2.262, 2 x 256 at 9.3 2.408. WikiText-2 words in 10 minutes: 2 x 256 at 15 passes
-# 1.70, 2 x 512 at 5 1.68. The plan's passes run a little over those made (evaluation takes its
-# share of the minutes), so the bound sits between 2.6 (too few) and 3.3 (enough).
+# reads its corpus MIN_PASSES times wins (bench matrix's rows, fp32, 2-core AVX2 EPYC; passes
+# planned, then made). Python source in 2 minutes: 2 x 512 (0.7, 0.73) 2.007 bits per character,
+# 2 x 256 (2.6, 2.2) 1.605, 2 x 128 (9.2, 6.2) 1.539. Shakespeare in 2 minutes: 2 x 512 2.624,
+# 2 x 256 (2.6, 2.1) 2.623, 2 x 128 (7.4, 6.5) 2.485. Shakespeare in 10 minutes: 2 x 512 (3.3)
+# 2.262, 2 x 256 (9.3, one run with --hidden 256) 2.408. WikiText-2 words in 10 minutes: 2 x 256
+# (14) 1.714, 2 x 512 (7.3, 5.1) 1.680. The plan's passes run over those made (evaluation takes
+# its share of the minutes), so the bound sits between 2.6 planned (too few) and 3.3 (enough).
 SIZES = {"char": ((512, 64), (256, 64), (128, 64)), "word": ((512, 256), (256, 128))}
 MIN_PASSES = 3.0
 
@@ -72,9 +72,9 @@ def sizes(level: str) -> tuple[tuple[int, int], ...]:
 
 # The regimes' bounds were measured on each level's default width. A narrower model has less to
 # over-fit with, so it reads them at its passes scaled by its width (taken as proportional: a
-# guess on the safe side, since the weights grow with its square). 2 x 128 at 4.5 passes over
-# Python source in 2 minutes: 1.537 bits per character with light dropout at batch 32 (read as
-# 1.1 passes), 1.803 with the unscaled 6.7 passes' dropout 0.2 at batch 64.
+# guess on the safe side, since the weights grow with its square). 2 x 128 over Python source in
+# 2 minutes, one run each: 1.537 bits per character with light dropout at batch 32, 1.803 with
+# the regime of its unscaled 6.7 passes (dropout 0.2 at batch 64: half the steps).
 REGIME_WIDTH = {"char": ModelConfig.hidden, "word": WORD_DEFAULTS["hidden"]}
 
 
@@ -192,7 +192,7 @@ def size_for(config: TrainConfig, model_args: dict, planned: frozenset[str], tra
         passes = passes_for(config, config.batch_size, rate, train_tokens)
         if passes >= MIN_PASSES or (hidden, embed) == sizes(config.level)[-1]:
             return Sized(args, chosen, precision, rate, wider)
-        wider = f"{args.get('layers', 2)} x {hidden} would make {passes:.2g} passes"
+        wider = f"{args.get('layers', ModelConfig.layers)} x {hidden} would make {passes:.2g} passes"
     raise AssertionError("unreachable: the narrowest size is always taken")
 
 
@@ -205,9 +205,8 @@ def make_plan(config: TrainConfig, model_args: dict, planned: frozenset[str], tr
     if config.max_steps:
         planned = planned - {"batch_size"}
     sized = size_for(config, model_args, planned, train_tokens, rate_at)
-    passes = passes_for(config, config.batch_size, sized.tokens_per_s, train_tokens)
-    hidden = sized.model_args.get("hidden", ModelConfig.hidden)
-    read_as = regime_passes(config.level, passes, hidden)
+    given_batch_passes = passes_for(config, config.batch_size, sized.tokens_per_s, train_tokens)
+    read_as = regime_passes(config.level, given_batch_passes, sized.model_args.get("hidden", ModelConfig.hidden))
     regime, chosen = settings_for(config.level, read_as, planned)
     planned_config, planned_args = apply(config, sized.model_args, chosen)
     precision, rate = sized.precision, sized.tokens_per_s
@@ -215,5 +214,5 @@ def make_plan(config: TrainConfig, model_args: dict, planned: frozenset[str], tr
         precision, rate = rate_at(planned_config.batch_size, planned_args)
     passes = passes_for(planned_config, planned_config.batch_size, rate, train_tokens)
     plan = Plan(round(passes, 3), round(rate, 1), precision, train_tokens, regime.name, {**sized.chosen, **chosen},
-                bound_text(config), sized.wider, None if read_as == passes else round(read_as, 3))
+                bound_text(config), sized.wider, None if read_as == given_batch_passes else round(read_as, 3))
     return planned_config, planned_args, plan
