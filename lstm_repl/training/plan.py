@@ -66,8 +66,13 @@ SIZES = {"char": ((512, 64), (256, 64), (128, 64)), "word": ((512, 256), (256, 1
 MIN_PASSES = 3.0
 
 
+def _kind(level: str) -> str:
+    """The tables' key for a level: word level has its own, char and BPE share char level's."""
+    return "word" if level == "word" else "char"
+
+
 def sizes(level: str) -> tuple[tuple[int, int], ...]:
-    return SIZES["word"] if level == "word" else SIZES["char"]
+    return SIZES[_kind(level)]
 
 
 # The regimes' bounds were measured on each level's default width. A narrower model has less to
@@ -80,11 +85,11 @@ REGIME_WIDTH = {"char": ModelConfig.hidden, "word": WORD_DEFAULTS["hidden"]}
 
 def regime_passes(level: str, passes: float, hidden: int) -> float:
     """The passes a model of this width reads the regimes at."""
-    return passes * hidden / REGIME_WIDTH["word" if level == "word" else "char"]
+    return passes * hidden / REGIME_WIDTH[_kind(level)]
 
 
 def regimes(level: str) -> tuple[Regime, ...]:
-    return WORD_REGIMES if level == "word" else CHAR_REGIMES
+    return {"word": WORD_REGIMES, "char": CHAR_REGIMES}[_kind(level)]
 
 
 def regime_for(level: str, passes: float) -> Regime:
