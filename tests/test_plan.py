@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from lstm_repl.training.plan import (
     PLANNED,
     SIZES,
     WORD_REGIMES,
+    Plan,
     make_plan,
     passes_for,
     regime_for,
@@ -199,3 +201,23 @@ def test_train_plans_a_narrower_model_for_a_short_run_and_records_why(tiny_corpu
     narrowest, _ = SIZES["char"][-1]
     assert saved["model"]["hidden"] == saved["plan"]["chosen"]["hidden"] == narrowest
     assert saved["plan"]["wider"].startswith("2 x ") and "would make 0.0" in saved["plan"]["wider"]
+
+
+def test_the_plan_line_says_how_much_faster_the_precision_auto_took_ran():
+    plan = Plan(3.0, 21_426.0, "bf16", 1_000_000, "a few passes", {}, "10m",
+                precision_rates={"fp32": 12_700.0, "bf16": 21_426.0})
+    assert "21,426 tokens/s measured here, bf16, 1.69x fp32's speed)" in plan.line()
+    slower = replace(plan, precision="fp32", tokens_per_s=12_700.0,
+                     precision_rates={"fp32": 12_700.0, "bf16": 13_000.0})
+    assert "12,700 tokens/s measured here, fp32: bf16 ran 1.02x as fast)" in slower.line()
+    assert "measured here, fp32)" in replace(slower, precision_rates={}).line()
+
+
+def test_auto_records_the_rate_of_the_model_it_trains_in_each_precision_that_runs(tiny_corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(tiny_corpus), "--hidden", "16", "--embed", "8", "--seq-len", "16",
+                                      "--max-steps", "3", "--precision", "auto", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    plan = saved["plan"]
+    assert "fp32" in plan["precision_rates"] and saved["precision"] == plan["precision"]
+    assert plan["precision_rates"][plan["precision"]] == plan["tokens_per_s"]

@@ -149,6 +149,21 @@ def test_the_matrix_table_shows_every_cell_losses_included(tmp_path):
     assert "| python | char | 10 min | 3.2 | 2.000 | 2.010 | – | +0.010 |" in table
 
 
+def test_a_cell_measured_on_another_cpu_is_a_table_of_its_own(tmp_path):
+    from lstm_repl.bench import matrix
+    from lstm_repl.bench.results import append_row
+
+    results = tmp_path / "r.jsonl"
+    for machine, ours in (("CPU A", 2.0), ("CPU B", 1.9), ("CPU A", 1.8)):
+        append_row(results, {"cell": "shakespeare/char/10m", "corpus": "shakespeare", "level": "char",
+                             "minutes": 10.0, "machine": machine,
+                             "sides": {"lstm-repl": {"bpc": ours}, "reference": {"bpc": 2.2}}})
+    text = matrix.table(matrix.read_results(results))
+    first, second = text.split("On CPU B:")
+    assert first.startswith("On CPU A:") and "| 1.800 |" in first and "| 2.000 |" not in first
+    assert "| 1.900 |" in second and "**+0.300**" in second
+
+
 def test_matrix_cells_are_chosen_by_pattern_and_the_hour_only_when_named():
     from lstm_repl.bench import matrix
 
@@ -171,14 +186,16 @@ def test_a_matrix_cell_without_its_corpus_says_how_to_get_it(tmp_path, monkeypat
 
 def test_a_stopped_matrix_takes_up_the_cells_it_has_not_measured(tmp_path, monkeypatch):
     from lstm_repl.bench import matrix
-    from lstm_repl.bench.results import append_row
+    from lstm_repl.bench.results import append_row, machine
 
     results = tmp_path / "r.jsonl"
     append_row(results, {"cell": "shakespeare/char/2m", "corpus": "shakespeare", "level": "char", "minutes": 2.0,
-                         "sides": {"lstm-repl": {"bpc": 2.0}}})
+                         "sides": {"lstm-repl": {"bpc": 2.0}}, "machine": machine()})
     results.open("a").write('{"cell": "python/char/2m", "si')  # the line a killed run was writing
     cells = matrix.select(matrix.default_cells(), ["shakespeare/char/2m", "python/char/2m"])
-    assert [c.name for c in matrix.pending(cells, matrix.read_results(results))] == ["python/char/2m"]
+    rows = matrix.read_results(results)
+    assert [c.name for c in matrix.pending(cells, rows, machine())] == ["python/char/2m"]
+    assert [c.name for c in matrix.pending(cells, rows, "another CPU")] == ["shakespeare/char/2m", "python/char/2m"]
 
     monkeypatch.setenv("LSTM_REPL_CORPORA", str(tmp_path))  # no corpus: a cell that trained would stop
     args = ["bench", "matrix", "shakespeare/char/2m", "--results", str(results)]

@@ -127,18 +127,39 @@ def _side_row(side) -> dict:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The rows of a results file, the newest of each cell kept (a cell run again replaces its row)."""
-    return newest([row for row in read_rows(path) if isinstance(row.get("sides"), dict)], key=lambda row: row["cell"])
+    """The rows of a results file, the newest of each cell on each machine kept (a cell run again
+    on the same machine replaces its row; one run on another CPU is a row of its own)."""
+    rows = [row for row in read_rows(path) if isinstance(row.get("sides"), dict)]
+    return newest(rows, key=lambda row: (row["cell"], row.get("machine")))
 
 
-def pending(cells: list[Cell], rows: list[dict]) -> list[Cell]:
-    """The cells that have no row yet."""
-    done = {row["cell"] for row in rows}
-    return [cell for cell in cells if cell.name not in done]
+def row_of(cell: Cell, rows: list[dict], machine: str) -> dict | None:
+    """This cell's row measured on this machine, if any."""
+    return next((row for row in rows if row["cell"] == cell.name and row.get("machine") == machine), None)
+
+
+def pending(cells: list[Cell], rows: list[dict], machine: str) -> list[Cell]:
+    """The cells that have no row from this machine yet."""
+    return [cell for cell in cells if row_of(cell, rows, machine) is None]
 
 
 def table(rows: list[dict]) -> str:
-    """The README's table: every cell, losses included, in bits per character on held-out text."""
+    """The README's table: every cell, losses included, in bits per character on held-out text;
+    a table for each machine the rows were measured on, headed by it where there are several."""
+    machines = list(dict.fromkeys(row.get("machine") for row in rows))
+    if len(machines) < 2:
+        return _machine_table(rows)
+    return "\n\n".join(f"On {_machine_name(machine)}:\n\n"
+                        + _machine_table([row for row in rows if row.get("machine") == machine])
+                        for machine in machines)
+
+
+def _machine_name(machine: str | None) -> str:
+    """A row's machine as a heading says it: 'a CPU (AMD EPYC, AVX2), 2 threads, ...'."""
+    return machine.replace("this CPU", "a CPU", 1) if machine else "a machine not recorded"
+
+
+def _machine_table(rows: list[dict]) -> str:
     lines = ["| corpus | level | budget | passes | lstm-repl | plain reference | small GPT | lstm-repl's margin |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in sorted(rows, key=_order):

@@ -365,7 +365,8 @@ def bench_matrix_command(cells, given, results, listing, as_table, again, retrai
     at 2 and 10 minutes, char and word level: CELLS are names or patterns such as
     'shakespeare/char/*' (default: every cell under an hour; wikitext-2/word/60m only when named).
     Each cell trains its sides one after the other for equal time and appends a row to --results.
-    A cell already in --results is skipped, so a stopped run takes up where it was."""
+    A cell already in --results from this machine is skipped, so a stopped run takes up where it
+    was; one measured on another CPU is measured again here, in a table of this machine's own."""
     from lstm_repl.bench import matrix
     from lstm_repl.bench.results import append_row, machine
 
@@ -379,14 +380,15 @@ def bench_matrix_command(cells, given, results, listing, as_table, again, retrai
         click.echo(matrix.table(matrix.read_results(path)))
         return
     rows = matrix.read_results(path) if path.exists() else []
-    todo = chosen if again or retrain else matrix.pending(chosen, rows)
+    here = machine()
+    todo = chosen if again or retrain else matrix.pending(chosen, rows, here)
     for cell in chosen:
         if cell not in todo:
             click.echo(f"{cell.name}: measured already (--again to train it again)", err=True)
     paths_given = dict(_name_and_path(item) for item in given)
     located = {cell: matrix.corpus_paths(cell.corpus, cell.name, paths_given, _catalogue_file) for cell in todo}
     for cell, (paths, chars) in located.items():
-        earlier = matrix.kept_sides(next((r for r in rows if r["cell"] == cell.name), None), retrain, machine())
+        earlier = matrix.kept_sides(matrix.row_of(cell, rows, here), retrain, here)
         if retrain and earlier is None:
             click.echo(f"{cell.name}: no row measured on this machine to keep sides from; training every side",
                        err=True)

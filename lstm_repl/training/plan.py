@@ -107,6 +107,7 @@ class Plan:
     bound: str  # what limits the run: "10m", "1,000 steps", "3 passes"
     wider: str = ""  # why not the next wider size: "2 x 512 would make 0.73 passes"
     regime_passes: float | None = None  # the passes the regime was read at, where the width scaled them
+    precision_rates: dict = dataclasses.field(default_factory=dict)  # auto: tokens/s of the run's model in each
 
     def line(self) -> str:
         """What train says of it before it starts."""
@@ -115,8 +116,18 @@ class Plan:
         why_not_wider = f" ({self.wider})" if self.wider else ""
         read_as = f"read as {self.regime_passes:.2g} at its width, " if self.regime_passes is not None else ""
         return (f"plan: about {self.passes:.2g} passes over {self.train_tokens:,} training tokens ({self.bound} at "
-                f"{self.tokens_per_s:,.0f} tokens/s measured here, {self.precision}): {read_as}{self.regime}; "
+                f"{self.tokens_per_s:,.0f} tokens/s measured here, {self.precision_text()}): {read_as}{self.regime}; "
                 f"set {chosen}{why_not_wider}")
+
+    def precision_text(self) -> str:
+        """'bf16, 1.68x fp32's speed', or 'fp32: bf16 ran 1.05x as fast': where auto timed several."""
+        rates = self.precision_rates
+        others = {p: r / rates["fp32"] for p, r in rates.items() if p != "fp32"} if rates.get("fp32") else {}
+        if not others:
+            return self.precision
+        if self.precision != "fp32":
+            return f"{self.precision}, {others[self.precision]:.2f}x fp32's speed"
+        return "fp32: " + ", ".join(f"{p} ran {x:.2f}x as fast" for p, x in others.items())
 
     def record(self) -> dict:
         return dataclasses.asdict(self)

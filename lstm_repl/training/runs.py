@@ -60,14 +60,18 @@ def _planned(config: TrainConfig, model_args: dict, planned: frozenset[str], tra
     training text (then dropped: the run's model is made afresh from the seed, as it would be
     were the plan's settings given). Precision is decided on each trial model at each batch."""
     device = device_for(ranks, resolve_device(config.device))
+    timed: dict[tuple, dict[str, float]] = {}  # (batch, hidden, embed) -> tokens/s in each precision
 
     def rate_at(batch_size: int, args: dict) -> tuple[str, float]:
         trial = new_model(vocab_size, args, config.seed).to(device)
         precision, rates = choose_training_precision(replace(config, batch_size=batch_size), trial, ranks,
                                                      text_ids=train_ids)
+        timed[batch_size, args.get("hidden"), args.get("embed")] = rates
         return precision, rates[precision]
 
-    return make_plan(config, model_args, planned, len(train_ids), rate_at)
+    config, model_args, plan = make_plan(config, model_args, planned, len(train_ids), rate_at)
+    rates = timed.get((config.batch_size, model_args.get("hidden"), model_args.get("embed")), {})
+    return config, model_args, replace(plan, precision_rates={p: round(r, 1) for p, r in rates.items()})
 
 
 def resumed_run(resume_dir: str, corpus_paths: list[str], overrides: dict, restated: dict | None = None,
