@@ -96,7 +96,8 @@ def test_every_number_is_the_kinds_equations_on_the_weights(kind_run, layer, uni
         assert gate.value == pytest.approx(expected["values"][gate.symbol], abs=1e-6), gate.symbol
     for name in ("c", "h"):
         if name in explanation.state:
-            assert explanation.state[name] == pytest.approx(expected["values"][name], abs=1e-6)
+            # rel too: c grows past 10, where float32's spacing is 1e-6 (and kernels differ by CPU)
+            assert explanation.state[name] == pytest.approx(expected["values"][name], rel=1e-6, abs=1e-6)
     if kind == "coupled":
         assert explanation.derived["i"] == pytest.approx(1 - expected["values"]["f"], abs=1e-6)
     # the gate path reports the same values (float32)

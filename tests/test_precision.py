@@ -107,10 +107,19 @@ def test_explicit_bf16_trains_where_it_runs_or_says_why_in_one_line(tiny_corpus,
         assert not (tmp_path / "run" / "last").exists()
 
 
-def test_auto_trains_in_what_the_probes_chose(tiny_corpus, tmp_path):
-    chosen = resolve_training_precision("auto", torch.device("cpu"))
+def test_auto_trains_in_what_was_timed_on_its_own_model(tiny_corpus, tmp_path):
+    """Not the probe's stand-in (hidden 256), which on an AVX-512 CPU with bf16 measures bf16 faster
+    where this 24-wide model runs slower in it: the run trains in the precision its plan took."""
     out = train_tiny(tiny_corpus, tmp_path / "run", "--precision", "auto", steps=6)
-    assert checkpoint.load(out).info["precision"] == chosen
+    info = checkpoint.load(out).info
+    rates = info["plan"]["precision_rates"]
+    assert info["precision"] == info["plan"]["precision"]
+    assert rates.keys() >= {"fp32", info["precision"]}
+    bar = precision.MIN_SPEEDUP * rates["fp32"]
+    if info["precision"] == "fp32":
+        assert all(rate < bar for name, rate in rates.items() if name != "fp32")
+    else:
+        assert rates[info["precision"]] >= bar
 
 
 def test_bench_train_measures_what_runs_and_says_what_it_skipped():
